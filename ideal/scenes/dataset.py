@@ -1,0 +1,138 @@
+"""Load a benchmark (scans + descriptions) into scenes, descriptions and memories; dataset statistics."""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Optional
+
+import numpy as np
+from tqdm import tqdm
+
+from . import labelmap, referit3d, scannet
+from . import scanrefer as scanrefer_format
+from .memory import build_memory
+from .types import Description, FormatError, Scene, SceneMemory
+
+
+@dataclass
+class SceneDataset:
+    scenes: dict[str, Scene]  # the gallery, in sorted scene-id order
+    descriptions: list[Description]  # every description refers to a scene and an object in `scenes`
+    memories: dict[str, SceneMemory]
+
+    def descriptions_of(self, scene_id: str) -> list[Description]:
+        return [d for d in self.descriptions if d.scene_id == scene_id]
+
+
+def load(scannet_dir: str | Path, scanrefer: Optional[str | Path] = None, nr3d: Optional[str | Path] = None,
+         sr3d: Optional[str | Path] = None, label_map: Optional[str | Path | dict] = None,
+         label_column: str = "category", scene_ids: Optional[Iterable[str]] = None,
+         points_per_object: int = 1024, progress: bool = False) -> SceneDataset:
+    """Read ScanNet scans and their ScanRefer / Nr3D / Sr3D descriptions.
+
+    `label_map` (a scannetv2-labels.combined.tsv or a dict) maps raw annotation labels to the names in
+    `label_column` (category: ScanNet200-style; nyu40class: NYU40). The scenes loaded are `scene_ids` if given, else those the description files refer to, else every scan
+    under `scannet_dir`. Descriptions of scenes outside `scene_ids` are dropped; a description naming a scan
+    that is not on disk, or an object the scan does not have, is an error naming the file and the row.
+    """
+    scannet_dir = Path(scannet_dir)
+    if isinstance(label_map, (str, Path)):
+        label_map = labelmap.read_label_map(label_map, to_column=label_column)
+    sources = [(p, reader) for p, reader in ((scanrefer, scanrefer_format.read_scanrefer), (nr3d, referit3d.read_nr3d),
+                                             (sr3d, referit3d.read_sr3d)) if p is not None]
+    descriptions: list[tuple[Path, int, Description]] = []
+    for path, reader in sources:
+        descriptions += [(Path(path), row, d) for row, d in enumerate(reader(path))]
+
+    wanted = set(scene_ids) if scene_ids is not None else None
+    if wanted is None:
+        wanted = {d.scene_id for _, _, d in descriptions} if sources else set(scannet.list_scans(scannet_dir))
+    on_disk = set(scannet.list_scans(scannet_dir))
+    for path, row, d in descriptions:
+        if d.scene_id in wanted and d.scene_id not in on_disk:
+            raise FormatError(path, f"entry {row}", f"scene {d.scene_id} is not in {scannet_dir}")
+    missing = sorted(wanted - on_disk)
+    if missing:
+        raise FormatError(scannet_dir, "", f"scan(s) not found: {missing[:5]}{' ...' if len(missing) > 5 else ''}")
+
+    scenes = {s.scene_id: s for s in tqdm(
+        scannet.read_scans(scannet_dir, scene_ids=sorted(wanted), label_map=label_map,
+                           points_per_object=points_per_object),
+        total=len(wanted), desc="reading scans", unit="scan", disable=not progress)}
+    kept = []
+    for path, row, d in descriptions:
+        if d.scene_id not in scenes:
+            continue
+        if d.object_id not in {o.object_id for o in scenes[d.scene_id].objects}:
+            raise FormatError(path, f"entry {row}", f"object_id {d.object_id} is not an object of {d.scene_id}")
+        kept.append(d)
+    by_scene: dict[str, list[Description]] = {}
+    for d in kept:
+        by_scene.setdefault(d.scene_id, []).append(d)
+    memories = {sid: build_memory(s, by_scene.get(sid, [])) for sid, s in scenes.items()}
+    return SceneDataset(scenes, kept, memories)
+
+
+def split_scene_ids(root: str | Path, split: str) -> list[str]:
+    path = Path(root) / f"scannetv2_{split}.txt"
+    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+
+
+def load_synthetic(root: str | Path, split: str = "val", points_per_object: int = 1024,
+                   progress: bool = False) -> SceneDataset:
+    """Load a benchmark written by `ideal.scenes.synthetic` (split: train | val | all)."""
+    root = Path(root)
+    if split == "all":
+        ids = split_scene_ids(root, "train") + split_scene_ids(root, "val")
+        refs = None
+    elif split in ("train", "val"):
+        ids, refs = split_scene_ids(root, split), root / f"ScanRefer_filtered_{split}.json"
+    else:
+        raise ValueError(f"split must be train, val or all, got {split!r}")
+    ds = load(root / "scans", scanrefer=refs, nr3d=root / "nr3d.csv", sr3d=root / "sr3d.csv",
+              label_map=root / "scannetv2-labels.combined.tsv", scene_ids=ids,
+              points_per_object=points_per_object, progress=progress)
+    if split == "all":
+        both = scanrefer_format.read_scanrefer(root / "ScanRefer_filtered_train.json")
+        both += scanrefer_format.read_scanrefer(root / "ScanRefer_filtered_val.json")
+        ds.descriptions = both + ds.descriptions
+        ds.memories = {sid: build_memory(s, ds.descriptions_of(sid)) for sid, s in ds.scenes.items()}
+    return ds
+
+
+def dataset_stats(ds: SceneDataset, ambiguous_min_scenes: int = 5) -> dict:
+    """The numbers a reader of a retrieval paper asks for first."""
+    n_obj = [len(s.furniture()) for s in ds.scenes.values()]
+    scenes_with = Counter()
+    for s in ds.scenes.values():
+        scenes_with.update({o.label for o in s.furniture()})
+    label_of = {(sid, o.object_id): o.label for sid, s in ds.scenes.items() for o in s.objects}
+    target_labels = [label_of[(d.scene_id, d.object_id)] for d in ds.descriptions]
+    words = [len(d.text.split()) for d in ds.descriptions]
+    by_source = Counter(d.source for d in ds.descriptions)
+    return {
+        "scenes": len(ds.scenes),
+        "scene_types": len({s.scene_type for s in ds.scenes.values()}),
+        "objects_per_scene": {"mean": float(np.mean(n_obj)), "min": int(np.min(n_obj)), "max": int(np.max(n_obj))},
+        "classes": len(scenes_with),
+        "descriptions": len(ds.descriptions),
+        "descriptions_by_source": dict(sorted(by_source.items())),
+        "words_per_description": {
+            src: float(np.mean([w for w, d in zip(words, ds.descriptions) if d.source == src])) for src in by_source
+        },
+        f"share_target_class_in_{ambiguous_min_scenes}+_scenes": float(np.mean(
+            [scenes_with[label] >= ambiguous_min_scenes for label in target_labels])) if target_labels else 0.0,
+    }
+
+
+def format_stats(stats: dict) -> str:
+    width = max(len(k) for k in stats)
+    lines = []
+    for k, v in stats.items():
+        if isinstance(v, dict):
+            v = ", ".join(f"{a}={b:.1f}" if isinstance(b, float) else f"{a}={b}" for a, b in v.items())
+        elif isinstance(v, float):
+            v = f"{v:.3f}"
+        lines.append(f"{k:<{width}}  {v}")
+    return "\n".join(lines)

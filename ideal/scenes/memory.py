@@ -1,0 +1,104 @@
+"""Scene memory: what the (simulated) user knows about the scene they are looking for.
+
+- coarse: 2-3 short room-level sentences (room type, main furniture, windows and doors);
+- fine: every description of the scene, then facts read off the geometry (counts, colours, placement).
+
+Built from a Scene and its descriptions only, so real and synthetic data get the same memory.
+"""
+from __future__ import annotations
+
+from collections import Counter
+
+from . import relations as rel
+from .colors import color_name
+from .rooms import ROOM_WORDS
+from .types import Description, Scene, SceneMemory
+
+_NUMBERS = ["no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve"]
+_OPENINGS = ("window", "door")
+
+
+def room_word(scene_type: str) -> str:
+    """'Bedroom / Hotel' -> 'bedroom'; unknown types are lower-cased up to the first '/'."""
+    return ROOM_WORDS.get(scene_type) or (scene_type.split("/")[0].strip().lower() or "room")
+
+
+def article(noun: str) -> str:
+    return f"{'an' if noun[:1] in tuple('aeiou') else 'a'} {noun}"
+
+
+def plural(noun: str) -> str:
+    if noun.endswith(("s", "x", "ch", "sh")):
+        return noun + "es" if not noun.endswith("s") else noun
+    if noun.endswith("y") and noun[-2:-1] not in tuple("aeiou"):
+        return noun[:-1] + "ies"
+    return noun + "s"
+
+
+def count_phrase(n: int, noun: str) -> str:
+    if n == 1:
+        return article(noun)
+    return f"{_NUMBERS[n] if n < len(_NUMBERS) else n} {plural(noun)}"
+
+
+def _join(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def coarse_memory(scene: Scene, max_items: int = 4) -> list[str]:
+    counts = Counter(o.label for o in scene.furniture() if o.label not in _OPENINGS)
+    out = [f"This is {article(room_word(scene.scene_type))}."]
+    if counts:
+        top = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:max_items]
+        out.append(f"It has {_join([count_phrase(n, label) for label, n in top])}.")
+    openings = Counter(o.label for o in scene.furniture() if o.label in _OPENINGS)
+    if openings:
+        items = sorted(openings.items())
+        out.append(f"There {'is' if items[0][1] == 1 else 'are'} {_join([count_phrase(n, l) for l, n in items])}.")
+    return out
+
+
+def object_facts(scene: Scene) -> list[str]:
+    """One sentence per object: its colour and where it is (on what, against a wall, near a window)."""
+    objs = scene.furniture()
+    bounds = rel.room_bounds(scene)
+    windows = [o for o in objs if o.label == "window"]
+    doors = [o for o in objs if o.label == "door"]
+    facts = []
+    for o in objs:
+        if o.label in _OPENINGS:
+            continue
+        where = []
+        support = next((s for s in objs if s is not o and rel.is_on(o, s)), None)
+        if support is not None:
+            where.append(f"on the {support.label}")
+        elif o.bbox_min[2] < 0.05 and rel.is_in_corner(o, bounds):
+            where.append("in a corner")
+        elif o.bbox_min[2] < 0.05 and rel.is_against_wall(o, bounds):
+            where.append("against a wall")
+        elif o.bbox_min[2] > 0.5 and rel.is_against_wall(o, bounds):
+            where.append("on a wall")
+        if any(rel.is_near(o, w) for w in windows):
+            where.append("near a window")
+        if any(rel.is_near(o, d) for d in doors):
+            where.append("near the door")
+        place = (" " + " and ".join(where)) if where else ""
+        facts.append(f"There is {article(color_name(o.color_rgb))} {o.label}{place}.")
+    return facts
+
+
+def fine_memory(scene: Scene, descriptions: list[Description]) -> list[str]:
+    seen, out = set(), []
+    for d in descriptions:
+        if d.scene_id == scene.scene_id and d.text not in seen:
+            seen.add(d.text)
+            out.append(d.text)
+    counts = Counter(o.label for o in scene.furniture())
+    out.append(f"This is {article(room_word(scene.scene_type))}.")
+    out += [f"There {'is' if n == 1 else 'are'} {count_phrase(n, label)} in the room." for label, n in sorted(counts.items())]
+    return out + object_facts(scene)
+
+
+def build_memory(scene: Scene, descriptions: list[Description]) -> SceneMemory:
+    """Coarse and fine memory of `scene` (descriptions of other scenes are ignored)."""
+    return SceneMemory(scene.scene_id, coarse_memory(scene), fine_memory(scene, descriptions))

@@ -1,0 +1,89 @@
+"""Scenes as parquet, one row per object. The schema below is the contract; readers check it."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .types import FormatError, Scene, SceneObject
+
+_VEC3 = pa.list_(pa.float32(), 3)
+SCENE_SCHEMA = pa.schema([
+    pa.field("scene_id", pa.string(), nullable=False),
+    pa.field("scene_type", pa.string(), nullable=False),
+    pa.field("object_id", pa.int32(), nullable=False),
+    pa.field("label", pa.string(), nullable=False),
+    pa.field("center", _VEC3, nullable=False),  # metres, axis-aligned frame
+    pa.field("size", _VEC3, nullable=False),  # box extent along x, y, z
+    pa.field("color_rgb", _VEC3, nullable=False),  # mean colour in [0, 1]
+    pa.field("points", pa.list_(pa.list_(pa.float32(), 6)), nullable=True),  # xyzrgb sample, or null
+])
+
+
+def scenes_to_table(scenes: list[Scene], with_points: bool = True) -> pa.Table:
+    cols = {name: [] for name in SCENE_SCHEMA.names if name != "points"}
+    point_arrays: list = []
+    for s in scenes:
+        if not s.objects:
+            raise ValueError(f"{s.scene_id}: a scene without objects has no rows in the one-row-per-object layout")
+        for o in s.objects:
+            for k, v in (("scene_id", s.scene_id), ("scene_type", s.scene_type), ("object_id", o.object_id),
+                         ("label", o.label), ("center", o.center), ("size", o.size), ("color_rgb", o.color_rgb)):
+                cols[k].append(v)
+            pts = o.points if with_points else None
+            point_arrays.append(None if pts is None else np.asarray(pts, np.float32).reshape(-1, 6))
+    arrays = [pa.array(cols[f.name], f.type) for f in SCENE_SCHEMA if f.name != "points"]
+    return pa.Table.from_arrays(arrays + [_points_array(point_arrays)], schema=SCENE_SCHEMA)
+
+
+def _points_array(point_arrays: list) -> pa.Array:
+    # Built from one flat buffer: pa.array() over per-object numpy arrays is slow and rejects 2-D input.
+    lengths = [0 if p is None else len(p) for p in point_arrays]
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
+    flat = np.concatenate([p.ravel() for p in point_arrays if p is not None] or [np.zeros(0, np.float32)])
+    rows = pa.FixedSizeListArray.from_arrays(pa.array(flat, pa.float32()), 6)
+    mask = pa.array([p is None for p in point_arrays])
+    return pa.ListArray.from_arrays(pa.array(offsets), rows, mask=mask)
+
+
+def write_scenes(scenes: list[Scene], path: str | Path, with_points: bool = True) -> None:
+    pq.write_table(scenes_to_table(scenes, with_points), path)
+
+
+def table_to_scenes(table: pa.Table, path: str | Path = "<table>") -> list[Scene]:
+    missing = [n for n in SCENE_SCHEMA.names if n not in table.column_names]
+    if missing:
+        raise FormatError(path, "schema", f"missing column(s) {missing}; found {table.column_names}")
+    table = table.select(SCENE_SCHEMA.names)
+    try:
+        # Cast with nulls allowed, so a null is reported below with its row.
+        table = table.cast(pa.schema([f.with_nullable(True) for f in SCENE_SCHEMA]))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError) as e:
+        raise FormatError(path, "schema", f"columns do not match the scene schema: {e}") from None
+    cols = {n: table.column(n).to_pylist() for n in SCENE_SCHEMA.names if n != "points"}
+    points = table.column("points")
+    scenes: dict[str, Scene] = {}
+    for row in range(table.num_rows):
+        for n in SCENE_SCHEMA.names[:-1]:
+            if cols[n][row] is None:
+                raise FormatError(path, f"row {row}", f"'{n}' is null")
+        sid = cols["scene_id"][row]
+        scene = scenes.setdefault(sid, Scene(sid, cols["scene_type"][row], []))
+        if scene.scene_type != cols["scene_type"][row]:
+            raise FormatError(path, f"row {row}", f"scene {sid} has two scene types")
+        pts = points[row]
+        pts = None if not pts.is_valid else np.asarray(pts.as_py(), dtype=np.float32).reshape(-1, 6)
+        scene.objects.append(SceneObject(cols["object_id"][row], cols["label"][row], tuple(cols["center"][row]),
+                                         tuple(cols["size"][row]), tuple(cols["color_rgb"][row]), pts))
+    return list(scenes.values())
+
+
+def read_scenes(path: str | Path) -> list[Scene]:
+    """Scenes in order of first appearance; errors name the file and the row."""
+    try:
+        table = pq.read_table(path)
+    except (OSError, pa.ArrowInvalid) as e:
+        raise FormatError(path, "", f"not a readable parquet file: {e}") from None
+    return table_to_scenes(table, path)
