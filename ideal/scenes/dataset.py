@@ -41,17 +41,19 @@ def load(scannet_dir: str | Path, scanrefer: Optional[str | Path] = None, nr3d: 
         label_map = labelmap.read_label_map(label_map, to_column=label_column)
     sources = [(p, reader) for p, reader in ((scanrefer, scanrefer_format.read_scanrefer), (nr3d, referit3d.read_nr3d),
                                              (sr3d, referit3d.read_sr3d)) if p is not None]
-    descriptions: list[tuple[Path, int, Description]] = []
+    descriptions: list[tuple[Path, str, Description]] = []
     for path, reader in sources:
-        descriptions += [(Path(path), row, d) for row, d in enumerate(reader(path))]
+        # Where a description sits in its file, in the readers' own words: JSON entries 0-based, CSV rows 1-based.
+        csv = str(path).endswith(".csv")
+        descriptions += [(Path(path), f"row {i + 1}" if csv else f"entry {i}", d) for i, d in enumerate(reader(path))]
 
     wanted = set(scene_ids) if scene_ids is not None else None
     if wanted is None:
         wanted = {d.scene_id for _, _, d in descriptions} if sources else set(scannet.list_scans(scannet_dir))
     on_disk = set(scannet.list_scans(scannet_dir))
-    for path, row, d in descriptions:
+    for path, where, d in descriptions:
         if d.scene_id in wanted and d.scene_id not in on_disk:
-            raise FormatError(path, f"entry {row}", f"scene {d.scene_id} is not in {scannet_dir}")
+            raise FormatError(path, where, f"scene {d.scene_id} is not in {scannet_dir}")
     missing = sorted(wanted - on_disk)
     if missing:
         raise FormatError(scannet_dir, "", f"scan(s) not found: {missing[:5]}{' ...' if len(missing) > 5 else ''}")
@@ -61,11 +63,11 @@ def load(scannet_dir: str | Path, scanrefer: Optional[str | Path] = None, nr3d: 
                            points_per_object=points_per_object),
         total=len(wanted), desc="reading scans", unit="scan", disable=not progress)}
     kept = []
-    for path, row, d in descriptions:
+    for path, where, d in descriptions:
         if d.scene_id not in scenes:
             continue
         if d.object_id not in {o.object_id for o in scenes[d.scene_id].objects}:
-            raise FormatError(path, f"entry {row}", f"object_id {d.object_id} is not an object of {d.scene_id}")
+            raise FormatError(path, where, f"object_id {d.object_id} is not an object of {d.scene_id}")
         kept.append(d)
     by_scene: dict[str, list[Description]] = {}
     for d in kept:
