@@ -128,30 +128,28 @@ class _Room:
                 return self.add(kind, lo, hi, wall=0 if cx == 0 else 2)
         return None
 
-    def resting_on(self, kind, anchor_cat):
-        supports = self.instances(anchor_cat)
+    def anchored(self, kind, anchors: list[Placed], propose, margin=0.02):
+        """Try boxes proposed next to random anchors; propose(anchor, w, d, h) -> (lo, hi, tags) or None."""
         w, d, h = self.dims(kind)
-        for _ in range(TRIES):
-            if not supports:
-                return None
-            s = supports[int(self.rng.integers(len(supports)))]
+        for _ in range(TRIES if anchors else 0):
+            t = anchors[int(self.rng.integers(len(anchors)))]
+            lo, hi, extra = propose(t, w, d, h)
+            if self.fits(lo, hi, margin=margin):
+                return self.add(kind, lo, hi, **extra)
+        return None
+
+    def resting_on(self, kind, anchor_cat):
+        def propose(s, w, d, h):
             span = s.hi[:2] - s.lo[:2]
             fw, fd = (w, d) if self.rng.random() < 0.5 else (d, w)
             fw, fd = min(fw, span[0] * 0.9), min(fd, span[1] * 0.9)
             x0 = self.rng.uniform(s.lo[0], s.hi[0] - fw)
             y0 = self.rng.uniform(s.lo[1], s.hi[1] - fd)
-            lo, hi = np.array([x0, y0, s.hi[2]]), np.array([x0 + fw, y0 + fd, s.hi[2] + h])
-            if self.fits(lo, hi, margin=0.02):
-                return self.add(kind, lo, hi, support=s.object_id)
-        return None
+            return np.array([x0, y0, s.hi[2]]), np.array([x0 + fw, y0 + fd, s.hi[2] + h]), {"support": s.object_id}
+        return self.anchored(kind, self.instances(anchor_cat), propose)
 
     def around(self, kind, anchor_cat, front_only=False):
-        anchors = self.instances(anchor_cat)
-        w, d, h = self.dims(kind)
-        for _ in range(TRIES):
-            if not anchors:
-                return None
-            t = anchors[int(self.rng.integers(len(anchors)))]
+        def propose(t, w, d, h):
             if front_only:
                 # The open side of a desk: away from its wall; free-standing desks face south.
                 side = (t.wall + 2) % 4 if t.wall is not None else 1
@@ -169,17 +167,11 @@ class _Room:
             else:
                 lo[p] = t.hi[p] + gap
                 hi[p] = lo[p] + d
-            if self.fits(lo, hi, margin=0.02):
-                return self.add(kind, lo, hi)
-        return None
+            return lo, hi, {}
+        return self.anchored(kind, self.instances(anchor_cat), propose)
 
     def beside(self, kind, anchor_cat):
-        anchors = self.instances(anchor_cat)
-        w, d, h = self.dims(kind)
-        for _ in range(TRIES):
-            if not anchors:
-                return None
-            t = anchors[int(self.rng.integers(len(anchors)))]
+        def propose(t, w, d, h):
             wall = t.wall if t.wall is not None else int(self.rng.integers(4))
             a = 1 if wall in (0, 2) else 0
             gap = self.rng.uniform(0.02, 0.2)
@@ -187,39 +179,23 @@ class _Room:
             wall_gap = t.lo[1 - a] if wall in (0, 1) else (self.W if wall == 2 else self.D) - t.hi[1 - a]
             if t.wall is None:
                 wall_gap = self.rng.uniform(0.02, 0.08)
-            box = self.wall_box(wall, along_lo, w, d, 0.0, h, max(0.01, min(wall_gap, 0.1)))
-            if self.fits(*box, margin=0.02):
-                return self.add(kind, *box, wall=wall)
-        return None
+            return (*self.wall_box(wall, along_lo, w, d, 0.0, h, max(0.01, min(wall_gap, 0.1))), {"wall": wall})
+        return self.anchored(kind, self.instances(anchor_cat), propose)
 
     def above(self, kind, anchor_cat):
-        anchors = [t for t in self.instances(anchor_cat) if t.wall is not None]
-        w, d, h = self.dims(kind)
-        for _ in range(TRIES):
-            if not anchors:
-                return None
-            t = anchors[int(self.rng.integers(len(anchors)))]
+        def propose(t, w, d, h):
             a = 1 if t.wall in (0, 2) else 0
             mid = (t.lo[a] + t.hi[a]) / 2 + self.rng.uniform(-0.1, 0.1)
             z_lo = t.hi[2] + self.rng.uniform(0.25, 0.6)
-            box = self.wall_box(t.wall, mid - w / 2, w, d, z_lo, h, 0.01)
-            if self.fits(*box, margin=0.02):
-                return self.add(kind, *box, wall=t.wall)
-        return None
+            return (*self.wall_box(t.wall, mid - w / 2, w, d, z_lo, h, 0.01), {"wall": t.wall})
+        return self.anchored(kind, [t for t in self.instances(anchor_cat) if t.wall is not None], propose)
 
     def by_window(self, kind):
-        windows = self.instances("window")
-        w, d, h = self.dims(kind)
-        for _ in range(TRIES):
-            if not windows:
-                return None
-            win = windows[int(self.rng.integers(len(windows)))]
+        def propose(win, w, d, h):
             a = 1 if win.wall in (0, 2) else 0
             along_lo = win.hi[a] + 0.02 if self.rng.random() < 0.5 else win.lo[a] - 0.02 - w
-            box = self.wall_box(win.wall, along_lo, w, d, self.rng.uniform(0.05, 0.3), h, 0.12)
-            if self.fits(*box, margin=0.02):
-                return self.add(kind, *box, wall=win.wall)
-        return None
+            return (*self.wall_box(win.wall, along_lo, w, d, self.rng.uniform(0.05, 0.3), h, 0.12), {"wall": win.wall})
+        return self.anchored(kind, self.instances("window"), propose)
 
     def place(self, category: str, placement: str):
         kind = KINDS[category]

@@ -1,0 +1,142 @@
+"""One config tree for every knob. Defaults are the ones the README's results were made with.
+
+Load from YAML and/or `section.key=value` overrides:
+
+    cfg = load_config("my.yaml", ["train.epochs=5", "scene_encoder.use_points=true"])
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+
+
+@dataclass
+class DataConfig:
+    root: Optional[str] = None  # synthetic benchmark folder; None: data/synthetic-<scenes>-s<seed>
+    scenes: int = 400
+    seed: int = 0
+
+    def synthetic_root(self) -> Path:
+        return Path(self.root or f"data/synthetic-{self.scenes}-s{self.seed}")
+
+
+@dataclass
+class TextEncoderConfig:
+    model_dir: Optional[str] = None  # None: the bundled all-MiniLM-L6-v2
+    max_length: int = 256  # as the model was trained (sentence-transformers max_seq_length)
+    batch_size: int = 64
+
+
+@dataclass
+class SceneEncoderConfig:
+    width: int = 256  # transformer width; the output is projected to the text dimension
+    layers: int = 2
+    heads: int = 4
+    ffn: int = 512
+    dropout: float = 0.1
+    max_objects: int = 64
+    use_points: bool = False  # a tiny PointNet over each object's point sample
+    points_per_object: int = 64
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 30
+    batch_size: int = 256  # descriptions per step (global, across workers)
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    temperature: float = 0.05  # InfoNCE softmax temperature
+    seed: int = 0
+    num_workers: int = 1  # Ray Train workers
+    use_gpu: bool = False
+    sources: tuple = ("scanrefer", "nr3d", "sr3d")  # which training descriptions to use
+
+
+@dataclass
+class IndexConfig:
+    kind: str = "auto"  # flat | ivf | hnsw | auto (flat below ivf_threshold)
+    ivf_threshold: int = 50_000
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    text_encoder: TextEncoderConfig = field(default_factory=TextEncoderConfig)
+    scene_encoder: SceneEncoderConfig = field(default_factory=SceneEncoderConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    index: IndexConfig = field(default_factory=IndexConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _coerce(value: str, like: Any) -> Any:
+    if isinstance(like, bool):
+        if value.lower() in ("true", "1", "yes"):
+            return True
+        if value.lower() in ("false", "0", "no"):
+            return False
+        raise ValueError(f"expected true/false, got {value!r}")
+    if isinstance(like, tuple):
+        return tuple(v for v in value.split(",") if v)
+    if like is None:
+        return None if value.lower() in ("none", "null", "") else value
+    return type(like)(value)
+
+
+def _apply(obj, key_path: str, value: Any, source: str) -> None:
+    *parents, leaf = key_path.split(".")
+    for p in parents:
+        if not dataclasses.is_dataclass(obj) or not hasattr(obj, p):
+            raise ValueError(f"{source}: unknown config section {p!r} in {key_path!r}")
+        obj = getattr(obj, p)
+    names = {f.name for f in dataclasses.fields(obj)}
+    if leaf not in names:
+        raise ValueError(f"{source}: unknown config key {key_path!r}; {type(obj).__name__} has {sorted(names)}")
+    current = getattr(obj, leaf)
+    if isinstance(value, str) and not isinstance(current, str):
+        try:
+            value = _coerce(value, current)
+        except ValueError as e:
+            raise ValueError(f"{source}: {key_path}: {e}") from None
+    if isinstance(current, tuple) and isinstance(value, list):
+        value = tuple(value)
+    setattr(obj, leaf, value)
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def load_config(path: Optional[str | Path] = None, overrides: Optional[list[str]] = None) -> Config:
+    """Defaults, then the YAML file, then `a.b=value` overrides; unknown keys are errors."""
+    cfg = Config()
+    if path is not None:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: expected a mapping of config sections at the top level")
+        for k, v in _flatten(data).items():
+            _apply(cfg, k, v, str(path))
+    for item in overrides or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"override {item!r}: expected section.key=value")
+        _apply(cfg, key.strip(), value.strip(), "override")
+    return cfg
+
+
+def config_from_dict(d: dict) -> Config:
+    cfg = Config()
+    for k, v in _flatten(d).items():
+        _apply(cfg, k, v, "config")
+    return cfg

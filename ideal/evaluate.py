@@ -1,0 +1,48 @@
+"""Static (single-round) evaluation: rank the gallery for each description, report R@1/5/10 and Rsum.
+
+A hit at K means the description's scene is among the top K scenes (scene-level, as in the paper).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from .metrics import KS, format_table, recall_from_rankings
+from .retrieval.index import SceneIndex
+from .retrieval.retriever import BagOfLabelsRetriever, Retriever, TrainedRetriever
+from .scenes.dataset import SceneDataset
+from .scenes.types import Description
+
+# The shipped base retriever, trained on the default synthetic benchmark (see README: "Shipped weights").
+DEFAULT_WEIGHTS = Path(__file__).parent / "weights" / "base"
+
+
+def queries(ds: SceneDataset, sources=("scanrefer",), limit: Optional[int] = None) -> list[Description]:
+    """The evaluation descriptions: the chosen sources, in file order, the first `limit` of them."""
+    picked = [d for d in ds.descriptions if d.source in sources] or list(ds.descriptions)
+    return picked[:limit] if limit else picked
+
+
+def static_eval(retriever: Retriever, ds: SceneDataset, descs: list[Description], index_kind: str = "auto") -> dict:
+    """R@1/5/10 and Rsum of `retriever` for `descs` over the gallery `ds.scenes`."""
+    if not descs:
+        raise ValueError("no descriptions to evaluate")
+    ids = sorted(ds.scenes)
+    scene_emb = retriever.encode_scenes([ds.scenes[s] for s in ids])
+    index = SceneIndex.build(ids, np.ascontiguousarray(scene_emb, np.float32), kind=index_kind)
+    text_emb = retriever.encode_text([d.text for d in descs])
+    rankings, _ = index.search(np.ascontiguousarray(text_emb, np.float32), max(KS))
+    return recall_from_rankings(rankings, [d.scene_id for d in descs])
+
+
+def static_table(ds: SceneDataset, text_encoder, weights: str | Path = DEFAULT_WEIGHTS, sources=("scanrefer",),
+                 limit: Optional[int] = None) -> tuple[str, dict]:
+    """The trained retriever next to the bag-of-labels floor, as a Markdown table and a dict."""
+    descs = queries(ds, sources, limit)
+    results = {
+        "static": static_eval(TrainedRetriever.from_checkpoint(weights, text_encoder), ds, descs),
+        "bag-of-labels": static_eval(BagOfLabelsRetriever(text_encoder), ds, descs),
+    }
+    return format_table(results), results

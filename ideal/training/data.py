@@ -1,0 +1,80 @@
+"""Training arrays for the retriever: frozen text features per description and padded object tokens per scene.
+
+The text backbone is frozen in base training, so each description's backbone embedding is computed once
+and cached on disk; training then touches only the projection head and the scene encoder.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+
+from ..config import SceneEncoderConfig
+from ..encoders.scene import LabelBank, SceneBatch, collate_scenes
+from ..scenes.dataset import SceneDataset
+
+
+@dataclass
+class TrainArrays:
+    text_feats: np.ndarray  # (T, text_dim) backbone embeddings of the descriptions
+    text_scene: np.ndarray  # (T,) row of each description's scene in the scene arrays
+    label_emb: np.ndarray  # (S, N, text_dim)
+    geom: np.ndarray  # (S, N, 9)
+    mask: np.ndarray  # (S, N) bool
+    points: Optional[np.ndarray]  # (S, N, P, 6) or None
+    scene_ids: list[str]
+
+    def scene_batch(self, rows) -> SceneBatch:
+        rows = np.asarray(rows)
+        pts = None if self.points is None else torch.from_numpy(self.points[rows])
+        return SceneBatch(torch.from_numpy(self.label_emb[rows]), torch.from_numpy(self.geom[rows]),
+                          torch.from_numpy(self.mask[rows]), pts)
+
+    def save(self, path: str | Path) -> None:
+        extra = {} if self.points is None else {"points": self.points}
+        np.savez(path, text_feats=self.text_feats, text_scene=self.text_scene, label_emb=self.label_emb,
+                 geom=self.geom, mask=self.mask, scene_ids=np.array(self.scene_ids), **extra)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "TrainArrays":
+        z = np.load(path, allow_pickle=False)
+        return cls(z["text_feats"], z["text_scene"], z["label_emb"], z["geom"], z["mask"],
+                   z["points"] if "points" in z else None, [str(s) for s in z["scene_ids"]])
+
+
+def cached_text_features(texts: list[str], embed, model_key: str, cache_dir: Optional[Path]) -> np.ndarray:
+    """embed(texts) with an on-disk cache keyed by the model and the exact texts."""
+    if cache_dir is None:
+        return embed(texts)
+    key = hashlib.sha256(json.dumps([model_key, texts]).encode()).hexdigest()[:20]
+    path = Path(cache_dir) / f"text-feats-{key}.npy"
+    if path.exists():
+        return np.load(path)
+    feats = embed(texts)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{np.random.randint(1 << 30)}.npy")
+    np.save(tmp, feats)
+    tmp.replace(path)
+    return feats
+
+
+def build_train_arrays(ds: SceneDataset, text_encoder, bank: LabelBank, cfg: SceneEncoderConfig,
+                       sources=("scanrefer", "nr3d", "sr3d"), cache_dir: Optional[Path] = None,
+                       progress: bool = True) -> TrainArrays:
+    descs = [d for d in ds.descriptions if d.source in sources]
+    if not descs:
+        raise ValueError(f"no training descriptions from sources {list(sources)}")
+    scene_ids = sorted(ds.scenes)
+    row = {sid: i for i, sid in enumerate(scene_ids)}
+    feats = cached_text_features([d.text for d in descs],
+                                 lambda t: text_encoder.embed_backbone(t, progress=progress),
+                                 str(getattr(text_encoder, "model_key", "text")), cache_dir)
+    batch = collate_scenes([ds.scenes[s] for s in scene_ids], bank, cfg)
+    return TrainArrays(np.asarray(feats, np.float32), np.array([row[d.scene_id] for d in descs]),
+                       batch.label_emb.numpy(), batch.geom.numpy(), batch.mask.numpy(),
+                       None if batch.points is None else batch.points.numpy(), scene_ids)

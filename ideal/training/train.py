@@ -1,0 +1,169 @@
+"""Train the base retriever (scene encoder + text projection head) with symmetric InfoNCE.
+
+Plain PyTorch: `fit` runs in one process, or on every worker of a Ray Train `TorchTrainer` (jobs/train.py),
+which passes its rank/world size, a `prepare` (DDP wrap) and a `report` callback. The only distributed
+piece is `gather_with_grad` (see distributed.py), used exactly as open_clip does: every rank gathers all
+embeddings of the global batch with gradient and computes the same global loss.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+from tqdm import tqdm
+
+from ..config import Config, config_from_dict
+from ..encoders.scene import SceneEncoder
+from .data import TrainArrays
+from .distributed import gather_with_grad
+from .losses import info_nce
+
+WARMUP_FRACTION = 0.05
+
+
+class RetrievalModel(nn.Module):
+    """The trainable parts of the retriever: the scene encoder and the text projection head."""
+
+    def __init__(self, cfg: Config, text_dim: int = 384):
+        super().__init__()
+        self.scene_encoder = SceneEncoder(cfg.scene_encoder, text_dim, text_dim)
+        self.text_head = nn.Linear(text_dim, text_dim)
+        with torch.no_grad():  # identity: before training, the text side is the plain sentence embedding
+            self.text_head.weight.copy_(torch.eye(text_dim))
+            self.text_head.bias.zero_()
+
+    def encode_text_features(self, feats: torch.Tensor) -> torch.Tensor:
+        return nn.functional.normalize(self.text_head(feats), dim=-1)
+
+    def forward(self, text_feats, scene_batch):
+        return self.encode_text_features(text_feats), self.scene_encoder(scene_batch)
+
+
+def epoch_batches(n: int, batch_size: int, seed: int, epoch: int, rank: int = 0, world: int = 1) -> list[np.ndarray]:
+    """This rank's share of each global batch; the same permutation on every rank (seeded by epoch)."""
+    perm = np.random.default_rng([seed, epoch]).permutation(n)
+    out = []
+    for start in range(0, n, batch_size):
+        chunk = perm[start:start + batch_size]
+        if len(chunk) < max(2, world):
+            continue
+        out.append(chunk[rank::world])
+    return out
+
+
+def lr_at(step: int, total: int, base: float) -> float:
+    """Linear warm-up then cosine decay, a pure function of the step (so a resumed run matches)."""
+    warm = max(1, int(total * WARMUP_FRACTION))
+    if step < warm:
+        return base * (step + 1) / warm
+    return base * 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, total - warm)))
+
+
+def train_step(model, optimizer, arrays: TrainArrays, idx: np.ndarray, temperature: float, lr: float,
+               world: int = 1) -> float:
+    """One optimisation step on the descriptions `idx`; returns the (global) loss."""
+    rows = np.unique(arrays.text_scene[idx])
+    text_feats = torch.from_numpy(arrays.text_feats[idx])
+    text, scene = model(text_feats, arrays.scene_batch(rows))
+    text_ids = torch.from_numpy(arrays.text_scene[idx]).long()
+    scene_ids = torch.from_numpy(rows).long()
+    if world > 1:
+        text, text_ids = gather_with_grad(text, text_ids)
+        scene, scene_ids = gather_with_grad(scene, scene_ids)
+    loss = info_nce(text, scene, text_ids, scene_ids, temperature)
+    for g in optimizer.param_groups:
+        g["lr"] = lr
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return float(loss.detach())
+
+
+@dataclass
+class TrainState:
+    epoch: int  # last finished epoch, -1 before the first
+    history: list
+
+
+def save_checkpoint(path: str | Path, model: nn.Module, optimizer, cfg: Config, state: TrainState) -> Path:
+    """A checkpoint folder: model.safetensors + config.json (all a retriever needs) + optimizer.pt + state.json."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    module = getattr(model, "module", model)  # unwrap DDP
+    save_file({k: v.detach().contiguous() for k, v in module.state_dict().items()}, path / "model.safetensors")
+    (path / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1) + "\n")
+    if optimizer is not None:
+        torch.save(optimizer.state_dict(), path / "optimizer.pt")
+    (path / "state.json").write_text(json.dumps({"epoch": state.epoch, "history": state.history}, indent=1) + "\n")
+    return path
+
+
+def load_model(path: str | Path, text_dim: int = 384) -> tuple[RetrievalModel, Config]:
+    path = Path(path)
+    for name in ("model.safetensors", "config.json"):
+        if not (path / name).is_file():
+            raise FileNotFoundError(f"{path}: not a retriever checkpoint (no {name})")
+    cfg = config_from_dict(json.loads((path / "config.json").read_text()))
+    model = RetrievalModel(cfg, text_dim)
+    model.load_state_dict(load_file(path / "model.safetensors"))
+    return model.eval(), cfg
+
+
+def fit(cfg: Config, arrays: TrainArrays, resume_from: Optional[str | Path] = None, rank: int = 0, world: int = 1,
+        prepare: Callable[[nn.Module], nn.Module] = lambda m: m,
+        report: Optional[Callable[[dict, nn.Module, object, TrainState], None]] = None,
+        ckpt_dir: Optional[str | Path] = None, stop_after_epoch: Optional[int] = None,
+        progress: bool = True) -> tuple[nn.Module, TrainState]:
+    """Train for cfg.train.epochs; checkpoint after every epoch (to ckpt_dir, or through `report`).
+
+    resume_from: a checkpoint folder; training continues after its epoch and ends where an uninterrupted
+    run would (batches, learning rate and dropout are all functions of seed and epoch).
+    """
+    tc = cfg.train
+    torch.manual_seed(tc.seed)
+    model = RetrievalModel(cfg, arrays.text_feats.shape[1])
+    optimizer = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+    state = TrainState(-1, [])
+    if resume_from is not None:
+        resume_from = Path(resume_from)
+        model.load_state_dict(load_file(resume_from / "model.safetensors"))
+        optimizer.load_state_dict(torch.load(resume_from / "optimizer.pt", weights_only=True))
+        saved = json.loads((resume_from / "state.json").read_text())
+        state = TrainState(saved["epoch"], saved["history"])
+    model = prepare(model)
+    global_batch = max(1, tc.batch_size)
+    steps_per_epoch = len(epoch_batches(len(arrays.text_feats), global_batch, tc.seed, 0))
+    total = steps_per_epoch * tc.epochs
+    for epoch in range(state.epoch + 1, tc.epochs):
+        torch.manual_seed(tc.seed * 100_003 + epoch)  # dropout masks depend on the epoch only
+        model.train()
+        batches = epoch_batches(len(arrays.text_feats), global_batch, tc.seed, epoch, rank, world)
+        losses = []
+        bar = tqdm(batches, desc=f"epoch {epoch + 1}/{tc.epochs}", disable=not progress or rank != 0, leave=False)
+        for i, idx in enumerate(bar):
+            lr = lr_at(epoch * steps_per_epoch + i, total, tc.lr)
+            losses.append(train_step(model, optimizer, arrays, idx, tc.temperature, lr, world))
+            bar.set_postfix(loss=f"{losses[-1]:.3f}")
+        metrics = {"epoch": epoch, "loss": float(np.mean(losses))}
+        state = TrainState(epoch, state.history + [metrics])
+        if progress and rank == 0:
+            print(f"epoch {epoch + 1}/{tc.epochs}  loss {metrics['loss']:.4f}", flush=True)
+        if report is not None:
+            report(metrics, model, optimizer, state)
+        elif ckpt_dir is not None and rank == 0:
+            save_checkpoint(Path(ckpt_dir) / f"epoch-{epoch:04d}", model, optimizer, cfg, state)
+        if stop_after_epoch is not None and epoch >= stop_after_epoch:
+            break
+    return getattr(model, "module", model), state
+
+
+def latest_checkpoint(ckpt_dir: str | Path) -> Optional[Path]:
+    found = sorted(Path(ckpt_dir).glob("epoch-*/state.json")) if Path(ckpt_dir).is_dir() else []
+    return found[-1].parent if found else None

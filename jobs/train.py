@@ -1,0 +1,115 @@
+"""Train the base retriever with Ray Train (`TorchTrainer`; gloo on CPU, NCCL on GPU).
+
+    python jobs/train.py                                  # default config, 1 worker, local Ray
+    python jobs/train.py --num-workers 2 --out runs/base
+    ray job submit --working-dir . -- python jobs/train.py --num-workers 4 --set train.use_gpu=true
+
+Checkpoints go to OUT/ray/<name>/ after every epoch; running the same command again resumes from the
+last one. The final weights are copied to OUT/final (model.safetensors + config.json), then evaluated
+statically on the val split next to the bag-of-labels floor.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import ray
+import ray.train
+import ray.train.torch
+from ray.train import CheckpointConfig, RunConfig, ScalingConfig
+from ray.train.torch import TorchTrainer
+
+from ideal.config import config_from_dict, load_config
+from ideal.encoders.scene import LabelBank
+from ideal.encoders.text import TextEncoder
+from ideal.evaluate import static_table
+from ideal.scenes import load_synthetic
+from ideal.scenes.synthetic import generate
+from ideal.training.data import TrainArrays, build_train_arrays
+from ideal.training.train import fit, save_checkpoint
+
+
+def train_loop(config: dict) -> None:
+    """Runs on every Ray Train worker: the plain `fit` loop with DDP and Ray checkpoints."""
+    cfg = config_from_dict(config["cfg"])
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    arrays = TrainArrays.load(config["arrays"])
+
+    def report(metrics, model, optimizer, state):
+        with tempfile.TemporaryDirectory() as tmp:
+            checkpoint = None
+            if rank == 0:
+                save_checkpoint(tmp, model, optimizer, cfg, state)
+                checkpoint = ray.train.Checkpoint.from_directory(tmp)
+            ray.train.report(metrics, checkpoint=checkpoint)
+
+    def run(resume_from):
+        fit(cfg, arrays, resume_from=resume_from, rank=rank, world=world, prepare=ray.train.torch.prepare_model,
+            report=report, stop_after_epoch=config.get("stop_after_epoch"), progress=rank == 0)
+
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint is None:
+        run(None)
+    else:
+        with checkpoint.as_directory() as d:
+            run(d)
+
+
+def run_trainer(cfg, arrays_path: str, storage: Path, name: str, stop_after_epoch=None):
+    """Fit on Ray Train; a run with the same storage/name resumes from its latest checkpoint."""
+    trainer = TorchTrainer(
+        train_loop,
+        train_loop_config={"cfg": cfg.to_dict(), "arrays": arrays_path, "stop_after_epoch": stop_after_epoch},
+        scaling_config=ScalingConfig(num_workers=cfg.train.num_workers, use_gpu=cfg.train.use_gpu),
+        run_config=RunConfig(name=name, storage_path=str(storage.resolve()),
+                             checkpoint_config=CheckpointConfig(num_to_keep=2)),
+    )
+    return trainer.fit()
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--config", help="YAML config file")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override, repeatable")
+    ap.add_argument("--num-workers", type=int, help="Ray Train workers (= train.num_workers)")
+    ap.add_argument("--stage", default="base", choices=["base"], help="what to train")
+    ap.add_argument("--out", default="runs/base", help="run folder")
+    ap.add_argument("--name", default=None, help="Ray Train run name (default: the stage)")
+    args = ap.parse_args(argv)
+    overrides = args.set + ([f"train.num_workers={args.num_workers}"] if args.num_workers else [])
+    cfg = load_config(args.config, overrides)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    root = generate(cfg.data.synthetic_root(), cfg.data.scenes, cfg.data.seed)
+    points = cfg.scene_encoder.points_per_object if cfg.scene_encoder.use_points else 0
+    train_ds = load_synthetic(root, "train", points_per_object=points, progress=True)
+    text = TextEncoder(cfg.text_encoder.model_dir, max_length=cfg.text_encoder.max_length)
+    bank = LabelBank(text.embed_backbone)
+    arrays = build_train_arrays(train_ds, text, bank, cfg.scene_encoder, cfg.train.sources, cache_dir=Path("cache"))
+    arrays_path = str((out / "train_arrays.npz").resolve())
+    arrays.save(arrays_path)
+    print(f"training on {len(arrays.text_feats)} descriptions of {len(arrays.scene_ids)} scenes")
+
+    ray.init(ignore_reinit_error=True)
+    result = run_trainer(cfg, arrays_path, out / "ray", args.name or args.stage)
+    final = out / "final"
+    shutil.rmtree(final, ignore_errors=True)
+    final.mkdir(parents=True)
+    with result.checkpoint.as_directory() as d:
+        for name in ("model.safetensors", "config.json", "state.json"):
+            shutil.copy(Path(d) / name, final / name)
+    print(f"final weights: {final}")
+
+    val_ds = load_synthetic(root, "val", points_per_object=points)
+    table, results = static_table(val_ds, text, final)
+    print(table)
+    (out / "static_val.json").write_text(json.dumps(results, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
