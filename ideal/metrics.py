@@ -37,11 +37,20 @@ def recall_at_k(scores: np.ndarray, targets: Sequence[int], ks: Sequence[int] = 
 
 def recall_from_rankings(rankings: Sequence[Sequence[str]], targets: Sequence[str],
                          ks: Sequence[int] = KS) -> dict[str, float]:
-    """Same metric from ranked scene-id lists (e.g. an index's top-K): a hit if the target is in the top K."""
-    ranks = np.array([list(r).index(t) if t in r else np.iinfo(np.int32).max for r, t in zip(rankings, targets)])
-    if len(rankings) and max(ks) > min(len(r) for r in rankings):
-        raise ValueError(f"rankings are shorter than K={max(ks)}")
-    return recall_from_ranks(ranks, ks)
+    """Same metric from ranked scene-id lists (e.g. an index's top-K): a hit if the target is in the top K.
+
+    A ranking may be shorter than K only if it contains its target (e.g. it ranks a whole gallery smaller than
+    K); a truncated ranking that misses its target cannot tell R@K and is refused."""
+    ranks = []
+    for i, (r, t) in enumerate(zip(rankings, targets)):
+        r = list(r)
+        if t in r:
+            ranks.append(r.index(t))
+        elif len(r) < max(ks):
+            raise ValueError(f"ranking {i} has {len(r)} entries without its target; R@{max(ks)} is undefined")
+        else:
+            ranks.append(np.iinfo(np.int32).max)
+    return recall_from_ranks(np.array(ranks, dtype=np.int64), ks)
 
 
 def format_table(rows: dict[str, dict[str, float]], ks: Sequence[int] = KS) -> str:

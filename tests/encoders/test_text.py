@@ -1,12 +1,20 @@
 """The text encoder on the real bundled all-MiniLM-L6-v2 (and a tiny BERT made here, through the same loader)."""
+import re
+import threading
+import zipfile
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
-from ideal.encoders.text import TextEncoder, check_model_dir, default_model_dir
+from ideal.encoders import text as text_module
+from ideal.encoders.text import BUNDLED, TextEncoder, check_model_dir, default_model_dir
 
 TEXTS = ["a brown wooden chair", "the chair next to the table by the window, it is brown and made of wood",
-         "a white toilet in the bathroom", "bed", "there is a large painting above the couch in the living room"]
+         "a white toilet in the bathroom", "bed", "there is a large painting above the couch in the living room",
+         "lamp", "the small black desk in the corner of the office, between the door and the bookshelf"]
+WORDS = ["a", "the", "brown", "wooden", "chair", "white", "toilet", "in", "bathroom", "table", "next", "to"]
 
 
 @pytest.fixture(scope="module")
@@ -14,21 +22,47 @@ def enc():
     return TextEncoder()
 
 
+def make_tiny_bert(path: Path) -> Path:
+    """A randomly initialised 1-layer BERT with its own word-level vocab, saved as an HF model directory."""
+    from transformers import BertConfig, BertModel, BertTokenizer
+
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]
+    torch.manual_seed(0)
+    BertModel(BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                         intermediate_size=64)).save_pretrained(path)
+    BertTokenizer(vocab={w: i for i, w in enumerate(vocab)}).save_pretrained(path)
+    return path
+
+
 def test_matches_sentence_transformers_reference(enc):
     from sentence_transformers import SentenceTransformer
 
     ref = SentenceTransformer(str(default_model_dir()), device="cpu").encode(TEXTS, normalize_embeddings=True)
     ours = enc.encode(TEXTS)
-    assert ours.shape == (5, 384) and ours.dtype == np.float32
+    assert ours.shape == (len(TEXTS), 384) and ours.dtype == np.float32
+    assert enc.dim == 384
     np.testing.assert_array_less(0.999, (ours * ref).sum(1))
+    np.testing.assert_allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
 
 
-def test_order_batching_and_determinism(enc):
-    a = enc.encode(TEXTS, batch_size=2)
-    b = enc.encode(TEXTS[::-1], batch_size=64)[::-1]
-    np.testing.assert_allclose(a, b, atol=1e-5)
-    np.testing.assert_allclose(a, enc.encode(TEXTS, batch_size=1), atol=1e-5)
-    assert enc.encode([]).shape == (0, 384)
+def test_deterministic(enc):
+    np.testing.assert_array_equal(enc.encode(TEXTS), enc.encode(TEXTS))
+
+
+def test_order_preserved_with_length_sorted_batches(enc):
+    one_by_one = np.concatenate([enc.encode([t]) for t in TEXTS])
+    np.testing.assert_allclose(enc.encode(TEXTS, batch_size=3), one_by_one, atol=1e-5)
+    perm = np.random.default_rng(0).permutation(len(TEXTS))
+    np.testing.assert_allclose(enc.encode([TEXTS[i] for i in perm], batch_size=2), one_by_one[perm], atol=1e-5)
+
+
+def test_batch_size_1_and_64_agree(enc):
+    np.testing.assert_allclose(enc.encode(TEXTS, batch_size=1), enc.encode(TEXTS, batch_size=64), atol=1e-5)
+
+
+def test_empty_input(enc):
+    assert enc.encode([]).shape == (0, 384) and enc.encode([]).dtype == np.float32
+    assert enc.embed_backbone([]).shape == (0, 384)
 
 
 def test_semantics(enc):
@@ -36,53 +70,131 @@ def test_semantics(enc):
     assert e[0] @ e[1] > e[0] @ e[2] + 0.3
 
 
-def test_head_is_identity_at_init_and_trainable(enc):
-    np.testing.assert_allclose(enc.encode(TEXTS), enc.embed_backbone(TEXTS), atol=1e-6)
-    out = enc(TEXTS[:2])
-    out.sum().backward()
-    assert enc.projection.weight.grad is not None
-    assert all(p.grad is None for p in enc.backbone.parameters())  # frozen backbone
-    enc.projection.zero_grad()
+def test_projection_is_identity_at_init(enc):
+    assert torch.equal(enc.projection.weight, torch.eye(384)) and not enc.projection.bias.any()
+    feats = enc.embed_backbone(TEXTS)
+    np.testing.assert_allclose(enc.encode(TEXTS), feats, atol=1e-6)
+    np.testing.assert_allclose(enc.project(torch.from_numpy(feats)), feats, atol=1e-6)
+    with pytest.raises(ValueError, match=r"shape \(n, 384\)"):
+        enc.project(feats[:, :10])
 
 
-def test_save_load_round_trip(enc, tmp_path):
-    with torch.no_grad():
-        enc.projection.weight.add_(0.05 * torch.randn_like(enc.projection.weight))
+def test_forward_matches_encode_and_trains_only_the_head(enc):
+    enc.train()
+    assert not enc.backbone.training  # frozen backbone: no dropout even in train mode
+    try:
+        out = enc(TEXTS[:3])
+        np.testing.assert_allclose(out.detach().numpy(), enc.encode(TEXTS[:3]), atol=1e-5)
+        (out @ out.T).sum().backward()
+        assert enc.projection.weight.grad is not None and enc.projection.weight.grad.abs().sum() > 0
+        assert all(p.grad is None and not p.requires_grad for p in enc.backbone.parameters())
+    finally:
+        enc.projection.zero_grad(set_to_none=True)
+        enc.eval()
+
+
+def test_unfrozen_backbone_gets_gradients(tmp_path):
+    enc = TextEncoder(make_tiny_bert(tmp_path / "tiny"), freeze_backbone=False)
+    enc(["a brown chair", "the toilet"]).sum().backward()
+    assert enc.backbone.embeddings.word_embeddings.weight.grad.abs().sum() > 0
+
+
+def test_save_load_round_trip_with_trained_head(enc, tmp_path):
+    identity = enc.head_state_dict()
+    g = torch.Generator().manual_seed(0)
+    enc.load_head_state_dict({"weight": identity["weight"] + 0.05 * torch.randn(384, 384, generator=g),
+                              "bias": 0.01 * torch.randn(384, generator=g)})
     try:
         enc.save(tmp_path / "te")
+        assert (tmp_path / "te" / "text_head.safetensors").is_file()
         back = TextEncoder.load(tmp_path / "te")
+        assert back.model_key == BUNDLED and back.max_length == enc.max_length
         np.testing.assert_allclose(back.encode(TEXTS), enc.encode(TEXTS), atol=1e-6)
-        assert not np.allclose(back.encode(TEXTS), back.embed_backbone(TEXTS), atol=1e-3)
+        feats = back.embed_backbone(TEXTS)
+        assert not np.allclose(back.encode(TEXTS), feats, atol=1e-3)
+        np.testing.assert_allclose(back.project(feats), back.encode(TEXTS), atol=1e-6)
     finally:
-        with torch.no_grad():
-            enc.projection.weight.copy_(torch.eye(384))
-
-
-def test_extraction_is_reused_and_redone_when_incomplete(tmp_path):
-    first = default_model_dir(tmp_path)
-    stamp = (first / "model.safetensors").stat().st_mtime_ns
-    assert default_model_dir(tmp_path) == first and (first / "model.safetensors").stat().st_mtime_ns == stamp
-    (first / "config.json").unlink()  # a broken cache is extracted again
-    assert (default_model_dir(tmp_path) / "config.json").is_file()
+        enc.load_head_state_dict(identity)
 
 
 def test_any_local_model_directory_loads(tmp_path):
-    from transformers import BertConfig, BertModel
+    tiny = make_tiny_bert(tmp_path / "tiny-bert")
+    enc = TextEncoder(tiny, max_length=16)
+    assert enc.dim == 32 and enc.projection.in_features == 32
+    e = enc.encode(["a brown wooden chair", "the white toilet in the bathroom", "chair"])
+    assert e.shape == (3, 32) and e.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(e, axis=1), 1.0, atol=1e-5)
+    enc.save(tmp_path / "saved")
+    back = TextEncoder.load(tmp_path / "saved")
+    assert back.model_key == str(tiny.resolve()) and back.max_length == 16
 
-    src = default_model_dir()
-    tiny = tmp_path / "tiny-bert"
-    torch.manual_seed(0)
-    BertModel(BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                         intermediate_size=64)).save_pretrained(tiny)
-    from transformers import AutoTokenizer
 
-    AutoTokenizer.from_pretrained(str(src), local_files_only=True).save_pretrained(tiny)
-    enc = TextEncoder(tiny)
-    assert enc.dim == 32 and enc.encode(TEXTS).shape == (5, 32)
+def test_extraction_is_reused(tmp_path, monkeypatch):
+    first = default_model_dir(tmp_path)
+    assert first == tmp_path / "models" / "all-MiniLM-L6-v2"
+    check_model_dir(first)
+
+    def no_second_extraction(*a, **k):
+        raise AssertionError("re-extracted a complete model directory")
+
+    monkeypatch.setattr(text_module.zipfile, "ZipFile", no_second_extraction)
+    assert default_model_dir(tmp_path) == first
+    monkeypatch.setenv("IDEAL_CACHE", str(tmp_path))
+    assert default_model_dir() == first
+    assert [p.name for p in (tmp_path / "models").iterdir()] == ["all-MiniLM-L6-v2"]  # no temp dirs left
+
+
+def zip_with_top_folder(tmp_path: Path) -> Path:
+    tiny = make_tiny_bert(tmp_path / "tiny")
+    archive = tmp_path / "model.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for f in tiny.iterdir():
+            z.write(f, f"some-top-folder/{f.name}")
+        z.writestr("some-top-folder/1_Pooling/config.json", "{}")  # a nested config.json is not the model
+    return archive
+
+
+def test_broken_cache_is_extracted_again_and_top_folder_handled(tmp_path, monkeypatch):
+    monkeypatch.setattr(text_module, "_bundled_zip", lambda: zip_with_top_folder(tmp_path))
+    cache = tmp_path / "cache"
+    target = cache / "models" / "all-MiniLM-L6-v2"
+    target.mkdir(parents=True)
+    (target / "config.json").write_text("{}")  # half an extraction from a killed process
+    assert default_model_dir(cache) == target
+    assert (target / "model.safetensors").is_file() and (target / "tokenizer.json").is_file()
+    assert [p.name for p in target.parent.iterdir()] == ["all-MiniLM-L6-v2"]
+
+
+def test_concurrent_extraction(tmp_path, monkeypatch):
+    monkeypatch.setattr(text_module, "_bundled_zip", lambda archive=zip_with_top_folder(tmp_path): archive)
+    cache, results, errors = tmp_path / "cache", [], []
+
+    def extract():
+        try:
+            results.append(default_model_dir(cache))
+        except Exception as e:  # noqa: BLE001 -- reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=extract) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(set(results)) == 1
+    check_model_dir(results[0])
+    assert [p.name for p in (cache / "models").iterdir()] == ["all-MiniLM-L6-v2"]
+    assert TextEncoder(results[0]).dim == 32
 
 
 def test_missing_files_are_named(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"not a model directory, missing config\.json"):
         check_model_dir(tmp_path)
-    with pytest.raises(FileNotFoundError, match="missing"):
-        TextEncoder(tmp_path)
+    tiny = make_tiny_bert(tmp_path / "tiny")
+    (tiny / "model.safetensors").unlink()
+    expected = re.escape(f"{tiny}: not a model directory, missing model.safetensors")
+    with pytest.raises(FileNotFoundError, match=expected):
+        TextEncoder(tiny)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        TextEncoder(tmp_path / "nowhere")
+    with pytest.raises(FileNotFoundError, match="not a saved TextEncoder, missing text_encoder.json"):
+        TextEncoder.load(tmp_path)
