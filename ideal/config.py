@@ -63,12 +63,40 @@ class IndexConfig:
 
 
 @dataclass
+class DialogConfig:
+    """IRR: questioner, simulated answerer and fused re-ranking (the `ideal` method's defaults)."""
+
+    rounds: int = 5
+    memory: str = "fine"  # coarse | fine: what the simulated user knows
+    questioner: str = "grounded"  # grounded | llm
+    answerer: str = "grounded"  # grounded | llm
+    summariser: str = "grounded"  # grounded (CoT fact merge) | concat (w/o CoT) | llm
+    llm: Optional[str] = None  # llm backends: an OpenAI-compatible base URL (vLLM) or a local model directory
+    llm_model: str = "default"  # model name sent to the endpoint
+    k: int = 10  # candidates the questioner looks at
+    beta: float = 0.02  # softmax temperature over candidate scores (small: sharp)
+    use_q1: bool = True  # ground questions in the dialog (no repeats, target first)
+    use_q2: bool = True  # ground questions in the top-k candidates (information gain)
+    target_bonus: float = 0.1  # nats added to aspects of the target object (Q1)
+    lambda1: float = 0.2  # p1: the initial query u
+    lambda2: float = 0.4  # p2: the query enriched with the answers
+    lambda3: float = 0.4  # p3: the dialog summary s
+    alpha: float = 0.7  # this round's fused scores vs the previous round's
+    p2_text: str = "answers"  # answers: u + answers | dialog: u + every question and answer
+    noise: float = 0.0  # share of answers taken from a random other scene's memory
+    min_relevance: float = 0.35  # the answerer says "I don't know" below this sentence similarity
+    seed: int = 0
+    batch_size: int = 256  # dialogs per batch
+
+
+@dataclass
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     text_encoder: TextEncoderConfig = field(default_factory=TextEncoderConfig)
     scene_encoder: SceneEncoderConfig = field(default_factory=SceneEncoderConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     index: IndexConfig = field(default_factory=IndexConfig)
+    dialog: DialogConfig = field(default_factory=DialogConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -58,13 +58,14 @@ def coarse_memory(scene: Scene, max_items: int = 4) -> list[str]:
     return out
 
 
-def object_facts(scene: Scene) -> list[str]:
-    """One sentence per object: its colour and where it is (on what, against a wall, near a window)."""
+def object_places(scene: Scene) -> list[tuple]:
+    """(object, colour name, [places]) for every furniture object but windows and doors; a place is one of
+    "on the <label>", "in a corner", "against a wall", "on a wall", "near a window", "near the door"."""
     objs = scene.furniture()
     bounds = rel.room_bounds(scene)
     windows = [o for o in objs if o.label == "window"]
     doors = [o for o in objs if o.label == "door"]
-    facts = []
+    out = []
     for o in objs:
         if o.label in _OPENINGS:
             continue
@@ -82,8 +83,16 @@ def object_facts(scene: Scene) -> list[str]:
             where.append("near a window")
         if any(rel.is_near(o, d) for d in doors):
             where.append("near the door")
+        out.append((o, color_name(o.color_rgb), where))
+    return out
+
+
+def object_facts(scene: Scene) -> list[str]:
+    """One sentence per object: its colour and where it is (on what, against a wall, near a window)."""
+    facts = []
+    for o, colour, where in object_places(scene):
         place = (" " + " and ".join(where)) if where else ""
-        facts.append(f"There is {article(color_name(o.color_rgb))} {o.label}{place}.")
+        facts.append(f"There is {article(colour)} {o.label}{place}.")
     return facts
 
 

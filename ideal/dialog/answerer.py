@@ -1,0 +1,258 @@
+"""The answerer: the user, simulated from the target scene's memory alone.
+
+`GroundedAnswerer` reads the question into an aspect (room, has, count, colour, place, near) and answers
+from the memory sentences that name it; questions it cannot read (and "what is next to ...") get the memory
+sentence most relevant to the question under the text encoder. Whatever the memory does not say gets
+"I don't know." `SimulatedUser` looks the target's memory up for each dialog and applies the `noise` knob.
+"""
+from __future__ import annotations
+
+import re
+import zlib
+from collections import Counter
+from typing import Callable, Optional
+
+import numpy as np
+
+from ..scenes.memory import article, plural
+from ..scenes.rooms import ROOM_WORDS
+from ..scenes.types import SceneMemory
+from .aspects import COLORS, _label_regex, mentions, parse_question, singular
+from .types import DONT_KNOW, DialogState
+
+_ROOMS = sorted(set(ROOM_WORDS.values()), key=len, reverse=True)
+_ROOM_RE = re.compile(r"\bthis is (?:a |an )?(?P<room>[a-z ]+?)\s*[.,]")
+_COUNT_RE = re.compile(r"\bthere (?:is|are) (?P<n>one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|\d+|an?) "
+                       r"(?P<noun>[a-z ]+?) in the room\b")
+_RELATION_WORDS = re.compile(r"\b(next to|near|beside|between|left|right|on top|under|close|in front|behind|facing|by the)\b")
+# memory.py writes facts as "There is/are ..." and "This is a <room>."; a supporting sentence should be
+# something else the user remembers (a description), since the short answer already states the fact.
+_FACT_SENTENCE = re.compile(r"^(?:there (?:is|are) |this is |it has |yes, |the room has )")
+_PLACE_WORDS = ("on the ", "on a ", "in a corner", "against a wall", "near a window", "near the door")
+
+
+def _cap(s: str) -> str:
+    s = s.strip()
+    s = s[:1].upper() + s[1:]
+    return s if s.endswith((".", "!", "?")) else s + "."
+
+
+def _resolve_label(phrase: str, memory: list[str]) -> str:
+    """The phrase as the memory names it: 'chairs' -> 'chair' when the memory says 'chair'."""
+    for cand in (phrase, singular(phrase)):
+        if any(mentions(s, cand) for s in memory):
+            return cand
+    return singular(phrase)
+
+
+def answer_room(memory: list[str]) -> str:
+    for s in memory:
+        m = _ROOM_RE.search(s.lower())
+        if m and m.group("room") in _ROOMS:
+            return f"It is {article(m.group('room'))}."
+    for s in memory:
+        low = s.lower()
+        for room in _ROOMS:
+            if re.search(rf"\b{room}\b", low):
+                return f"It is {article(room)}."
+    return DONT_KNOW
+
+
+def _count_sentence(label: str, memory: list[str]) -> Optional[tuple[str, str]]:
+    for s in memory:
+        m = _COUNT_RE.search(s.lower())
+        if m and mentions(m.group("noun"), label) and len(m.group("noun").split()) <= len(label.split()) + 1:
+            return m.group("n"), m.group("noun")
+    return None
+
+
+def answer_has(label: str, memory: list[str]) -> str:
+    c = _count_sentence(label, memory)
+    if c is not None:
+        n, noun = c
+        return f"Yes, there {'is' if n in ('one', 'a', 'an', '1') else 'are'} {'one' if n in ('a', 'an') else n} {noun}."
+    if any(mentions(s, label) for s in memory):
+        return f"Yes, there is {article(label)}."
+    return DONT_KNOW
+
+
+def answer_count(label: str, memory: list[str]) -> str:
+    c = _count_sentence(label, memory)
+    if c is None:
+        return DONT_KNOW
+    n, noun = c
+    if n in ("one", "a", "an", "1"):
+        return f"There is one {noun} in the room."
+    return f"There are {n} {noun} in the room."
+
+
+def colors_of(label: str, memory: list[str]) -> list[str]:
+    """Colours the memory gives `label`, most often said first ("a brown wooden chair", "the chair is brown")."""
+    forms = _label_regex(label).pattern
+    cols = "|".join(COLORS)
+    before = re.compile(rf"\b({cols})\s+(?:[a-z]+\s+)?{forms}")
+    after = re.compile(rf"{forms}\s+(?:is|are|looks)\s+(?:[a-z]+\s+)?({cols})\b")
+    counts: Counter = Counter()
+    for s in memory:
+        low = s.lower()
+        for m in before.finditer(low):
+            counts[m.group(1)] += 1
+        for m in after.finditer(low):
+            counts[m.group(1)] += 1
+    return [("gray" if c == "grey" else c) for c, _ in counts.most_common()]
+
+
+def answer_color(label: str, memory: list[str]) -> str:
+    cols = list(dict.fromkeys(colors_of(label, memory)))
+    if not cols:
+        return DONT_KNOW
+    if len(cols) == 1:
+        return f"The {label} is {cols[0]}."
+    shown = cols[:3]
+    return f"The {plural(label)} are {', '.join(shown[:-1])} and {shown[-1]}."
+
+
+def places_of(label: str, memory: list[str]) -> list[str]:
+    """Where the memory puts `label`: 'near a window', 'on the desk', 'against a wall' ..."""
+    forms = _label_regex(label).pattern
+    pat = re.compile(rf"{forms}\s+((?:on|in|against|near)\b[^.]*)")
+    out = []
+    for s in memory:
+        for m in pat.finditer(s.lower()):
+            place = m.group(1).strip()
+            if place.startswith(_PLACE_WORDS) and not place.startswith("in the room") and place not in out:
+                out.append(place)
+    return out
+
+
+def answer_place(label: str, memory: list[str]) -> str:
+    places = places_of(label, memory)
+    if not places:
+        return DONT_KNOW
+    if len(places) == 1:
+        return f"The {label} is {places[0]}."
+    return f"There is {article(label)} {places[0]}, and another one {places[1]}."
+
+
+class GroundedAnswerer:
+    """Answers from memory sentences; `embed` (texts -> L2-normalised rows) ranks sentences by relevance for
+    questions that are not about a room/has/count/colour/place aspect. Without `embed`, word overlap ranks them."""
+
+    name = "grounded"
+
+    def __init__(self, embed: Optional[Callable[[list[str]], np.ndarray]] = None, min_relevance: float = 0.35,
+                 support: bool = True):
+        self.embed, self.min_relevance, self.support = embed, min_relevance, support
+        self._cache: dict[str, np.ndarray] = {}
+
+    def answer(self, questions: list[str], memories: list[list[str]]) -> list[str]:
+        if len(questions) != len(memories):
+            raise ValueError(f"{len(questions)} questions but {len(memories)} memories")
+        out: list[Optional[str]] = []
+        pending = []  # (index, question, candidate sentences) answered by relevance
+        supports = []  # (index, question, candidate sentences): a memory sentence backing a short answer
+        for i, (q, memory) in enumerate(zip(questions, memories)):
+            parsed = parse_question(q)
+            if parsed is None:
+                pending.append((i, q, list(memory)))
+                out.append(None)
+                continue
+            kind, phrase = parsed
+            label = _resolve_label(phrase, memory) if phrase else ""
+            if kind == "room":
+                out.append(answer_room(memory))
+            elif kind == "has":
+                out.append(answer_has(label, memory))
+            elif kind == "count":
+                out.append(answer_count(label, memory))
+            elif kind == "color":
+                out.append(answer_color(label, memory))
+            elif kind == "place":
+                out.append(answer_place(label, memory))
+            else:  # near: a sentence about the label and what is around it
+                cands = [s for s in memory if mentions(s, label) and _RELATION_WORDS.search(s.lower())]
+                pending.append((i, q, cands))
+                out.append(None)
+            # A person answering from what they remember also says the sentence that came to mind
+            # ("The chair is brown. It is the one next to the desk by the window.").
+            if self.support and out[-1] is not None and out[-1] != DONT_KNOW:
+                cands = [s for s in memory if (not label or mentions(s, label)) and not _FACT_SENTENCE.match(s.lower())]
+                supports.append((i, q, cands))
+        for (i, _, _), a in zip(pending, self._by_relevance([(q, c) for _, q, c in pending])):
+            out[i] = a
+        for (i, _, _), a in zip(supports, self._by_relevance([(q, c) for _, q, c in supports])):
+            if a != DONT_KNOW:
+                out[i] = f"{out[i]} {a}"
+        return [a if a is not None else DONT_KNOW for a in out]
+
+    def _by_relevance(self, items: list[tuple[str, list[str]]]) -> list[str]:
+        if not items:
+            return []
+        if self.embed is None:
+            return [self._overlap_pick(q, cands) for q, cands in items]
+        texts = {q for q, _ in items} | {s for _, cands in items for s in cands}
+        todo = [t for t in texts if t not in self._cache]
+        if todo:
+            for t, e in zip(todo, self.embed(todo)):
+                self._cache[t] = e
+        out = []
+        for q, cands in items:
+            if not cands:
+                out.append(DONT_KNOW)
+                continue
+            sims = np.stack([self._cache[s] for s in cands]) @ self._cache[q]
+            best = int(np.argmax(sims))
+            out.append(_cap(cands[best]) if sims[best] >= self.min_relevance else DONT_KNOW)
+        return out
+
+    @staticmethod
+    def _overlap_pick(question: str, cands: list[str]) -> str:
+        words = set(re.findall(r"[a-z]+", question.lower())) - {"what", "is", "the", "a", "an", "there", "to", "of"}
+        best, best_score = None, 0.0
+        for s in cands:
+            sw = set(re.findall(r"[a-z]+", s.lower()))
+            score = len(words & sw) / (len(words) or 1)
+            if score > best_score:
+                best, best_score = s, score
+        return _cap(best) if best is not None and best_score >= 0.5 else DONT_KNOW
+
+
+class SimulatedUser:
+    """The user in an evaluation: answers each dialog's question from its target scene's memory.
+
+    noise: the share of answers replaced by the answer from a random other scene's memory (deterministic per
+    dialog and round, so runs repeat)."""
+
+    def __init__(self, answerer, memories: dict[str, SceneMemory], granularity: str = "fine", noise: float = 0.0,
+                 seed: int = 0):
+        if granularity not in ("coarse", "fine"):
+            raise ValueError(f"memory must be 'coarse' or 'fine', got {granularity!r}")
+        if not 0.0 <= noise <= 1.0:
+            raise ValueError(f"noise must be in [0, 1], got {noise}")
+        self.answerer, self.memories, self.granularity = answerer, memories, granularity
+        self.noise, self.seed = noise, seed
+        self._ids = sorted(memories)
+
+    def memory_of(self, scene_id: str) -> list[str]:
+        if scene_id not in self.memories:
+            raise KeyError(f"no memory for scene {scene_id!r}")
+        return self.memories[scene_id].sentences(self.granularity)
+
+    def answer(self, states: list[DialogState], questions: list[str]) -> list[str]:
+        ids = []
+        for st in states:
+            if st.target is None:
+                raise ValueError(f"dialog {st.dialog_id!r} has no target scene: a simulated user needs one")
+            sid = st.target
+            if self.noise > 0 and len(self._ids) > 1:
+                rng = np.random.default_rng([self.seed, zlib.crc32(st.dialog_id.encode()), len(st.turns)])
+                if rng.random() < self.noise:
+                    others = [s for s in self._ids if s != st.target]
+                    sid = others[int(rng.integers(len(others)))]
+            ids.append(sid)
+        # a user does not repeat what the dialog already holds
+        memories = []
+        for st, sid in zip(states, ids):
+            said = " ".join([st.query, *st.answers]).lower()
+            memories.append([m for m in self.memory_of(sid) if m.strip().lower() not in said])
+        return self.answerer.answer(list(questions), memories)

@@ -1,0 +1,68 @@
+"""Build the dialog roles named in a DialogConfig (grounded by default; llm backends on request)."""
+from __future__ import annotations
+
+from ..config import DialogConfig
+from ..retrieval.gallery import Gallery
+from .answerer import GroundedAnswerer, SimulatedUser
+from .knowledge import SceneKnowledge
+from .questioner import GroundedQuestioner
+from .summary import ConcatSummariser, GroundedSummariser
+
+
+def _llm_client(cfg: DialogConfig):
+    from .llm import make_chat_client
+
+    if not cfg.llm:
+        raise ValueError("an llm backend needs dialog.llm: an OpenAI-compatible base URL or a local model directory")
+    return make_chat_client(cfg.llm, model=cfg.llm_model)
+
+
+def attach_knowledge(gallery: Gallery) -> SceneKnowledge:
+    """What the questioner may know of the gallery's scenes (computed once per gallery)."""
+    kn = getattr(gallery, "knowledge", None)
+    if kn is None:
+        kn = gallery.knowledge = SceneKnowledge(gallery.scenes)
+        gallery.summaries = kn.summaries
+    return kn
+
+
+def build_questioner(cfg: DialogConfig, gallery: Gallery, client=None):
+    grounded = GroundedQuestioner(attach_knowledge(gallery), use_q1=cfg.use_q1, use_q2=cfg.use_q2,
+                                  target_bonus=cfg.target_bonus)
+    if cfg.questioner == "grounded":
+        return grounded
+    if cfg.questioner == "llm":
+        from .llm import LLMQuestioner
+
+        return LLMQuestioner(client or _llm_client(cfg), fallback=grounded, top_k=cfg.k)
+    raise ValueError(f"dialog.questioner must be 'grounded' or 'llm', got {cfg.questioner!r}")
+
+
+def build_answerer(cfg: DialogConfig, text_encoder=None, client=None):
+    embed = text_encoder.embed_backbone if text_encoder is not None else None
+    grounded = GroundedAnswerer(embed=embed, min_relevance=cfg.min_relevance)
+    if cfg.answerer == "grounded":
+        return grounded
+    if cfg.answerer == "llm":
+        from .llm import LLMAnswerer
+
+        return LLMAnswerer(client or _llm_client(cfg), fallback=grounded)
+    raise ValueError(f"dialog.answerer must be 'grounded' or 'llm', got {cfg.answerer!r}")
+
+
+def build_summariser(cfg: DialogConfig, client=None):
+    if cfg.summariser == "grounded":
+        return GroundedSummariser()
+    if cfg.summariser == "concat":
+        return ConcatSummariser()
+    if cfg.summariser == "llm":
+        from .llm import LLMSummariser
+
+        return LLMSummariser(client or _llm_client(cfg), fallback=GroundedSummariser())
+    raise ValueError(f"dialog.summariser must be 'grounded', 'concat' or 'llm', got {cfg.summariser!r}")
+
+
+def build_user(cfg: DialogConfig, memories, text_encoder=None, client=None) -> SimulatedUser:
+    if cfg.memory not in ("coarse", "fine"):
+        raise ValueError(f"dialog.memory must be 'coarse' or 'fine', got {cfg.memory!r}")
+    return SimulatedUser(build_answerer(cfg, text_encoder, client), memories, cfg.memory, cfg.noise, cfg.seed)

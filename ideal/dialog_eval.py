@@ -1,0 +1,148 @@
+"""Simulated-user evaluation of the dialog loop: every query becomes a dialog with a simulated user who
+knows the target scene's memory; after each round the target's rank is recorded.
+
+Work is cut into shards (a method x a slice of the queries) that are pure functions of an `EvalSpec`, so a
+job can run them anywhere (a Ray task here, `ray job submit` on a cluster), store each shard's result, and
+skip finished shards when resubmitted. `EvalContext` holds the models a worker builds once.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from .config import config_from_dict
+from .dialog.build import build_questioner, build_summariser, build_user
+from .dialog.methods import ABLATIONS, METHODS, method_config
+from .dialog.round import run_round, start
+from .evaluate import DEFAULT_WEIGHTS, queries
+from .metrics import recall_from_ranks, target_ranks
+
+# methods that are a retriever alone, evaluated on the initial query (round 0)
+STATIC = {"static": "trained", "bag-of-labels": "labels"}
+ALL_METHODS = tuple(STATIC) + tuple(m for m in METHODS if m != "static")
+
+
+@dataclass(frozen=True)
+class EvalSpec:
+    """Everything a worker needs to rebuild the evaluation (JSON-able)."""
+
+    data: dict  # {"synthetic": root} or {"scannet_dir": .., "scanrefer": .., "nr3d": .., "sr3d": .., "label_map": ..}
+    sources: tuple = ("scanrefer",)
+    limit: Optional[int] = None
+    weights: str = str(DEFAULT_WEIGHTS)
+    config: dict = field(default_factory=dict)
+
+    def key(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True, default=str)
+
+
+class EvalContext:
+    """Dataset, text encoder, retrievers and galleries for one EvalSpec (built lazily, reused by shards)."""
+
+    def __init__(self, spec: EvalSpec):
+        from .encoders.text import TextEncoder
+        from .scenes import load, load_synthetic
+
+        self.spec, self.cfg = spec, config_from_dict(spec.config)
+        d = spec.data
+        if "synthetic" in d:
+            self.ds = load_synthetic(d["synthetic"], "val", points_per_object=0)
+            sources = spec.sources
+        else:
+            self.ds = load(d["scannet_dir"], scanrefer=d.get("scanrefer"), nr3d=d.get("nr3d"), sr3d=d.get("sr3d"),
+                           label_map=d.get("label_map"), points_per_object=0)
+            sources = ("scanrefer", "nr3d", "sr3d")
+        self.descs = queries(self.ds, sources, spec.limit)
+        if not self.descs:
+            raise ValueError(f"no queries to evaluate in {d}")
+        self.text = TextEncoder(self.cfg.text_encoder.model_dir, max_length=self.cfg.text_encoder.max_length)
+        self._galleries: dict = {}
+
+    def gallery(self, retriever: str):
+        from .retrieval.gallery import Gallery
+        from .retrieval.retriever import BagOfLabelsRetriever, TrainedRetriever
+
+        if retriever not in self._galleries:
+            r = (TrainedRetriever.from_checkpoint(self.spec.weights, self.text) if retriever == "trained"
+                 else BagOfLabelsRetriever(self.text))
+            self._galleries[retriever] = Gallery(r, [self.ds.scenes[s] for s in sorted(self.ds.scenes)])
+        return self._galleries[retriever]
+
+
+_CONTEXTS: dict[str, EvalContext] = {}
+
+
+def context(spec: EvalSpec) -> EvalContext:
+    """One context per spec per process (a Ray worker reuses it across shards)."""
+    key = spec.key()
+    if key not in _CONTEXTS:
+        _CONTEXTS.clear()
+        _CONTEXTS[key] = EvalContext(spec)
+    return _CONTEXTS[key]
+
+
+def method_rounds(method: str, rounds: int) -> int:
+    return 0 if method in STATIC else rounds
+
+
+def run_shard(spec: EvalSpec, method: str, start_at: int, stop_at: int, rounds: int) -> dict:
+    """Dialogs [start_at, stop_at) of the query list under `method`: target ranks per round and transcripts.
+
+    Returns {"dialog_ids": [...], "ranks": (n, R+1) int list, "transcript": [row, ...]}.
+    """
+    ctx = context(spec)
+    descs = ctx.descs[start_at:stop_at]
+    if method in STATIC:
+        gallery, cfg = ctx.gallery(STATIC[method]), ctx.cfg.dialog
+        questioner = user = summariser = None
+        r_max = 0
+    else:
+        cfg = method_config(method, ctx.cfg.dialog)
+        gallery = ctx.gallery("trained")
+        questioner, summariser = build_questioner(cfg, gallery), build_summariser(cfg)
+        user = build_user(cfg, ctx.ds.memories, ctx.text)
+        r_max = rounds
+    targets = [gallery.index_of[d.scene_id] for d in descs]
+    states = start([d.text for d in descs], [d.scene_id for d in descs], [d.desc_id for d in descs])
+    ranks = np.zeros((len(descs), r_max + 1), np.int64)
+    rows = []
+    for r in range(r_max + 1):
+        states = run_round(states, gallery, questioner, user, cfg, summariser, ask=r < r_max)
+        ranks[:, r] = target_ranks(np.stack([st.scores for st in states]), targets)
+        for st, rank in zip(states, ranks[:, r]):
+            last = st.turns[-1] if r > 0 and st.turns else None
+            rows.append({"method": method, "dialog_id": st.dialog_id, "target": st.target, "round": r,
+                         "query": st.query if r == 0 else "", "question": last.question if last else "",
+                         "answer": last.answer if last else "", "summary": st.summary,
+                         "target_rank": int(rank) + 1, "top1": gallery.ids[int(np.argmax(st.scores))]})
+    return {"dialog_ids": [d.desc_id for d in descs], "ranks": ranks.tolist(), "transcript": rows}
+
+
+def shard_plan(n_queries: int, methods: list[str], shard_size: int) -> list[tuple[str, int, int]]:
+    """(method, start, stop) for every shard, methods in the given order."""
+    if shard_size < 1:
+        raise ValueError(f"shard size must be >= 1, got {shard_size}")
+    return [(m, s, min(s + shard_size, n_queries)) for m in methods for s in range(0, n_queries, shard_size)]
+
+
+def recall_per_round(ranks: np.ndarray) -> dict[str, dict[str, float]]:
+    """{round: {R@1, R@5, R@10, Rsum}} from 0-based target ranks (n, R+1)."""
+    ranks = np.asarray(ranks)
+    return {str(r): recall_from_ranks(ranks[:, r]) for r in range(ranks.shape[1])}
+
+
+def check_methods(names: list[str]) -> list[str]:
+    """Methods by name ("labels" is the bag-of-labels floor); unknown names are an error listing the known."""
+    out = []
+    for n in names:
+        n = "bag-of-labels" if n == "labels" else n
+        if n not in ALL_METHODS and n not in ABLATIONS:
+            raise ValueError(f"unknown method {n!r}; methods: {', '.join(ALL_METHODS)}; "
+                             f"ablations: {', '.join(ABLATIONS)}")
+        out.append(n)
+    return out
