@@ -73,7 +73,7 @@ class DialogConfig:
     summariser: str = "grounded"  # grounded (CoT fact merge) | concat (w/o CoT) | llm
     llm: Optional[str] = None  # llm backends: an OpenAI-compatible base URL (vLLM) or a local model directory
     llm_model: str = "default"  # model name sent to the endpoint
-    k: int = 10  # candidates the questioner looks at
+    k: int = 5  # candidates the questioner looks at
     beta: float = 0.02  # softmax temperature over candidate scores (small: sharp)
     use_q1: bool = True  # ground questions in the dialog (no repeats, target first)
     use_q2: bool = True  # ground questions in the top-k candidates (information gain)
@@ -85,6 +85,7 @@ class DialogConfig:
     p2_text: str = "answers"  # answers: u + answers | dialog: u + every question and answer
     noise: float = 0.0  # share of answers taken from a random other scene's memory
     min_relevance: float = 0.35  # the answerer says "I don't know" below this sentence similarity
+    answer_support: int = 2  # memory sentences the answerer adds to a short answer (what came to mind)
     seed: int = 0
     batch_size: int = 256  # dialogs per batch
 

@@ -62,6 +62,17 @@ class EvalContext:
             raise ValueError(f"no queries to evaluate in {d}")
         self.text = TextEncoder(self.cfg.text_encoder.model_dir, max_length=self.cfg.text_encoder.max_length)
         self._galleries: dict = {}
+        self._parts: dict = {}
+
+    def parts(self, method: str):
+        """(config, gallery, questioner, summariser, simulated user) of a dialog method, built once: their
+        caches (sentence embeddings, scene knowledge) carry over from shard to shard."""
+        if method not in self._parts:
+            cfg = method_config(method, self.cfg.dialog)
+            gallery = self.gallery("trained")
+            self._parts[method] = (cfg, gallery, build_questioner(cfg, gallery), build_summariser(cfg),
+                                   build_user(cfg, self.ds.memories, self.text))
+        return self._parts[method]
 
     def gallery(self, retriever: str):
         from .retrieval.gallery import Gallery
@@ -102,10 +113,7 @@ def run_shard(spec: EvalSpec, method: str, start_at: int, stop_at: int, rounds: 
         questioner = user = summariser = None
         r_max = 0
     else:
-        cfg = method_config(method, ctx.cfg.dialog)
-        gallery = ctx.gallery("trained")
-        questioner, summariser = build_questioner(cfg, gallery), build_summariser(cfg)
-        user = build_user(cfg, ctx.ds.memories, ctx.text)
+        cfg, gallery, questioner, summariser, user = ctx.parts(method)
         r_max = rounds
     targets = [gallery.index_of[d.scene_id] for d in descs]
     states = start([d.text for d in descs], [d.scene_id for d in descs], [d.desc_id for d in descs])

@@ -39,30 +39,43 @@ def _cap(s: str) -> str:
 
 def _resolve_label(phrase: str, memory: list[str]) -> str:
     """The phrase as the memory names it: 'chairs' -> 'chair' when the memory says 'chair'."""
-    for cand in (phrase, singular(phrase)):
-        if any(mentions(s, cand) for s in memory):
+    for cand in dict.fromkeys((singular(phrase), phrase)):
+        word = re.compile(rf"\b{re.escape(cand)}\b")
+        if any(word.search(s.lower()) for s in memory):
             return cand
     return singular(phrase)
 
 
+# ScanNet scene types beyond ROOM_WORDS ("This is an apartment."): a room is named by one of these words.
+_ROOM_NOUNS = {"room", "apartment", "lobby", "hallway", "storage", "closet", "office", "kitchen", "bathroom",
+               "bedroom", "library", "classroom", "gym", "stairs", "garage", "lounge", "studio", "hall"}
+
+
 def answer_room(memory: list[str]) -> str:
+    """From a sentence that says what the room is ("This is a bedroom."); object names never count
+    ("an office chair" says nothing about the room)."""
     for s in memory:
         m = _ROOM_RE.search(s.lower())
-        if m and m.group("room") in _ROOMS:
+        if m and (m.group("room") in _ROOMS or m.group("room").split()[-1] in _ROOM_NOUNS):
             return f"It is {article(m.group('room'))}."
-    for s in memory:
-        low = s.lower()
-        for room in _ROOMS:
-            if re.search(rf"\b{room}\b", low):
-                return f"It is {article(room)}."
     return DONT_KNOW
 
 
+_ITEM_RE = re.compile(r"^(?P<n>one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|\d+|an?) (?P<noun>[a-z ]+)$")
+
+
 def _count_sentence(label: str, memory: list[str]) -> Optional[tuple[str, str]]:
+    """(number word, noun) from "There are two chairs in the room." or a coarse "It has two chairs, a bed ..."."""
     for s in memory:
-        m = _COUNT_RE.search(s.lower())
+        low = s.lower()
+        m = _COUNT_RE.search(low)
         if m and mentions(m.group("noun"), label) and len(m.group("noun").split()) <= len(label.split()) + 1:
             return m.group("n"), m.group("noun")
+        if low.startswith("it has "):
+            for item in re.split(r",\s*|\s+and\s+", low[len("it has "):].rstrip(".")):
+                m = _ITEM_RE.match(item.strip())
+                if m and mentions(m.group("noun"), label) and len(m.group("noun").split()) <= len(label.split()) + 1:
+                    return m.group("n"), m.group("noun")
     return None
 
 
@@ -141,7 +154,7 @@ class GroundedAnswerer:
     name = "grounded"
 
     def __init__(self, embed: Optional[Callable[[list[str]], np.ndarray]] = None, min_relevance: float = 0.35,
-                 support: bool = True):
+                 support: int = 1):
         self.embed, self.min_relevance, self.support = embed, min_relevance, support
         self._cache: dict[str, np.ndarray] = {}
 
@@ -175,17 +188,19 @@ class GroundedAnswerer:
                 out.append(None)
             # A person answering from what they remember also says the sentence that came to mind
             # ("The chair is brown. It is the one next to the desk by the window.").
-            if self.support and out[-1] is not None and out[-1] != DONT_KNOW:
+            if self.support > 0 and out[-1] is not None and out[-1] != DONT_KNOW:
                 cands = [s for s in memory if (not label or mentions(s, label)) and not _FACT_SENTENCE.match(s.lower())]
                 supports.append((i, q, cands))
         for (i, _, _), a in zip(pending, self._by_relevance([(q, c) for _, q, c in pending])):
             out[i] = a
-        for (i, _, _), a in zip(supports, self._by_relevance([(q, c) for _, q, c in supports])):
+        for (i, _, _), a in zip(supports, self._by_relevance([(q, c) for _, q, c in supports], self.support)):
             if a != DONT_KNOW:
                 out[i] = f"{out[i]} {a}"
         return [a if a is not None else DONT_KNOW for a in out]
 
-    def _by_relevance(self, items: list[tuple[str, list[str]]]) -> list[str]:
+    def _by_relevance(self, items: list[tuple[str, list[str]]], top: int = 1) -> list[str]:
+        """For each (question, candidate sentences): the `top` most relevant sentences above min_relevance,
+        joined, or DONT_KNOW."""
         if not items:
             return []
         if self.embed is None:
@@ -201,8 +216,8 @@ class GroundedAnswerer:
                 out.append(DONT_KNOW)
                 continue
             sims = np.stack([self._cache[s] for s in cands]) @ self._cache[q]
-            best = int(np.argmax(sims))
-            out.append(_cap(cands[best]) if sims[best] >= self.min_relevance else DONT_KNOW)
+            best = [int(j) for j in np.argsort(-sims, kind="stable")[:top] if sims[j] >= self.min_relevance]
+            out.append(" ".join(_cap(cands[j]) for j in best) if best else DONT_KNOW)
         return out
 
     @staticmethod

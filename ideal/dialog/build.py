@@ -40,7 +40,7 @@ def build_questioner(cfg: DialogConfig, gallery: Gallery, client=None):
 
 def build_answerer(cfg: DialogConfig, text_encoder=None, client=None):
     embed = text_encoder.embed_backbone if text_encoder is not None else None
-    grounded = GroundedAnswerer(embed=embed, min_relevance=cfg.min_relevance)
+    grounded = GroundedAnswerer(embed=embed, min_relevance=cfg.min_relevance, support=cfg.answer_support)
     if cfg.answerer == "grounded":
         return grounded
     if cfg.answerer == "llm":

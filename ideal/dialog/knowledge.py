@@ -28,7 +28,7 @@ def scene_facts(scene: Scene) -> list[str]:
 
 def neighbour_key(scene: Scene, label: str) -> str:
     """What is near the objects called `label`: the sorted set of neighbour labels (or DONT_KNOW)."""
-    objs = scene.furniture()
+    objs = [o for o in scene.furniture() if o.label not in _OPENINGS]
     near = sorted({b.label for a in objs if a.label == label for b in objs
                    if b is not a and b.label != label and rel.is_next_to(a, b)})
     return ",".join(near) if near else DONT_KNOW
@@ -46,7 +46,7 @@ class SceneKnowledge:
             aspect_key(k, lab) for k in kinds if k != "room" for lab in labels
             if not (k in ("color", "place", "near") and lab in _OPENINGS)]
         self.col = {a: j for j, a in enumerate(self.aspects)}
-        answerer = GroundedAnswerer(embed=None, support=False)
+        answerer = GroundedAnswerer(embed=None, support=0)
         vocab: dict[tuple[int, str], int] = {}
         table = np.zeros((len(scenes), len(self.aspects)), np.int32)
         unknown = {j: vocab.setdefault((j, DONT_KNOW), len(vocab)) for j in range(len(self.aspects))}

@@ -11,10 +11,14 @@ from __future__ import annotations
 import numpy as np
 
 from .aspects import aspect_key, labels_in, parse_question, question_text, singular, split_aspect
+from .answerer import _count_sentence, colors_of, places_of
 from .knowledge import SceneKnowledge, answer_entropy
 from .types import Candidate, DialogState, Question
 
 _TARGET_KINDS = ("color", "place", "near")
+_SETTLED = (("color", lambda lab, said: bool(colors_of(lab, said))),
+            ("count", lambda lab, said: _count_sentence(lab, said) is not None),
+            ("place", lambda lab, said: bool(places_of(lab, said))))
 
 
 class GroundedQuestioner:
@@ -75,12 +79,15 @@ class GroundedQuestioner:
             if t.aspect is None and (p := parse_question(t.question)) is not None:
                 kind, phrase = p
                 asked.add(aspect_key(kind, phrase if phrase in kn.col or phrase in kn.labels else singular(phrase)))
-        named = set(labels_in(" ".join([st.query, *st.answers]), kn.labels))
+        said = [st.query, *st.answers]
+        named = set(labels_in(" ".join(said), kn.labels))
         found = labels_in(st.query, kn.labels)
         target = found[0] if found else None
+        # what the dialog already says about a named object: its colour, count, place
+        settled = {aspect_key(kind, lab) for lab in named for kind, fn in _SETTLED if fn(lab, said)}
         for j, a in enumerate(kn.aspects):
             kind, label = split_aspect(a)
-            if a in asked or (kind == "has" and label in named):
+            if a in asked or a in settled or (kind == "has" and label in named):
                 adj[j] = -np.inf
             elif label and label == target and kind in _TARGET_KINDS:
                 adj[j] += self.target_bonus

@@ -14,8 +14,10 @@ from ..scenes.rooms import ROOM_WORDS
 
 _ROOM = re.compile(r"^it is (?:a |an )?(?P<room>" + "|".join(sorted(set(ROOM_WORDS.values()), key=len, reverse=True))
                    + r")\.$")
-_HAS = re.compile(r"^(?:yes, )?there (?:is|are) (?P<what>(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|"
-                  r"twelve|\d+) [a-z]+(?: [a-z]+)?)(?: in the room)?\.$")
+_NUM = r"(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|\d+)"
+# the answerer's "Yes, there is a window." / "Yes, there are two chairs." and "There are two chairs in the room."
+_HAS = re.compile(rf"^yes, there (?:is|are) (?P<what>(?:{_NUM}|a|an) [a-z]+(?: [a-z]+)?)(?: in the room)?\.$"
+                  rf"|^there (?:is|are) (?P<count>{_NUM} [a-z]+(?: [a-z]+)?) in the room\.$")
 
 
 def _sentences(text: str) -> list[str]:
@@ -35,7 +37,7 @@ def merge_facts(query: str, answers: list[str]) -> str:
             if (m := _ROOM.match(low)) is not None:
                 room = m.group("room")
             elif (m := _HAS.match(low)) is not None:
-                what = m.group("what")
+                what = m.group("what") or m.group("count")
                 has.append(("a " + what[4:]) if what.startswith("one ") else what)
             else:
                 other.append(s if s.endswith((".", "!", "?")) else s + ".")

@@ -96,6 +96,18 @@ def object_facts(scene: Scene) -> list[str]:
     return facts
 
 
+def neighbour_facts(scene: Scene) -> list[str]:
+    """Per object class, what stands next to its objects: "The chair is next to the desk and the lamp."."""
+    objs = [o for o in scene.furniture() if o.label not in _OPENINGS]
+    out = []
+    for label in sorted({o.label for o in objs}):
+        near = sorted({b.label for a in objs if a.label == label for b in objs
+                       if b is not a and b.label != label and rel.is_next_to(a, b)})
+        if near:
+            out.append(f"The {label} is next to {_join([f'the {n}' for n in near])}.")
+    return out
+
+
 def fine_memory(scene: Scene, descriptions: list[Description]) -> list[str]:
     seen, out = set(), []
     for d in descriptions:
@@ -105,7 +117,7 @@ def fine_memory(scene: Scene, descriptions: list[Description]) -> list[str]:
     counts = Counter(o.label for o in scene.furniture())
     out.append(f"This is {article(room_word(scene.scene_type))}.")
     out += [f"There {'is' if n == 1 else 'are'} {count_phrase(n, label)} in the room." for label, n in sorted(counts.items())]
-    return out + object_facts(scene)
+    return out + object_facts(scene) + neighbour_facts(scene)
 
 
 def build_memory(scene: Scene, descriptions: list[Description]) -> SceneMemory:

@@ -1,0 +1,197 @@
+"""Benchmark: the simulated-user dialog loop, batched vs one dialog at a time, and peak memory for 10k dialogs.
+
+    python jobs/bench_eval.py
+    python jobs/bench_eval.py --dialogs 20 --rounds 2 --rss-dialogs 300      # a quick try
+
+Everything is the `ideal` method as `jobs/eval.py` runs it (see `ideal.dialog_eval.run_shard`): the default
+config, the shipped weights (TrainedRetriever), the grounded questioner, simulated answerer and summariser,
+the val split of the default synthetic benchmark, ScanRefer-style queries; `--rounds` rounds after the
+initial query, so rounds + 1 `run_round` calls per dialog.
+
+1. Batched vs one at a time, on the first `--dialogs` queries: (a) every round of all dialogs in one
+   `run_round` call; (b) each dialog alone through all its rounds (`run_round([state], ...)`), on the first
+   `--single-dialogs` of them (default: all; a subset keeps the slow mode short, and the comparison is then
+   per-dialog throughput). Each mode gets freshly built components (retriever, Gallery, questioner, user,
+   summariser) so no cache warmed by one mode serves the other; the text encoder is shared (it holds no
+   cache) and warmed up before either is timed. Prints dialogs/s for each, the ratio (target >= 10x) and
+   whether both modes end with the same target ranks (they should, up to float ties).
+2. Peak RSS for `--rss-dialogs` dialogs (default 10k: the val queries cycled, with distinct dialog ids), run
+   as a shard would, `dialog.batch_size` dialogs at a time keeping only the per-round target ranks. It runs
+   in a fresh subprocess of this script (`--rss-only`) so part 1 does not inflate the figure; target <= 4 GiB.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ideal.config import load_config
+from ideal.dialog.build import build_questioner, build_summariser, build_user
+from ideal.dialog.methods import method_config
+from ideal.dialog.round import run_round, start
+from ideal.encoders.text import TextEncoder
+from ideal.evaluate import DEFAULT_WEIGHTS, queries
+from ideal.metrics import recall_from_ranks, target_ranks
+from ideal.retrieval.gallery import Gallery
+from ideal.retrieval.retriever import TrainedRetriever
+from ideal.scenes import load_synthetic
+from ideal.scenes.synthetic import generate
+
+RSS_MARK = "RSS_RESULT "  # the line the --rss-only child prints for its parent
+
+
+def peak_rss_gib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20  # KiB on Linux
+
+
+def load_data(cfg):
+    root = generate(cfg.data.synthetic_root(), cfg.data.scenes, cfg.data.seed)
+    return load_synthetic(root, "val", points_per_object=0)
+
+
+def build(cfg, ds, text, weights):
+    """Fresh components for one mode, built as run_shard builds them: (gallery, questioner, user, summariser)."""
+    gallery = Gallery(TrainedRetriever.from_checkpoint(weights, text), [ds.scenes[s] for s in sorted(ds.scenes)])
+    return gallery, build_questioner(cfg, gallery), build_user(cfg, ds.memories, text), build_summariser(cfg)
+
+
+def run_dialogs(descs, dialog_ids, parts, cfg, rounds: int, progress: str = "") -> np.ndarray:
+    """All rounds of these dialogs as one batch; (n, rounds + 1) 0-based target ranks."""
+    gallery, questioner, user, summariser = parts
+    targets = [gallery.index_of[d.scene_id] for d in descs]
+    states = start([d.text for d in descs], [d.scene_id for d in descs], dialog_ids)
+    ranks = np.zeros((len(descs), rounds + 1), np.int64)
+    for r in tqdm(range(rounds + 1), desc=progress, unit="round", disable=not progress):
+        states = run_round(states, gallery, questioner, user, cfg, summariser, ask=r < rounds)
+        ranks[:, r] = target_ranks(np.stack([st.scores for st in states]), targets)
+    return ranks
+
+
+def timed(fn):
+    t = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t
+
+
+def rss_only(args, full, cfg) -> dict:
+    """Part 2, in its own process: N dialogs in shard-sized batches, only the ranks kept."""
+    t0 = time.perf_counter()
+    ds = load_data(full)
+    descs = queries(ds, ("scanrefer",))
+    text = TextEncoder(full.text_encoder.model_dir, max_length=full.text_encoder.max_length)
+    parts = build(cfg, ds, text, args.weights)
+    setup_s, setup_gib = time.perf_counter() - t0, peak_rss_gib()
+    n, bs = args.rss_dialogs, cfg.batch_size
+    picked = [descs[i % len(descs)] for i in range(n)]
+    ids = [f"{d.desc_id}#{i // len(descs)}" for i, d in enumerate(picked)]  # cycled queries, distinct ids
+    ranks = np.zeros((n, args.rounds + 1), np.int64)
+    t = time.perf_counter()
+    for s in tqdm(range(0, n, bs), desc=f"{n} dialogs (rss)", unit="batch"):
+        ranks[s:s + bs] = run_dialogs(picked[s:s + bs], ids[s:s + bs], parts, cfg, args.rounds)
+    wall = time.perf_counter() - t
+    out = {"dialogs": n, "distinct_queries": min(n, len(descs)), "batch_size": bs, "rounds": args.rounds,
+           "setup_s": setup_s, "setup_peak_gib": setup_gib, "wall_s": wall, "peak_gib": peak_rss_gib(),
+           "final_rsum": recall_from_ranks(ranks[:, -1])["Rsum"]}
+    print(f"{n} dialogs x {args.rounds} rounds in batches of {bs}: {wall:.1f} s ({n / wall:.1f} dialogs/s), "
+          f"peak RSS {out['peak_gib']:.2f} GiB (after setup {setup_gib:.2f} GiB)")
+    print(RSS_MARK + json.dumps(out), flush=True)
+    return out
+
+
+def rss_subprocess(args) -> dict:
+    cmd = [sys.executable, os.path.abspath(__file__), "--rss-only", "--rss-dialogs", str(args.rss_dialogs),
+           "--rounds", str(args.rounds), "--weights", args.weights]
+    if args.config:
+        cmd += ["--config", args.config]
+    for s in args.set:
+        cmd += ["--set", s]
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)  # stderr (progress bars) passes through
+    lines = proc.stdout.splitlines()
+    result = [json.loads(line[len(RSS_MARK):]) for line in lines if line.startswith(RSS_MARK)]
+    if proc.returncode != 0 or not result:
+        sys.exit(f"bench_eval.py: the --rss-only subprocess failed (exit {proc.returncode}):\n{proc.stdout}")
+    return result[-1]
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--dialogs", type=int, default=200, help="dialogs for the batched vs one-at-a-time comparison")
+    ap.add_argument("--single-dialogs", type=int, default=None,
+                    help="time the one-at-a-time loop on the first N of --dialogs only (default: all)")
+    ap.add_argument("--rounds", type=int, default=5, help="rounds after the initial query")
+    ap.add_argument("--rss-dialogs", type=int, default=10_000, help="dialogs for the peak-RSS run (0: skip it)")
+    ap.add_argument("--rss-only", action="store_true", help="only the peak-RSS run, in this process")
+    ap.add_argument("--weights", default=str(DEFAULT_WEIGHTS), help="retriever checkpoint folder")
+    ap.add_argument("--config", help="YAML config (data.*, dialog.* ...)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
+    args = ap.parse_args(argv)
+    if args.dialogs < 1 or args.rounds < 0 or args.rss_dialogs < 0:
+        ap.error("--dialogs must be >= 1, --rounds and --rss-dialogs >= 0")
+    n_single = min(args.single_dialogs or args.dialogs, args.dialogs)
+    if n_single < 1:
+        ap.error("--single-dialogs must be >= 1")
+    full = load_config(args.config, args.set)
+    cfg = method_config("ideal", full.dialog)
+    if args.rss_only:
+        if args.rss_dialogs < 1:
+            ap.error("--rss-only needs --rss-dialogs >= 1")
+        rss_only(args, full, cfg)
+        return
+    t_run = time.perf_counter()
+    ds = load_data(full)
+    descs = queries(ds, ("scanrefer",), args.dialogs)
+    if len(descs) < args.dialogs:
+        print(f"note: the val split has only {len(descs)} queries; comparing on those")
+    n_single = min(n_single, len(descs))
+    ids = [d.desc_id for d in descs]
+    text = TextEncoder(full.text_encoder.model_dir, max_length=full.text_encoder.max_length)
+    text.embed_backbone([d.text for d in descs[:64]])  # warm up torch once, outside both timings
+
+    # (a) batched: every round of all dialogs in one run_round call
+    batched = build(cfg, ds, text, args.weights)
+    ranks_b, t_b = timed(lambda: run_dialogs(descs, ids, batched, cfg, args.rounds, "batched"))
+    del batched
+    # (b) one at a time: each dialog alone through all its rounds, on fresh components
+    single = build(cfg, ds, text, args.weights)
+    ranks_s, t_s = timed(lambda: np.concatenate([
+        run_dialogs([d], [i], single, cfg, args.rounds)
+        for d, i in tqdm(list(zip(descs, ids))[:n_single], desc="one at a time", unit="dialog")]))
+    del single
+
+    n = len(descs)
+    rate_b, rate_s = n / t_b, n_single / t_s
+    same = ranks_b[:n_single] == ranks_s
+    final_same = same[:, -1]
+    worst = int(np.abs(ranks_b[:n_single] - ranks_s).max())
+    rss = rss_subprocess(args) if args.rss_dialogs else None
+
+    print(f"\n== dialog loop benchmark: method ideal, {args.rounds} rounds (+ the initial query), "
+          f"{len(ds.scenes)} val scenes ==")
+    print(f"  machine: {os.cpu_count()} cores, torch threads {torch.get_num_threads()}")
+    print(f"  batched        {n:6d} dialogs in {t_b:7.1f} s  {rate_b:8.2f} dialogs/s")
+    print(f"  one at a time  {n_single:6d} dialogs in {t_s:7.1f} s  {rate_s:8.2f} dialogs/s"
+          + (f"  (subset: first {n_single} of {n})" if n_single < n else ""))
+    ratio = rate_b / rate_s
+    print(f"  ratio batched / one at a time: {ratio:.1f}x (target >= 10x: {'PASS' if ratio >= 10 else 'FAIL'})")
+    print(f"  same final target rank: {int(final_same.sum())}/{n_single} dialogs; same at every round: "
+          f"{int(same.all(axis=1).sum())}/{n_single}; largest rank difference {worst}")
+    rb, rs = recall_from_ranks(ranks_b[:n_single, -1]), recall_from_ranks(ranks_s[:, -1])
+    print(f"  final-round Rsum on those dialogs: batched {rb['Rsum']:.1f}, one at a time {rs['Rsum']:.1f}")
+    if rss:
+        print(f"  peak RSS, {rss['dialogs']} dialogs ({rss['distinct_queries']} distinct queries cycled) in batches "
+              f"of {rss['batch_size']}: {rss['peak_gib']:.2f} GiB (after setup {rss['setup_peak_gib']:.2f} GiB; "
+              f"target <= 4 GiB: {'PASS' if rss['peak_gib'] <= 4 else 'FAIL'}), "
+              f"wall {rss['wall_s']:.1f} s ({rss['dialogs'] / rss['wall_s']:.1f} dialogs/s) + setup {rss['setup_s']:.1f} s")
+    print(f"  total wall time of this run {time.perf_counter() - t_run:.1f} s")
+
+
+if __name__ == "__main__":
+    main()
