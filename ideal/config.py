@@ -77,12 +77,13 @@ class DialogConfig:
     beta: float = 0.02  # softmax temperature over candidate scores (small: sharp)
     use_q1: bool = True  # ground questions in the dialog (no repeats, target first)
     use_q2: bool = True  # ground questions in the top-k candidates (information gain)
-    target_bonus: float = 0.1  # nats added to aspects of the target object (Q1)
+    target_bonus: float = 0.0  # nats added to aspects of the target object (Q1); 0.1 measured worse, see README
     lambda1: float = 0.2  # p1: the initial query u
     lambda2: float = 0.4  # p2: the query enriched with the answers
     lambda3: float = 0.4  # p3: the dialog summary s
-    alpha: float = 0.7  # this round's fused scores vs the previous round's
+    alpha: float = 0.85  # this round's fused scores vs the previous round's
     p2_text: str = "answers"  # answers: u + answers | dialog: u + every question and answer
+    compose: bool = True  # encode dialog texts sentence by sentence and pool (no 256-token cut; each sentence once)
     noise: float = 0.0  # share of answers taken from a random other scene's memory
     min_relevance: float = 0.35  # the answerer says "I don't know" below this sentence similarity
     answer_support: int = 2  # memory sentences the answerer adds to a short answer (what came to mind)

@@ -6,15 +6,19 @@
 Everything is the `ideal` method as `jobs/eval.py` runs it (see `ideal.dialog_eval.run_shard`): the default
 config, the shipped weights (TrainedRetriever), the grounded questioner, simulated answerer and summariser,
 the val split of the default synthetic benchmark, ScanRefer-style queries; `--rounds` rounds after the
-initial query, so rounds + 1 `run_round` calls per dialog.
+initial query, so rounds + 1 `run_round` calls per dialog. Torch runs on `--threads` threads, 1 by default
+as in a shard (a Ray task with num_cpus=1 gets OMP_NUM_THREADS=1); with more threads than free cores (other
+jobs running), small batches slow down far more than large ones, which skews the ratio.
 
 1. Batched vs one at a time, on the first `--dialogs` queries: (a) every round of all dialogs in one
    `run_round` call; (b) each dialog alone through all its rounds (`run_round([state], ...)`), on the first
    `--single-dialogs` of them (default: all; a subset keeps the slow mode short, and the comparison is then
    per-dialog throughput). Each mode gets freshly built components (retriever, Gallery, questioner, user,
    summariser) so no cache warmed by one mode serves the other; the text encoder is shared (it holds no
-   cache) and warmed up before either is timed. Prints dialogs/s for each, the ratio (target >= 10x) and
-   whether both modes end with the same target ranks (they should, up to float ties).
+   cache) and warmed up before either is timed. Prints dialogs/s for each, by wall time and by this
+   process's CPU time (a check on how much other jobs on the machine took), the ratio (target >= 10x), what
+   each mode asked of the text encoder (texts, tokens, share of the time: nearly all of it), and whether
+   both modes end with the same target ranks (they should, up to float ties).
 2. Peak RSS for `--rss-dialogs` dialogs (default 10k: the val queries cycled, with distinct dialog ids), run
    as a shard would, `dialog.batch_size` dialogs at a time keeping only the per-round target ranks. It runs
    in a fresh subprocess of this script (`--rss-only`) so part 1 does not inflate the figure; target <= 4 GiB.
@@ -75,10 +79,36 @@ def run_dialogs(descs, dialog_ids, parts, cfg, rounds: int, progress: str = "") 
     return ranks
 
 
+class EncoderMeter:
+    """Stands in for the shared text encoder's `embed_backbone` (which the retriever and the answerer both
+    call): counts the texts each mode encodes and the time that takes, since that is where a round's time goes."""
+
+    def __init__(self, text):
+        self.text, self.embed = text, text.embed_backbone
+        text.embed_backbone = self
+        self.reset()
+
+    def reset(self):
+        self.texts, self.calls, self.seconds = [], 0, 0.0
+
+    def __call__(self, texts, *args, **kwargs):
+        t = time.perf_counter()
+        out = self.embed(texts, *args, **kwargs)
+        self.seconds += time.perf_counter() - t
+        self.calls += 1
+        self.texts.extend(texts)
+        return out
+
+    def summary(self) -> dict:
+        ids = self.text.tokenizer(self.texts, truncation=True, max_length=self.text.max_length)["input_ids"]
+        return {"calls": self.calls, "texts": len(self.texts), "tokens": sum(map(len, ids)), "seconds": self.seconds}
+
+
 def timed(fn):
-    t = time.perf_counter()
+    """fn(), its wall seconds and this process's CPU seconds (all threads; torch's spinning threads count too)."""
+    t, c = time.perf_counter(), time.process_time()
     out = fn()
-    return out, time.perf_counter() - t
+    return out, time.perf_counter() - t, time.process_time() - c
 
 
 def rss_only(args, full, cfg) -> dict:
@@ -108,7 +138,7 @@ def rss_only(args, full, cfg) -> dict:
 
 def rss_subprocess(args) -> dict:
     cmd = [sys.executable, os.path.abspath(__file__), "--rss-only", "--rss-dialogs", str(args.rss_dialogs),
-           "--rounds", str(args.rounds), "--weights", args.weights]
+           "--rounds", str(args.rounds), "--threads", str(args.threads), "--weights", args.weights]
     if args.config:
         cmd += ["--config", args.config]
     for s in args.set:
@@ -129,6 +159,9 @@ def main(argv=None):
     ap.add_argument("--rounds", type=int, default=5, help="rounds after the initial query")
     ap.add_argument("--rss-dialogs", type=int, default=10_000, help="dialogs for the peak-RSS run (0: skip it)")
     ap.add_argument("--rss-only", action="store_true", help="only the peak-RSS run, in this process")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads (default 1: a shard's Ray task has num_cpus=1, so Ray sets OMP_NUM_THREADS=1; "
+                         "0: torch's default, all cores)")
     ap.add_argument("--weights", default=str(DEFAULT_WEIGHTS), help="retriever checkpoint folder")
     ap.add_argument("--config", help="YAML config (data.*, dialog.* ...)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
@@ -138,6 +171,10 @@ def main(argv=None):
     n_single = min(args.single_dialogs or args.dialogs, args.dialogs)
     if n_single < 1:
         ap.error("--single-dialogs must be >= 1")
+    if args.threads < 0:
+        ap.error("--threads must be >= 0")
+    if args.threads:
+        torch.set_num_threads(args.threads)
     full = load_config(args.config, args.set)
     cfg = method_config("ideal", full.dialog)
     if args.rss_only:
@@ -154,16 +191,21 @@ def main(argv=None):
     ids = [d.desc_id for d in descs]
     text = TextEncoder(full.text_encoder.model_dir, max_length=full.text_encoder.max_length)
     text.embed_backbone([d.text for d in descs[:64]])  # warm up torch once, outside both timings
+    meter = EncoderMeter(text)
 
     # (a) batched: every round of all dialogs in one run_round call
     batched = build(cfg, ds, text, args.weights)
-    ranks_b, t_b = timed(lambda: run_dialogs(descs, ids, batched, cfg, args.rounds, "batched"))
+    meter.reset()
+    ranks_b, t_b, c_b = timed(lambda: run_dialogs(descs, ids, batched, cfg, args.rounds, "batched"))
+    enc_b = meter.summary()
     del batched
     # (b) one at a time: each dialog alone through all its rounds, on fresh components
     single = build(cfg, ds, text, args.weights)
-    ranks_s, t_s = timed(lambda: np.concatenate([
+    meter.reset()
+    ranks_s, t_s, c_s = timed(lambda: np.concatenate([
         run_dialogs([d], [i], single, cfg, args.rounds)
         for d, i in tqdm(list(zip(descs, ids))[:n_single], desc="one at a time", unit="dialog")]))
+    enc_s = meter.summary()
     del single
 
     n = len(descs)
@@ -176,11 +218,15 @@ def main(argv=None):
     print(f"\n== dialog loop benchmark: method ideal, {args.rounds} rounds (+ the initial query), "
           f"{len(ds.scenes)} val scenes ==")
     print(f"  machine: {os.cpu_count()} cores, torch threads {torch.get_num_threads()}")
-    print(f"  batched        {n:6d} dialogs in {t_b:7.1f} s  {rate_b:8.2f} dialogs/s")
-    print(f"  one at a time  {n_single:6d} dialogs in {t_s:7.1f} s  {rate_s:8.2f} dialogs/s"
-          + (f"  (subset: first {n_single} of {n})" if n_single < n else ""))
+    for name, k, t, c, enc in (("batched", n, t_b, c_b, enc_b), ("one at a time", n_single, t_s, c_s, enc_s)):
+        print(f"  {name:<14} {k:5d} dialogs in {t:7.1f} s wall ({k / t:6.2f} dialogs/s), {c:7.1f} s CPU "
+              f"({k / c:6.2f} dialogs/CPU-s)" + (f"  [subset: first {k} of {n}]" if k < n else ""))
+        print(f"  {'':<14} text encoder: {enc['calls']} calls, {enc['texts']} texts, {enc['tokens']} tokens, "
+              f"{enc['seconds']:.1f} s = {100 * enc['seconds'] / t:.0f}% of the wall time "
+              f"({enc['tokens'] / max(enc['seconds'], 1e-9):.0f} tokens/s)")
     ratio = rate_b / rate_s
-    print(f"  ratio batched / one at a time: {ratio:.1f}x (target >= 10x: {'PASS' if ratio >= 10 else 'FAIL'})")
+    print(f"  ratio batched / one at a time: {ratio:.1f}x wall, {(n / c_b) / (n_single / c_s):.1f}x CPU "
+          f"(target >= 10x: {'PASS' if ratio >= 10 else 'FAIL'})")
     print(f"  same final target rank: {int(final_same.sum())}/{n_single} dialogs; same at every round: "
           f"{int(same.all(axis=1).sum())}/{n_single}; largest rank difference {worst}")
     rb, rs = recall_from_ranks(ranks_b[:n_single, -1]), recall_from_ranks(ranks_s[:, -1])

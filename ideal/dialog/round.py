@@ -18,7 +18,8 @@ import numpy as np
 from ..config import DialogConfig
 from ..retrieval.fusion import fuse, mix, softmax_weights
 from ..retrieval.gallery import Gallery
-from .summary import GroundedSummariser, concat_dialog, enriched_query
+from .summary import (GroundedSummariser, concat_dialog, dialog_segments, enriched_query, enriched_segments,
+                      segments)
 from .types import Candidate, DialogState, Question, Turn
 
 
@@ -58,11 +59,18 @@ def rank(states: list[DialogState], gallery: Gallery, cfg: DialogConfig, summari
         views = {}
         if cfg.lambda1:  # p1: the initial query u
             views[0] = gallery.scores([states[i].query for i in rest])
-        if cfg.lambda2:  # p2: ū, the query enriched with the answers (or the whole dialog)
-            p2 = [concat_dialog(states[i]) if cfg.p2_text == "dialog" else enriched_query(states[i]) for i in rest]
-            views[1] = gallery.scores(p2)
-        if cfg.lambda3:  # p3: the dialog summary s
-            views[2] = gallery.scores([summaries[i] for i in rest])
+        if cfg.compose:  # sentence by sentence, each encoded once per dialog (see Gallery.scores_composed)
+            if cfg.lambda2:  # p2: ū, the query enriched with the answers (or the whole dialog)
+                views[1] = gallery.scores_composed([dialog_segments(states[i]) if cfg.p2_text == "dialog"
+                                                    else enriched_segments(states[i]) for i in rest])
+            if cfg.lambda3:  # p3: the dialog summary s
+                views[2] = gallery.scores_composed([segments(summaries[i]) for i in rest])
+        else:
+            if cfg.lambda2:
+                views[1] = gallery.scores([concat_dialog(states[i]) if cfg.p2_text == "dialog"
+                                           else enriched_query(states[i]) for i in rest])
+            if cfg.lambda3:
+                views[2] = gallery.scores([summaries[i] for i in rest])
         fused = fuse(views.get(0), views.get(1), views.get(2), lambdas)
         for row, i in enumerate(rest):
             out[i] = mix(fused[row], states[i].scores, cfg.alpha)

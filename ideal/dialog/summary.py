@@ -79,3 +79,16 @@ class ConcatSummariser:
 
     def summarise(self, states: list[DialogState]) -> list[str]:
         return [concat_dialog(st) for st in states]
+
+
+def segments(text: str) -> list[str]:
+    """A text as the sentences the retriever encodes one by one (Gallery.scores_composed)."""
+    return _sentences(text) or [text]
+
+
+def enriched_segments(st: DialogState) -> list[str]:
+    return [st.query.strip(), *[s for a in st.answers if not is_unknown(a) for s in _sentences(a)]]
+
+
+def dialog_segments(st: DialogState) -> list[str]:
+    return [st.query.strip(), *[x.strip() for t in st.turns for x in (t.question, t.answer) if x.strip()]]

@@ -23,6 +23,7 @@ class Gallery:
         self.embeddings = np.ascontiguousarray(retriever.encode_scenes(self.scenes), np.float32)
         self.batch_size, self.cache_size = batch_size, cache_size
         self._cache: dict[str, np.ndarray] = {}
+        self._segments: dict[str, tuple[np.ndarray, int]] = {}
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -38,6 +39,41 @@ class Gallery:
         if not texts:
             return np.zeros((0, self.embeddings.shape[1]), np.float32)
         return np.stack([self._cache[t] for t in texts])
+
+    def scores_composed(self, texts: list[list[str]]) -> np.ndarray:
+        """Scores of texts given as lists of segments (a dialog: query, answers ...).
+
+        Each segment's backbone features are computed once and cached; a text's features are the token-weighted
+        mean of its segments' - what mean pooling over the concatenation gives, without attention across
+        segments and without the encoder's max_length cut - then the retriever's head projects them. A dialog
+        round thus encodes only its new sentences. Retrievers without `text_features`/`project_text` get the
+        segments joined and encoded whole."""
+        r = self.retriever
+        if not (hasattr(r, "text_features") and hasattr(r, "project_text")):
+            return self.scores([" ".join(segs) for segs in texts])
+        todo = list(dict.fromkeys(s for segs in texts for s in segs if s not in self._segments))
+        if todo:
+            if len(self._segments) + len(todo) > self.cache_size:
+                self._segments.clear()
+            feats = r.text_features(todo)
+            lengths = self._token_counts(todo)
+            for t, f, n in zip(todo, feats, lengths):
+                self._segments[t] = (np.asarray(f, np.float32), n)
+        dim = next(iter(self._segments.values()))[0].shape[0] if self._segments else self.embeddings.shape[1]
+        composed = np.zeros((len(texts), dim), np.float32)
+        for i, segs in enumerate(texts):
+            if not segs:
+                raise ValueError(f"text {i} has no segments")
+            f = np.stack([self._segments[s][0] for s in segs])
+            n = np.array([self._segments[s][1] for s in segs], np.float32)
+            composed[i] = (n[:, None] * f).sum(0) / n.sum()
+        return np.asarray(r.score(r.project_text(composed), self.embeddings), np.float32)
+
+    def _token_counts(self, texts: list[str]) -> list[int]:
+        tok = getattr(getattr(self.retriever, "text_encoder", None), "tokenizer", None)
+        if tok is None:
+            return [max(1, len(t.split())) for t in texts]
+        return [max(1, len(ids)) for ids in tok(texts, add_special_tokens=True)["input_ids"]]
 
     def scores(self, texts: list[str]) -> np.ndarray:
         """(len(texts), S) retriever scores against every gallery scene."""

@@ -51,6 +51,14 @@ class BagOfLabelsRetriever:
     def encode_text(self, texts: list[str]) -> np.ndarray:
         return self.text_encoder.embed_backbone(texts, batch_size=self.batch_size)
 
+    def text_features(self, texts: list[str]) -> np.ndarray:
+        """Backbone features that `project_text` turns into embeddings (see Gallery.scores_composed)."""
+        return self.text_encoder.embed_backbone(texts, batch_size=self.batch_size)
+
+    def project_text(self, feats: np.ndarray) -> np.ndarray:
+        feats = np.asarray(feats, np.float32)
+        return feats / np.clip(np.linalg.norm(feats, axis=1, keepdims=True), 1e-12, None)
+
     def encode_scenes(self, scenes: list[Scene]) -> np.ndarray:
         return self.text_encoder.embed_backbone([self.scene_text(s) for s in scenes], batch_size=self.batch_size)
 
@@ -79,8 +87,11 @@ class TrainedRetriever:
     def project_text(self, feats: np.ndarray) -> np.ndarray:
         return self.model.encode_text_features(torch.from_numpy(np.asarray(feats, np.float32))).numpy()
 
+    def text_features(self, texts: list[str]) -> np.ndarray:
+        return self.text_encoder.embed_backbone(texts, batch_size=self.cfg.text_encoder.batch_size)
+
     def encode_text(self, texts: list[str]) -> np.ndarray:
-        return self.project_text(self.text_encoder.embed_backbone(texts, batch_size=self.cfg.text_encoder.batch_size))
+        return self.project_text(self.text_features(texts))
 
     @torch.inference_mode()
     def encode_scenes(self, scenes: list[Scene]) -> np.ndarray:

@@ -450,3 +450,32 @@ def test_openai_summariser_uses_known_answers(api):
     server.respond = lambda body: (200, completion("sofa sofa sofa sofa"))
     assert summariser.summarise([st]) == [FALLBACK_S]
     assert fb.seen == ["d0"] and summariser.stats == {"calls": 2, "fallbacks": 1}
+
+
+def test_llm_backends_from_config_in_the_dialog_loop(tiny_lm):
+    """dialog.questioner/answerer/summariser=llm with dialog.llm=<a local model dir>: built by ideal.dialog.build,
+    run through run_round; the random model's junk falls back to the grounded roles, so the dialog still works."""
+    import dataclasses
+
+    from ideal.config import DialogConfig
+    from ideal.dialog.build import build_questioner, build_summariser, build_user
+    from ideal.dialog.round import run_round, start
+    from ideal.retrieval.gallery import Gallery
+    from ideal.scenes.memory import build_memory
+
+    from .test_round import SCENES, HashedWordsRetriever
+
+    cfg = dataclasses.replace(DialogConfig(k=3), questioner="llm", answerer="llm", summariser="llm", llm=str(tiny_lm))
+    gallery = Gallery(HashedWordsRetriever(), SCENES)
+    client = make_chat_client(str(tiny_lm), max_new_tokens=8)
+    q, s = build_questioner(cfg, gallery, client), build_summariser(cfg, client)
+    user = build_user(cfg, {x.scene_id: build_memory(x, []) for x in SCENES}, None, client)
+    assert isinstance(q, LLMQuestioner) and isinstance(s, LLMSummariser) and isinstance(user.answerer, LLMAnswerer)
+    states = start(["the brown chair in the bedroom", "a lamp"], ["scene0000_00", "scene0005_00"])
+    for r in range(3):
+        states = run_round(states, gallery, q, user, cfg, s, ask=r < 2)
+    assert all(len(st.turns) == 2 for st in states)
+    assert q.stats["calls"] == 4 and q.stats["fallbacks"] == 4  # every junk question replaced by a grounded one
+    assert user.answerer.stats["calls"] == 4
+    assert all(t.aspect for st in states for t in st.turns)  # grounded questions carry their aspect
+    assert all(st.summary.startswith(st.query) for st in states)  # the grounded CoT summary

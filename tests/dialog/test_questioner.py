@@ -248,3 +248,15 @@ def test_when_every_aspect_is_settled_it_still_asks(kn):
     turns = tuple(Turn(question_text(a), "I don't know.", a) for a in kn.aspects)
     (question,) = q.ask([DialogState("a room", turns=turns, round=len(turns))], [AB_HEAVY])
     assert question.aspect in kn.aspects and question.text == question_text(question.aspect)
+
+
+def test_q1_does_not_ask_what_the_query_already_says(kn):
+    # A and B differ only in the chair's colour, which is the best split; but the query already says it
+    q = GroundedQuestioner(kn, use_q2=True)
+    plain = q.ask([DialogState(query="the chair in the bedroom")], [AB_HEAVY])[0]
+    assert plain.aspect == "color:chair"
+    told = q.ask([DialogState(query="the brown chair in the bedroom")], [AB_HEAVY])[0]
+    assert told.aspect != "color:chair"
+    # ... and an answer that gave the colour settles it just as well
+    st = DialogState(query="the chair in the bedroom", turns=(Turn("Is there a chair?", "Yes. The chair is brown."),))
+    assert q.ask([st], [AB_HEAVY])[0].aspect != "color:chair"

@@ -1,0 +1,64 @@
+"""Gallery scoring: whole texts, and texts composed of separately encoded segments (dialog rounds)."""
+import numpy as np
+import pytest
+
+from ideal.encoders.text import TextEncoder
+from ideal.retrieval.gallery import Gallery
+from ideal.retrieval.retriever import BagOfLabelsRetriever
+from ideal.scenes.types import Scene, SceneObject
+
+
+class CountingRetriever(BagOfLabelsRetriever):
+    """The real bag-of-labels retriever, counting the texts its backbone encodes."""
+
+    def __init__(self, text_encoder):
+        super().__init__(text_encoder)
+        self.encoded = 0
+
+    def text_features(self, texts):
+        self.encoded += len(texts)
+        return super().text_features(texts)
+
+
+def scene(sid, labels):
+    return Scene(sid, "Office", [SceneObject(i, lab, (i, 0, 0.5), (0.5, 0.5, 1), (0.5, 0.5, 0.5))
+                                 for i, lab in enumerate(labels)])
+
+
+@pytest.fixture(scope="module")
+def gallery():
+    r = CountingRetriever(TextEncoder())
+    return Gallery(r, [scene("a", ["desk", "chair"]), scene("b", ["bed", "lamp"]), scene("c", ["sofa", "tv"])])
+
+
+def test_one_segment_equals_the_whole_text(gallery):
+    text = "a brown desk with a chair in front of it."
+    np.testing.assert_allclose(gallery.scores_composed([[text]]), gallery.scores([text]), atol=1e-5)
+
+
+def test_segments_are_token_weighted_and_encoded_once(gallery):
+    r = gallery.retriever
+    segs = ["the chair by the desk.", "There is a lamp.", "It is an office with a very large wooden desk."]
+    before = r.encoded
+    got = gallery.scores_composed([segs, segs[:2]])
+    assert r.encoded - before == 3  # each distinct segment once
+    feats = r.text_features(segs)
+    n = np.array([len(ids) for ids in r.text_encoder.tokenizer(segs)["input_ids"]], np.float32)
+    want = (n[:, None] * feats).sum(0) / n.sum()
+    want /= np.linalg.norm(want)
+    np.testing.assert_allclose(got[0], want @ gallery.embeddings.T, atol=1e-5)
+    before = r.encoded
+    gallery.scores_composed([segs[1:]])
+    assert r.encoded == before  # all cached
+
+
+def test_composed_ranks_like_the_concatenation(gallery):
+    segs = ["I am looking for the bed.", "There is a lamp next to it.", "It is a bedroom."]
+    composed = gallery.scores_composed([segs])[0]
+    whole = gallery.scores([" ".join(segs)])[0]
+    assert int(np.argmax(composed)) == int(np.argmax(whole)) == gallery.index_of["b"]
+
+
+def test_empty_text_is_refused(gallery):
+    with pytest.raises(ValueError, match="text 0 has no segments"):
+        gallery.scores_composed([[]])
