@@ -11,8 +11,7 @@ from collections import Counter
 
 import numpy as np
 
-from ..scenes import relations as rel
-from ..scenes.memory import coarse_memory, fine_memory
+from ..scenes.memory import coarse_memory, fine_memory, neighbours_of
 from ..scenes.types import Scene
 from .answerer import GroundedAnswerer
 from .aspects import aspect_key, question_text
@@ -28,9 +27,7 @@ def scene_facts(scene: Scene) -> list[str]:
 
 def neighbour_key(scene: Scene, label: str) -> str:
     """What is near the objects called `label`: the sorted set of neighbour labels (or DONT_KNOW)."""
-    objs = [o for o in scene.furniture() if o.label not in _OPENINGS]
-    near = sorted({b.label for a in objs if a.label == label for b in objs
-                   if b is not a and b.label != label and rel.is_next_to(a, b)})
+    near = neighbours_of(scene, label)
     return ",".join(near) if near else DONT_KNOW
 
 

@@ -96,13 +96,18 @@ def object_facts(scene: Scene) -> list[str]:
     return facts
 
 
+def neighbours_of(scene: Scene, label: str) -> list[str]:
+    """Sorted labels of the objects next to any object called `label` (windows and doors aside)."""
+    objs = [o for o in scene.furniture() if o.label not in _OPENINGS]
+    return sorted({b.label for a in objs if a.label == label for b in objs
+                   if b is not a and b.label != label and rel.is_next_to(a, b)})
+
+
 def neighbour_facts(scene: Scene) -> list[str]:
     """Per object class, what stands next to its objects: "The chair is next to the desk and the lamp."."""
-    objs = [o for o in scene.furniture() if o.label not in _OPENINGS]
     out = []
-    for label in sorted({o.label for o in objs}):
-        near = sorted({b.label for a in objs if a.label == label for b in objs
-                       if b is not a and b.label != label and rel.is_next_to(a, b)})
+    for label in sorted({o.label for o in scene.furniture() if o.label not in _OPENINGS}):
+        near = neighbours_of(scene, label)
         if near:
             out.append(f"The {label} is next to {_join([f'the {n}' for n in near])}.")
     return out

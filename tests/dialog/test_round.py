@@ -46,14 +46,8 @@ class HashedWordsRetriever:
         return np.asarray(text_emb, np.float32) @ np.asarray(scene_emb, np.float32).T
 
 
-def obj(oid, label, lo, hi, colour):
-    c = tuple((a + b) / 2 for a, b in zip(lo, hi))
-    return SceneObject(oid, label, c, tuple(b - a for a, b in zip(lo, hi)), PALETTE[colour])
+from .rooms import obj, room  # noqa: E402,F401
 
-
-def room(scene_id, scene_type, items):
-    return Scene(scene_id, scene_type, [obj(0, "floor", (0, 0, -0.05), (5, 5, 0), "gray")]
-                 + [obj(i, *it) for i, it in enumerate(items, 1)])
 
 
 def chair(colour, at=(2.5, 2.5)):
