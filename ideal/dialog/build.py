@@ -28,7 +28,7 @@ def attach_knowledge(gallery: Gallery) -> SceneKnowledge:
 
 def build_questioner(cfg: DialogConfig, gallery: Gallery, client=None):
     grounded = GroundedQuestioner(attach_knowledge(gallery), use_q1=cfg.use_q1, use_q2=cfg.use_q2,
-                                  target_bonus=cfg.target_bonus)
+                                  target_bonus=cfg.target_bonus, prior_weight=cfg.prior_weight)
     if cfg.questioner == "grounded":
         return grounded
     if cfg.questioner == "llm":

@@ -25,8 +25,11 @@ class GroundedQuestioner:
     name = "grounded"
 
     def __init__(self, knowledge: SceneKnowledge, use_q1: bool = True, use_q2: bool = True,
-                 target_bonus: float = 0.1, chunk: int = 128):
+                 target_bonus: float = 0.1, prior_weight: float = 0.0, chunk: int = 128):
         self.knowledge, self.use_q1, self.use_q2 = knowledge, use_q1, use_q2
+        # With k candidates most aspects split them completely (gain log k): ties. The gallery-wide gain,
+        # weighted by prior_weight, breaks them towards questions that tell scenes apart in general.
+        self.prior_weight = prior_weight
         self.target_bonus, self.chunk = target_bonus, chunk
 
     def gains(self, candidates: list[list[Candidate]]) -> np.ndarray:
@@ -44,7 +47,7 @@ class GroundedQuestioner:
                 rows[b, :len(cands)] = kn.rows([c.scene_id for c in cands])
                 w[b, :len(cands)] = [c.weight for c in cands]
             w /= np.clip(w.sum(axis=1, keepdims=True), 1e-12, None)
-            out[s:s + len(part)] = answer_entropy(kn.answers[rows], w)
+            out[s:s + len(part)] = answer_entropy(kn.answers[rows], w) + self.prior_weight * kn.prior_gain
         # One candidate (MERLIN-style, "ask about the top-1"): no split to measure; ask what the top-1 scene
         # can answer, in order of how much it tells scenes apart in general.
         for b, cands in enumerate(candidates):

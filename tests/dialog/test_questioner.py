@@ -253,3 +253,12 @@ def test_q1_does_not_ask_what_the_query_already_says(kn):
     # ... and an answer that gave the colour settles it just as well
     st = DialogState(query="the chair in the bedroom", turns=(Turn("Is there a chair?", "Yes. The chair is brown."),))
     assert q.ask([st], [AB_HEAVY])[0].aspect != "color:chair"
+
+
+def test_prior_weight_adds_the_gallery_wide_gain(kn):
+    plain = GroundedQuestioner(kn).gains([AB_HEAVY])[0]
+    tilted = GroundedQuestioner(kn, prior_weight=2.0).gains([AB_HEAVY])[0]
+    np.testing.assert_allclose(tilted, plain + 2.0 * kn.prior_gain)
+    # Q2 off ignores it: the prior is then the whole criterion already
+    np.testing.assert_allclose(GroundedQuestioner(kn, use_q2=False, prior_weight=2.0).gains([AB_HEAVY])[0],
+                               kn.prior_gain)
