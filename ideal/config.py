@@ -57,6 +57,26 @@ class TrainConfig:
 
 
 @dataclass
+class IATConfig:
+    """Interaction Adaptation Tuning: fine-tune on simulated dialog texts of the TRAINING scenes."""
+
+    dialogs: int = 1500  # simulated dialogs over training descriptions (seeded sample)
+    rounds: int = 5
+    shard_size: int = 250  # dialogs per interaction-text parquet shard
+    epochs: int = 4
+    batch_size: int = 256
+    lr: float = 3e-4
+    weight_decay: float = 0.01
+    temperature: float = 0.05  # S in L_dis: softmax over scenes
+    lam: float = 0.5  # L = lam * L_dis + (1 - lam) * L_div
+    gamma: float = 0.5  # L_div's margin
+    tune: str = "head"  # head: the text projection head | all: head + scene encoder
+    seed: int = 0
+    num_workers: int = 1
+    use_gpu: bool = False
+
+
+@dataclass
 class IndexConfig:
     kind: str = "auto"  # flat | ivf | hnsw | auto (flat below ivf_threshold)
     ivf_threshold: int = 50_000
@@ -100,6 +120,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     index: IndexConfig = field(default_factory=IndexConfig)
     dialog: DialogConfig = field(default_factory=DialogConfig)
+    iat: IATConfig = field(default_factory=IATConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

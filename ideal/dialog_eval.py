@@ -23,7 +23,11 @@ from .evaluate import DEFAULT_WEIGHTS, queries
 from .metrics import recall_from_ranks, target_ranks
 
 # methods that are a retriever alone, evaluated on the initial query (round 0)
-STATIC = {"static": "trained", "bag-of-labels": "labels"}
+STATIC = {"static": "base", "bag-of-labels": "labels"}
+# IDeal's own methods run on the IAT-tuned retriever when one is given; the baselines and `static` keep the
+# base retriever, and the IAT ablations name the checkpoint they use instead.
+IAT_WEIGHTS = {"w/o IAT": "base", "w/o L_dis": "iat_no_ldis", "w/o L_div": "iat_no_ldiv"}
+BASELINES = ("chatir", "rewrite", "merlin")
 ALL_METHODS = tuple(STATIC) + tuple(m for m in METHODS if m != "static")
 
 
@@ -35,6 +39,7 @@ class EvalSpec:
     sources: tuple = ("scanrefer",)
     limit: Optional[int] = None
     weights: str = str(DEFAULT_WEIGHTS)
+    iat_weights: dict = field(default_factory=dict)  # {"iat": dir, "iat_no_ldis": dir, "iat_no_ldiv": dir}
     config: dict = field(default_factory=dict)
 
     def key(self) -> str:
@@ -69,7 +74,7 @@ class EvalContext:
         caches (sentence embeddings, scene knowledge) carry over from shard to shard."""
         if method not in self._parts:
             cfg = method_config(method, self.cfg.dialog)
-            gallery = self.gallery("trained")
+            gallery = self.gallery(weights_for(method, self.spec))
             self._parts[method] = (cfg, gallery, build_questioner(cfg, gallery), build_summariser(cfg),
                                    build_user(cfg, self.ds.memories, self.text))
         return self._parts[method]
@@ -79,8 +84,11 @@ class EvalContext:
         from .retrieval.retriever import BagOfLabelsRetriever, TrainedRetriever
 
         if retriever not in self._galleries:
-            r = (TrainedRetriever.from_checkpoint(self.spec.weights, self.text) if retriever == "trained"
-                 else BagOfLabelsRetriever(self.text))
+            if retriever == "labels":
+                r = BagOfLabelsRetriever(self.text)
+            else:
+                path = self.spec.weights if retriever == "base" else self.spec.iat_weights[retriever]
+                r = TrainedRetriever.from_checkpoint(path, self.text)
             self._galleries[retriever] = Gallery(r, [self.ds.scenes[s] for s in sorted(self.ds.scenes)])
         return self._galleries[retriever]
 
@@ -95,6 +103,18 @@ def context(spec: EvalSpec) -> EvalContext:
         _CONTEXTS.clear()
         _CONTEXTS[key] = EvalContext(spec)
     return _CONTEXTS[key]
+
+
+def weights_for(method: str, spec: EvalSpec) -> str:
+    """Which retriever a method runs on: "base", "iat", "iat_no_ldis" or "iat_no_ldiv"."""
+    if method in IAT_WEIGHTS:
+        key = IAT_WEIGHTS[method]
+        if key != "base" and key not in spec.iat_weights:
+            raise ValueError(f"{method} needs the {key} checkpoint, which was not given")
+        return key
+    if method in STATIC or method in BASELINES or "iat" not in spec.iat_weights:
+        return "base"
+    return "iat"
 
 
 def method_rounds(method: str, rounds: int) -> int:

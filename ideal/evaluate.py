@@ -17,6 +17,8 @@ from .scenes.types import Description
 
 # The shipped base retriever, trained on the default synthetic benchmark (see README: "Shipped weights").
 DEFAULT_WEIGHTS = Path(__file__).parent / "weights" / "base"
+# The shipped IAT-tuned checkpoints (README: "Shipped weights"): the full objective, and each term alone.
+SHIPPED_IAT = {name: Path(__file__).parent / "weights" / name for name in ("iat", "iat_no_ldis", "iat_no_ldiv")}
 
 
 def queries(ds: SceneDataset, sources=("scanrefer",), limit: Optional[int] = None) -> list[Description]:

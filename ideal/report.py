@@ -40,7 +40,8 @@ def per_round(results: dict, methods: list[str], metric: str = "Rsum") -> str:
 def markdown(results: dict, meta: dict, methods: list[str], ablations: list[str]) -> str:
     parts = [f"# Interactive retrieval: {meta['queries']} dialogs, {meta['gallery']} scenes", "",
              f"Dataset: `{meta['dataset']}`; memory: {meta['memory']}; rounds: {meta['rounds']}; "
-             f"weights: `{meta['weights']}`", "", "## Final round (Table 1 layout)", "",
+             f"weights: `{meta['weights']}`; IAT weights: `{meta.get('iat_weights')}`", "",
+             "## Final round (Table 1 layout)", "",
              table1(results, meta["memory"], methods), "", "## Rsum per round", "", per_round(results, methods)]
     if ablations:
         rows = ["ideal"] if "ideal" in results else []

@@ -26,7 +26,7 @@ from pathlib import Path
 from ideal.config import load_config
 from ideal.dialog.methods import ABLATIONS
 from ideal.dialog_eval import ALL_METHODS, EvalSpec, check_methods, method_rounds, recall_per_round, shard_plan
-from ideal.evaluate import DEFAULT_WEIGHTS
+from ideal.evaluate import DEFAULT_WEIGHTS, SHIPPED_IAT
 
 DEFAULT_METHODS = "static,chatir,merlin,ideal"
 
@@ -45,7 +45,11 @@ def parse(argv):
     ap.add_argument("--label-map", help="scannetv2-labels.combined.tsv for raw label normalisation")
     ap.add_argument("--queries", default="scanrefer", help="synthetic: which description styles are queries")
     ap.add_argument("--limit", type=int, help="evaluate the first N queries")
-    ap.add_argument("--weights", default=str(DEFAULT_WEIGHTS), help="retriever checkpoint folder")
+    ap.add_argument("--weights", default=str(DEFAULT_WEIGHTS), help="base retriever checkpoint folder")
+    ap.add_argument("--iat-weights", default=None,
+                    help="IAT-tuned checkpoint for ideal/ir/sum (default: the shipped one; 'none': no IAT)")
+    ap.add_argument("--iat-ablation-weights", nargs=2, metavar=("NO_LDIS", "NO_LDIV"), default=None,
+                    help="checkpoints tuned without L_dis / without L_div (default: the shipped ones)")
     ap.add_argument("--config", help="YAML config (data.*, dialog.* ...)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
     ap.add_argument("--shard-size", type=int, default=100, help="dialogs per Ray task")
@@ -82,7 +86,20 @@ def main(argv=None) -> None:
     if args.memory is not None:
         cfg.dialog.memory = args.memory
     rounds = cfg.dialog.rounds
+    iat = {}
+    if (args.iat_weights or "").lower() != "none":
+        iat["iat"] = Path(args.iat_weights) if args.iat_weights else SHIPPED_IAT["iat"]
+        no = args.iat_ablation_weights or (SHIPPED_IAT["iat_no_ldis"], SHIPPED_IAT["iat_no_ldiv"])
+        iat["iat_no_ldis"], iat["iat_no_ldiv"] = Path(no[0]), Path(no[1])
+    iat = {k: str(v.resolve()) for k, v in iat.items() if (v / "model.safetensors").is_file()}
+    if args.iat_weights and args.iat_weights.lower() != "none" and "iat" not in iat:
+        sys.exit(f"eval.py: --iat-weights {args.iat_weights}: not a checkpoint folder (no model.safetensors)")
     ablations = list(ABLATIONS) if args.ablations else []
+    missing = [a for a in ablations if a in ("w/o IAT", "w/o L_dis", "w/o L_div")
+               and {"w/o IAT": "iat", "w/o L_dis": "iat_no_ldis", "w/o L_div": "iat_no_ldiv"}[a] not in iat]
+    if missing:
+        print(f"note: no IAT checkpoints for {', '.join(missing)}: those ablations are left out", flush=True)
+        ablations = [a for a in ablations if a not in missing]
 
     import ray
     from tqdm import tqdm
@@ -101,7 +118,7 @@ def main(argv=None) -> None:
         data = {"synthetic": str(Path(root).resolve())}
         dataset = str(root)
     spec = EvalSpec(data=data, sources=tuple(s.strip() for s in args.queries.split(",")), limit=args.limit,
-                    weights=str(Path(args.weights).resolve()), config=cfg.to_dict())
+                    weights=str(Path(args.weights).resolve()), iat_weights=iat, config=cfg.to_dict())
     ctx = context(spec)  # the driver reads the data once too: stats, query count, early errors
     stats = dataset_stats(ctx.ds)
     print(f"\n== gallery and queries: {dataset} ==\n{format_stats(stats)}\n", flush=True)
@@ -159,7 +176,7 @@ def main(argv=None) -> None:
             sys.exit(f"eval.py: method {m}: {len(ids)} dialogs in shards, {len(set(ids))} distinct, expected {n}")
         results[m] = recall_per_round(np.array(ranks))
     meta = {"dataset": dataset, "queries": n, "gallery": len(ctx.ds.scenes), "memory": cfg.dialog.memory,
-            "rounds": rounds, "weights": args.weights, "argv": sys.argv[1:] if argv is None else list(argv)}
+            "rounds": rounds, "weights": args.weights, "iat_weights": iat.get("iat"), "argv": sys.argv[1:] if argv is None else list(argv)}
     paths = write_all(out, results, meta, methods, [a for a in ablations if a not in methods], transcripts)
     (out / "stats.json").write_text(json.dumps(stats, indent=1) + "\n")
     print("\n" + (out / "results.md").read_text())

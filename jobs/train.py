@@ -1,8 +1,14 @@
-"""Train the base retriever with Ray Train (`TorchTrainer`; gloo on CPU, NCCL on GPU).
+"""Train the retriever with Ray Train (`TorchTrainer`; gloo on CPU, NCCL on GPU).
 
-    python jobs/train.py                                  # default config, 1 worker, local Ray
+    python jobs/train.py                                  # the base retriever: default config, 1 worker, local Ray
     python jobs/train.py --num-workers 2 --out runs/base
+    python jobs/train.py --stage iat --init ideal/weights/base --out runs/iat     # Interaction Adaptation Tuning
     ray job submit --working-dir . -- python jobs/train.py --num-workers 4 --set train.use_gpu=true
+
+IAT first runs simulated dialogs over the TRAINING scenes (OUT/interaction_texts/*.parquet, kept across runs),
+then tunes from --init with L = λ·L_dis + (1−λ)·L_div (config section `iat`). Embeddings are gathered across
+workers with their gradients (ideal.training.distributed.gather_with_grad), so the softmax over scenes and
+L_div's pairs span the global batch, exactly as with one worker.
 
 Checkpoints go to OUT/ray/<name>/ after every epoch; running the same command again resumes from the
 last one. The final weights are copied to OUT/final (model.safetensors + config.json), then evaluated
@@ -14,6 +20,7 @@ import argparse
 import json
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import ray
@@ -26,6 +33,8 @@ from ideal.config import config_from_dict, load_config
 from ideal.encoders.scene import LabelBank
 from ideal.encoders.text import TextEncoder
 from ideal.evaluate import static_table
+from ideal.retrieval.retriever import TrainedRetriever
+from ideal.training.interaction_texts import generate_interaction_texts, iat_arrays, read_interaction_texts
 from ideal.scenes import load_synthetic
 from ideal.scenes.synthetic import generate
 from ideal.training.data import TrainArrays, build_train_arrays
@@ -49,7 +58,8 @@ def train_loop(config: dict) -> None:
 
     def run(resume_from):
         fit(cfg, arrays, resume_from=resume_from, rank=rank, world=world, prepare=ray.train.torch.prepare_model,
-            report=report, stop_after_epoch=config.get("stop_after_epoch"), progress=rank == 0)
+            report=report, stop_after_epoch=config.get("stop_after_epoch"), progress=rank == 0,
+            stage=config.get("stage", "base"), init_from=config.get("init"))
 
     checkpoint = ray.train.get_checkpoint()
     if checkpoint is None:
@@ -59,12 +69,15 @@ def train_loop(config: dict) -> None:
             run(d)
 
 
-def run_trainer(cfg, arrays_path: str, storage: Path, name: str, stop_after_epoch=None):
+def run_trainer(cfg, arrays_path: str, storage: Path, name: str, stop_after_epoch=None, stage: str = "base",
+                init=None):
     """Fit on Ray Train; a run with the same storage/name resumes from its latest checkpoint."""
+    tc = cfg.train if stage == "base" else cfg.iat
     trainer = TorchTrainer(
         train_loop,
-        train_loop_config={"cfg": cfg.to_dict(), "arrays": arrays_path, "stop_after_epoch": stop_after_epoch},
-        scaling_config=ScalingConfig(num_workers=cfg.train.num_workers, use_gpu=cfg.train.use_gpu),
+        train_loop_config={"cfg": cfg.to_dict(), "arrays": arrays_path, "stop_after_epoch": stop_after_epoch,
+                           "stage": stage, "init": None if init is None else str(Path(init).resolve())},
+        scaling_config=ScalingConfig(num_workers=tc.num_workers, use_gpu=tc.use_gpu),
         run_config=RunConfig(name=name, storage_path=str(storage.resolve()),
                              checkpoint_config=CheckpointConfig(num_to_keep=2)),
     )
@@ -76,13 +89,17 @@ def main(argv=None) -> None:
     ap.add_argument("--config", help="YAML config file")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override, repeatable")
     ap.add_argument("--num-workers", type=int, help="Ray Train workers (= train.num_workers)")
-    ap.add_argument("--stage", default="base", choices=["base"], help="what to train")
-    ap.add_argument("--out", default="runs/base", help="run folder")
+    ap.add_argument("--stage", default="base", choices=["base", "iat"], help="what to train")
+    ap.add_argument("--init", help="IAT: the checkpoint folder to start from (e.g. ideal/weights/base)")
+    ap.add_argument("--out", default=None, help="run folder (default runs/<stage>)")
     ap.add_argument("--name", default=None, help="Ray Train run name (default: the stage)")
     args = ap.parse_args(argv)
-    overrides = args.set + ([f"train.num_workers={args.num_workers}"] if args.num_workers else [])
+    if args.stage == "iat" and not args.init:
+        ap.error("--stage iat needs --init CKPT (the retriever to adapt, e.g. ideal/weights/base)")
+    section = "train" if args.stage == "base" else "iat"
+    overrides = args.set + ([f"{section}.num_workers={args.num_workers}"] if args.num_workers else [])
     cfg = load_config(args.config, overrides)
-    out = Path(args.out)
+    out = Path(args.out or f"runs/{args.stage}")
     out.mkdir(parents=True, exist_ok=True)
 
     root = generate(cfg.data.synthetic_root(), cfg.data.scenes, cfg.data.seed)
@@ -90,13 +107,23 @@ def main(argv=None) -> None:
     train_ds = load_synthetic(root, "train", points_per_object=points, progress=True)
     text = TextEncoder(cfg.text_encoder.model_dir, max_length=cfg.text_encoder.max_length)
     bank = LabelBank(text.embed_backbone)
+    if args.stage == "iat":
+        base_cfg = config_from_dict(json.loads((Path(args.init) / "config.json").read_text()))
+        cfg.scene_encoder, cfg.text_encoder = base_cfg.scene_encoder, base_cfg.text_encoder  # the model being tuned
     arrays = build_train_arrays(train_ds, text, bank, cfg.scene_encoder, cfg.train.sources, cache_dir=Path("cache"))
+    if args.stage == "iat":
+        retriever = TrainedRetriever.from_checkpoint(args.init, text)
+        shards = generate_interaction_texts(train_ds, retriever, text, cfg, out / "interaction_texts")
+        table = read_interaction_texts(shards)
+        arrays = iat_arrays(arrays, table, text)
     arrays_path = str((out / "train_arrays.npz").resolve())
     arrays.save(arrays_path)
-    print(f"training on {len(arrays.text_feats)} descriptions of {len(arrays.scene_ids)} scenes")
+    print(f"training ({args.stage}) on {len(arrays.text_feats)} texts of {len(arrays.scene_ids)} scenes")
 
     ray.init(ignore_reinit_error=True)
-    result = run_trainer(cfg, arrays_path, out / "ray", args.name or args.stage)
+    started = time.time()
+    result = run_trainer(cfg, arrays_path, out / "ray", args.name or args.stage, stage=args.stage, init=args.init)
+    print(f"training wall time {time.time() - started:.1f} s")
     final = out / "final"
     shutil.rmtree(final, ignore_errors=True)
     final.mkdir(parents=True)
@@ -105,6 +132,8 @@ def main(argv=None) -> None:
             shutil.copy(Path(d) / name, final / name)
     print(f"final weights: {final}")
 
+    if args.stage == "iat":
+        return  # IAT is judged in dialog: python jobs/eval.py --iat-weights OUT/final
     val_ds = load_synthetic(root, "val", points_per_object=points)
     table, results = static_table(val_ds, text, final)
     print(table)

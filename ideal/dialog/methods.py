@@ -26,6 +26,10 @@ ABLATIONS: dict[str, dict] = {
     "w/o p2": {"lambda2": 0.0},
     "w/o p3": {"lambda3": 0.0},
     "w/o CoT": {"summariser": "concat"},
+    # IAT ablations: `ideal` on another retriever checkpoint (see ideal.dialog_eval.IAT_WEIGHTS)
+    "w/o IAT": {},
+    "w/o L_dis": {},
+    "w/o L_div": {},
 }
 
 def method_config(name: str, base: DialogConfig) -> DialogConfig:

@@ -5,9 +5,46 @@ product; a faiss index serves top-K lookups for single-shot search instead).
 """
 from __future__ import annotations
 
+from typing import Callable, Optional
+
 import numpy as np
 
 from ..scenes.types import Scene
+
+
+class SegmentEncoder:
+    """Features of texts given as lists of segments (sentences), each segment encoded once and cached.
+
+    A text's features are the token-weighted mean of its segments' features: what mean pooling over the
+    concatenation gives, without attention across segments and without the encoder's max_length cut. A dialog
+    round thus encodes only its new sentences. Training (IAT) and retrieval compose texts the same way."""
+
+    def __init__(self, text_features: Callable[[list[str]], np.ndarray], tokenizer=None, cache_size: int = 200_000):
+        self.text_features, self.tokenizer, self.cache_size = text_features, tokenizer, cache_size
+        self._cache: dict[str, tuple[np.ndarray, int]] = {}
+        self.encoded = 0  # segments sent to the encoder so far
+
+    def _token_counts(self, texts: list[str]) -> list[int]:
+        if self.tokenizer is None:
+            return [max(1, len(t.split())) for t in texts]
+        return [max(1, len(ids)) for ids in self.tokenizer(texts, add_special_tokens=True)["input_ids"]]
+
+    def features(self, texts: list[list[str]]) -> np.ndarray:
+        todo = list(dict.fromkeys(s for segs in texts for s in segs if s not in self._cache))
+        if todo:
+            if len(self._cache) + len(todo) > self.cache_size:
+                self._cache.clear()
+            for t, f, n in zip(todo, self.text_features(todo), self._token_counts(todo)):
+                self._cache[t] = (np.asarray(f, np.float32), n)
+            self.encoded += len(todo)
+        out = []
+        for i, segs in enumerate(texts):
+            if not segs:
+                raise ValueError(f"text {i} has no segments")
+            f = np.stack([self._cache[s][0] for s in segs])
+            n = np.array([self._cache[s][1] for s in segs], np.float32)
+            out.append((n[:, None] * f).sum(0) / n.sum())
+        return np.stack(out) if out else np.zeros((0, 0), np.float32)
 
 
 class Gallery:
@@ -23,7 +60,7 @@ class Gallery:
         self.embeddings = np.ascontiguousarray(retriever.encode_scenes(self.scenes), np.float32)
         self.batch_size, self.cache_size = batch_size, cache_size
         self._cache: dict[str, np.ndarray] = {}
-        self._segments: dict[str, tuple[np.ndarray, int]] = {}
+        self._segments: Optional[SegmentEncoder] = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -41,39 +78,15 @@ class Gallery:
         return np.stack([self._cache[t] for t in texts])
 
     def scores_composed(self, texts: list[list[str]]) -> np.ndarray:
-        """Scores of texts given as lists of segments (a dialog: query, answers ...).
-
-        Each segment's backbone features are computed once and cached; a text's features are the token-weighted
-        mean of its segments' - what mean pooling over the concatenation gives, without attention across
-        segments and without the encoder's max_length cut - then the retriever's head projects them. A dialog
-        round thus encodes only its new sentences. Retrievers without `text_features`/`project_text` get the
-        segments joined and encoded whole."""
+        """Scores of texts given as lists of segments (a dialog: query, answers ...); see SegmentEncoder.
+        Retrievers without `text_features`/`project_text` get the segments joined and encoded whole."""
         r = self.retriever
         if not (hasattr(r, "text_features") and hasattr(r, "project_text")):
             return self.scores([" ".join(segs) for segs in texts])
-        todo = list(dict.fromkeys(s for segs in texts for s in segs if s not in self._segments))
-        if todo:
-            if len(self._segments) + len(todo) > self.cache_size:
-                self._segments.clear()
-            feats = r.text_features(todo)
-            lengths = self._token_counts(todo)
-            for t, f, n in zip(todo, feats, lengths):
-                self._segments[t] = (np.asarray(f, np.float32), n)
-        dim = next(iter(self._segments.values()))[0].shape[0] if self._segments else self.embeddings.shape[1]
-        composed = np.zeros((len(texts), dim), np.float32)
-        for i, segs in enumerate(texts):
-            if not segs:
-                raise ValueError(f"text {i} has no segments")
-            f = np.stack([self._segments[s][0] for s in segs])
-            n = np.array([self._segments[s][1] for s in segs], np.float32)
-            composed[i] = (n[:, None] * f).sum(0) / n.sum()
-        return np.asarray(r.score(r.project_text(composed), self.embeddings), np.float32)
-
-    def _token_counts(self, texts: list[str]) -> list[int]:
-        tok = getattr(getattr(self.retriever, "text_encoder", None), "tokenizer", None)
-        if tok is None:
-            return [max(1, len(t.split())) for t in texts]
-        return [max(1, len(ids)) for ids in tok(texts, add_special_tokens=True)["input_ids"]]
+        if self._segments is None:
+            tok = getattr(getattr(r, "text_encoder", None), "tokenizer", None)
+            self._segments = SegmentEncoder(r.text_features, tok, self.cache_size)
+        return np.asarray(r.score(r.project_text(self._segments.features(texts)), self.embeddings), np.float32)
 
     def scores(self, texts: list[str]) -> np.ndarray:
         """(len(texts), S) retriever scores against every gallery scene."""

@@ -23,7 +23,7 @@ from ..config import Config, config_from_dict
 from ..encoders.scene import SceneEncoder
 from .data import TrainArrays
 from .distributed import gather_with_grad
-from .losses import info_nce
+from .losses import iat_loss, info_nce
 
 WARMUP_FRACTION = 0.05
 
@@ -66,9 +66,21 @@ def lr_at(step: int, total: int, base: float) -> float:
     return base * 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, total - warm)))
 
 
+def iat_objective(lam: float, gamma: float, temperature: float):
+    """IAT's L = λ·L_dis + (1−λ)·L_div as a loss over (texts, scenes, text scene ids, scene ids)."""
+
+    def loss(text, scene, text_ids, scene_ids):
+        order = torch.argsort(scene_ids)
+        targets = order[torch.searchsorted(scene_ids[order], text_ids)]  # each text's scene among the rows
+        return iat_loss(text, scene, targets, text_ids, lam, gamma, temperature)[0]
+
+    return loss
+
+
 def train_step(model, optimizer, arrays: TrainArrays, idx: np.ndarray, temperature: float, lr: float,
-               world: int = 1) -> float:
-    """One optimisation step on the descriptions `idx`; returns the (global) loss."""
+               world: int = 1, objective=None) -> float:
+    """One optimisation step on the texts `idx`; returns the (global) loss. objective(text, scene, text_ids,
+    scene_ids) defaults to the base retriever's InfoNCE."""
     rows = np.unique(arrays.text_scene[idx])
     text_feats = torch.from_numpy(arrays.text_feats[idx])
     text, scene = model(text_feats, arrays.scene_batch(rows))
@@ -77,7 +89,7 @@ def train_step(model, optimizer, arrays: TrainArrays, idx: np.ndarray, temperatu
     if world > 1:
         text, text_ids = gather_with_grad(text, text_ids)
         scene, scene_ids = gather_with_grad(scene, scene_ids)
-    loss = info_nce(text, scene, text_ids, scene_ids, temperature)
+    loss = (objective or (lambda t, s, ti, si: info_nce(t, s, ti, si, temperature)))(text, scene, text_ids, scene_ids)
     for g in optimizer.param_groups:
         g["lr"] = lr
     optimizer.zero_grad(set_to_none=True)
@@ -120,16 +132,31 @@ def fit(cfg: Config, arrays: TrainArrays, resume_from: Optional[str | Path] = No
         prepare: Callable[[nn.Module], nn.Module] = lambda m: m,
         report: Optional[Callable[[dict, nn.Module, object, TrainState], None]] = None,
         ckpt_dir: Optional[str | Path] = None, stop_after_epoch: Optional[int] = None,
-        progress: bool = True) -> tuple[nn.Module, TrainState]:
-    """Train for cfg.train.epochs; checkpoint after every epoch (to ckpt_dir, or through `report`).
+        progress: bool = True, stage: str = "base", init_from: Optional[str | Path] = None
+        ) -> tuple[nn.Module, TrainState]:
+    """Train for the stage's epochs; checkpoint after every epoch (to ckpt_dir, or through `report`).
 
+    stage: "base" (InfoNCE on descriptions, cfg.train) or "iat" (L_dis + L_div on interaction texts, cfg.iat,
+    starting from the weights in `init_from`; cfg.iat.tune says which parameters move).
     resume_from: a checkpoint folder; training continues after its epoch and ends where an uninterrupted
     run would (batches, learning rate and dropout are all functions of seed and epoch).
     """
-    tc = cfg.train
+    if stage not in ("base", "iat"):
+        raise ValueError(f"stage must be 'base' or 'iat', got {stage!r}")
+    tc = cfg.train if stage == "base" else cfg.iat
+    objective = None if stage == "base" else iat_objective(tc.lam, tc.gamma, tc.temperature)
     torch.manual_seed(tc.seed)
     model = RetrievalModel(cfg, arrays.text_feats.shape[1])
-    optimizer = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+    if stage == "iat":
+        if init_from is None:
+            raise ValueError("IAT starts from a trained retriever: pass init_from (a checkpoint folder)")
+        model.load_state_dict(load_file(Path(init_from) / "model.safetensors"))
+        if tc.tune == "head":
+            model.scene_encoder.requires_grad_(False)
+        elif tc.tune != "all":
+            raise ValueError(f"iat.tune must be 'head' or 'all', got {tc.tune!r}")
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=tc.lr, weight_decay=tc.weight_decay)
     state = TrainState(-1, [])
     if resume_from is not None:
         resume_from = Path(resume_from)
@@ -144,12 +171,14 @@ def fit(cfg: Config, arrays: TrainArrays, resume_from: Optional[str | Path] = No
     for epoch in range(state.epoch + 1, tc.epochs):
         torch.manual_seed(tc.seed * 100_003 + epoch)  # dropout masks depend on the epoch only
         model.train()
+        if stage == "iat" and tc.tune == "head":  # a frozen scene encoder stays deterministic
+            getattr(model, "module", model).scene_encoder.eval()
         batches = epoch_batches(len(arrays.text_feats), global_batch, tc.seed, epoch, rank, world)
         losses = []
         bar = tqdm(batches, desc=f"epoch {epoch + 1}/{tc.epochs}", disable=not progress or rank != 0, leave=False)
         for i, idx in enumerate(bar):
             lr = lr_at(epoch * steps_per_epoch + i, total, tc.lr)
-            losses.append(train_step(model, optimizer, arrays, idx, tc.temperature, lr, world))
+            losses.append(train_step(model, optimizer, arrays, idx, tc.temperature, lr, world, objective))
             bar.set_postfix(loss=f"{losses[-1]:.3f}")
         metrics = {"epoch": epoch, "loss": float(np.mean(losses))}
         state = TrainState(epoch, state.history + [metrics])
