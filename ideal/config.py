@@ -68,7 +68,7 @@ class IATConfig:
     lr: float = 3e-4
     weight_decay: float = 0.01
     temperature: float = 0.05  # S in L_dis: softmax over scenes
-    lam: float = 0.5  # L = lam * L_dis + (1 - lam) * L_div
+    lam: float = 0.8  # L = lam * L_dis + (1 - lam) * L_div (0.5, 0.8, 1 measured; see README)
     gamma: float = 0.5  # L_div's margin
     tune: str = "head"  # head: the text projection head | all: head + scene encoder
     seed: int = 0

@@ -1,7 +1,8 @@
 """The main job: simulated-user evaluation of interactive retrieval, on Ray.
 
 With no flags it runs the embedded default: the synthetic benchmark (generated on first use), the shipped
-weights, methods static, chatir, merlin and ideal, 5 rounds, fine memory, every val query.
+weights (base retriever for static and the baselines, the IAT-tuned one for ideal/ir/sum), methods static,
+chatir, merlin and ideal, 5 rounds, fine memory, every val query.
 
     python jobs/eval.py
     python jobs/eval.py --methods static,labels --rounds 0 --limit 200 --out results/quick

@@ -76,18 +76,25 @@ def _weights(result):
         return load_file(Path(d) / "model.safetensors")
 
 
+@pytest.fixture(scope="module")
+def base_checkpoint(ray_local, arrays_path, tmp_path_factory):
+    """A 1-epoch base retriever for IAT to start from."""
+    import shutil
+
+    tmp = tmp_path_factory.mktemp("iat_init")
+    base = _job().run_trainer(load_config(None, TINY + ["train.epochs=1"]), arrays_path, tmp / "ray", "base")
+    with base.checkpoint.as_directory() as d:
+        shutil.copytree(d, tmp / "init")
+    return tmp / "init"
+
+
 @pytest.mark.parametrize("tune", ["all", "head"])
-def test_iat_two_workers_resume_matches_an_uninterrupted_run(ray_local, arrays_path, tmp_path, tune):
+def test_iat_two_workers_resume_matches_an_uninterrupted_run(ray_local, arrays_path, base_checkpoint, tmp_path, tune):
     """IAT (L_dis + L_div, embeddings gathered across the 2 workers with gradient) from a base checkpoint:
     stopped after epoch 0 and resumed, it ends exactly where an uninterrupted run ends."""
     job = _job()
-    cfg = load_config(None, TINY + [f"iat.tune={tune}", "train.epochs=1"])
-    base = job.run_trainer(cfg, arrays_path, tmp_path / "ray", "base")
-    init = tmp_path / "init"
-    with base.checkpoint.as_directory() as d:
-        import shutil
-
-        shutil.copytree(d, init)
+    cfg = load_config(None, TINY + [f"iat.tune={tune}", "iat.lam=0.5"])
+    init = base_checkpoint
     start = load_file(init / "model.safetensors")
 
     full = job.run_trainer(cfg, arrays_path, tmp_path / "ray", "iat-full", stage="iat", init=init)
