@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Optional
 
 import numpy as np
@@ -27,6 +26,8 @@ STATIC = {"static": "base", "bag-of-labels": "labels"}
 # IDeal's own methods run on the IAT-tuned retriever when one is given; the baselines and `static` keep the
 # base retriever, and the IAT ablations name the checkpoint they use instead.
 IAT_WEIGHTS = {"w/o IAT": "base", "w/o L_dis": "iat_no_ldis", "w/o L_div": "iat_no_ldiv"}
+# the checkpoint an IAT ablation needs to mean anything ("w/o IAT" is only an ablation when IAT is on)
+IAT_REQUIRES = {"w/o IAT": "iat", "w/o L_dis": "iat_no_ldis", "w/o L_div": "iat_no_ldiv"}
 BASELINES = ("chatir", "rewrite", "merlin")
 ALL_METHODS = tuple(STATIC) + tuple(m for m in METHODS if m != "static")
 
@@ -50,7 +51,6 @@ class EvalContext:
     """Dataset, text encoder, retrievers and galleries for one EvalSpec (built lazily, reused by shards)."""
 
     def __init__(self, spec: EvalSpec):
-        from .encoders.text import TextEncoder
         from .scenes import load, load_synthetic
 
         self.spec, self.cfg = spec, config_from_dict(spec.config)
@@ -65,9 +65,19 @@ class EvalContext:
         self.descs = queries(self.ds, sources, spec.limit)
         if not self.descs:
             raise ValueError(f"no queries to evaluate in {d}")
-        self.text = TextEncoder(self.cfg.text_encoder.model_dir, max_length=self.cfg.text_encoder.max_length)
+        self._text = None
         self._galleries: dict = {}
         self._parts: dict = {}
+
+    @property
+    def text(self):
+        """The text encoder, loaded on first use: a job's driver reads only the data."""
+        if self._text is None:
+            from .encoders.text import TextEncoder
+
+            tc = self.cfg.text_encoder
+            self._text = TextEncoder(tc.model_dir, max_length=tc.max_length)
+        return self._text
 
     def parts(self, method: str):
         """(config, gallery, questioner, summariser, simulated user) of a dialog method, built once: their

@@ -26,7 +26,8 @@ from pathlib import Path
 
 from ideal.config import load_config
 from ideal.dialog.methods import ABLATIONS
-from ideal.dialog_eval import ALL_METHODS, EvalSpec, check_methods, method_rounds, recall_per_round, shard_plan
+from ideal.dialog_eval import (ALL_METHODS, IAT_REQUIRES, EvalSpec, check_methods, method_rounds, recall_per_round,
+                               shard_plan)
 from ideal.evaluate import DEFAULT_WEIGHTS, SHIPPED_IAT
 
 DEFAULT_METHODS = "static,chatir,merlin,ideal"
@@ -96,8 +97,7 @@ def main(argv=None) -> None:
     if args.iat_weights and args.iat_weights.lower() != "none" and "iat" not in iat:
         sys.exit(f"eval.py: --iat-weights {args.iat_weights}: not a checkpoint folder (no model.safetensors)")
     ablations = list(ABLATIONS) if args.ablations else []
-    missing = [a for a in ablations if a in ("w/o IAT", "w/o L_dis", "w/o L_div")
-               and {"w/o IAT": "iat", "w/o L_dis": "iat_no_ldis", "w/o L_div": "iat_no_ldiv"}[a] not in iat]
+    missing = [a for a in ablations if a in IAT_REQUIRES and IAT_REQUIRES[a] not in iat]
     if missing:
         print(f"note: no IAT checkpoints for {', '.join(missing)}: those ablations are left out", flush=True)
         ablations = [a for a in ablations if a not in missing]

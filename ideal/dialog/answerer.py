@@ -64,7 +64,7 @@ def answer_room(memory: list[str]) -> str:
 _ITEM_RE = re.compile(r"^(?P<n>one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|\d+|an?) (?P<noun>[a-z ]+)$")
 
 
-def _count_sentence(label: str, memory: list[str]) -> Optional[tuple[str, str]]:
+def count_sentence(label: str, memory: list[str]) -> Optional[tuple[str, str]]:
     """(number word, noun) from "There are two chairs in the room." or a coarse "It has two chairs, a bed ..."."""
     for s in memory:
         low = s.lower()
@@ -80,7 +80,7 @@ def _count_sentence(label: str, memory: list[str]) -> Optional[tuple[str, str]]:
 
 
 def answer_has(label: str, memory: list[str]) -> str:
-    c = _count_sentence(label, memory)
+    c = count_sentence(label, memory)
     if c is not None:
         n, noun = c
         return f"Yes, there {'is' if n in ('one', 'a', 'an', '1') else 'are'} {'one' if n in ('a', 'an') else n} {noun}."
@@ -90,7 +90,7 @@ def answer_has(label: str, memory: list[str]) -> str:
 
 
 def answer_count(label: str, memory: list[str]) -> str:
-    c = _count_sentence(label, memory)
+    c = count_sentence(label, memory)
     if c is None:
         return DONT_KNOW
     n, noun = c

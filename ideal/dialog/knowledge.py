@@ -11,13 +11,12 @@ from collections import Counter
 
 import numpy as np
 
-from ..scenes.memory import coarse_memory, fine_memory, neighbours_of
+from ..scenes.memory import _OPENINGS, coarse_memory, fine_memory, neighbours_of
 from ..scenes.types import Scene
 from .answerer import GroundedAnswerer
 from .aspects import aspect_key, question_text
 from .types import DONT_KNOW
 
-_OPENINGS = ("window", "door")
 
 
 def scene_facts(scene: Scene) -> list[str]:

@@ -11,13 +11,13 @@ from __future__ import annotations
 import numpy as np
 
 from .aspects import aspect_key, labels_in, parse_question, question_text, singular, split_aspect
-from .answerer import _count_sentence, colors_of, places_of
+from .answerer import count_sentence, colors_of, places_of
 from .knowledge import SceneKnowledge, answer_entropy
 from .types import Candidate, DialogState, Question
 
 _TARGET_KINDS = ("color", "place", "near")
 _SETTLED = (("color", lambda lab, said: bool(colors_of(lab, said))),
-            ("count", lambda lab, said: _count_sentence(lab, said) is not None),
+            ("count", lambda lab, said: count_sentence(lab, said) is not None),
             ("place", lambda lab, said: bool(places_of(lab, said))))
 
 

@@ -20,7 +20,7 @@ from ..retrieval.fusion import fuse, mix, softmax_weights
 from ..retrieval.gallery import Gallery
 from .summary import (GroundedSummariser, concat_dialog, dialog_segments, enriched_query, enriched_segments,
                       segments)
-from .types import Candidate, DialogState, Question, Turn
+from .types import Candidate, DialogState, Turn
 
 
 def start(queries: list[str], targets: Optional[list[str]] = None, dialog_ids: Optional[list[str]] = None
@@ -131,4 +131,4 @@ def replay(query: str, history: list[tuple[str, str]], gallery: Gallery, questio
     return st
 
 
-__all__ = ["Question", "rank", "ranking", "replay", "run_round", "start", "top_candidates"]
+__all__ = ["rank", "ranking", "replay", "run_round", "start", "top_candidates"]

@@ -14,12 +14,12 @@ from .embeddings import read_embeddings, write_embeddings
 class ShardEncoder:
     """Holds the retriever (loaded once) and encodes shards of scans to parquet."""
 
-    def __init__(self, weights: str, scannet_dir: str, label_map: Optional[str] = None, labels: str = "trained"):
+    def __init__(self, weights: str, scannet_dir: str, label_map: Optional[str] = None, retriever: str = "trained"):
         from ..encoders.text import TextEncoder
         from .retriever import BagOfLabelsRetriever, TrainedRetriever
 
         text = TextEncoder()
-        self.retriever = (BagOfLabelsRetriever(text) if labels == "labels"
+        self.retriever = (BagOfLabelsRetriever(text) if retriever == "labels"
                           else TrainedRetriever.from_checkpoint(weights, text))
         self.scannet_dir = Path(scannet_dir)
         self.label_map = labelmap.read_label_map(label_map, to_column="category") if label_map else None
