@@ -117,18 +117,29 @@ def ranking(state: DialogState, gallery: Gallery, k: int) -> list[tuple[str, flo
     return [(gallery.ids[j], float(state.scores[j])) for j in top]
 
 
+def replay_batch(queries: list[str], histories: list[list[tuple[str, str]]], gallery: Gallery, questioner,
+                 cfg: DialogConfig, summariser=None) -> list[DialogState]:
+    """Stateless clients' dialogs (query + answered turns) rebuilt round by round, each ending with its next
+    question: the same rounds a simulated dialog goes through, so α-mixing matches. Dialogs of different
+    lengths share every round they have in common (one encoder batch per round)."""
+    if len(queries) != len(histories):
+        raise ValueError(f"{len(queries)} queries but {len(histories)} histories")
+    states = run_round(start(queries), gallery, None, None, cfg, summariser, ask=False)
+    for r in range(max((len(h) for h in histories), default=0)):
+        idx = [i for i, h in enumerate(histories) if len(h) > r]
+        grown = [states[i].with_(turns=states[i].turns + (Turn(*histories[i][r], None),)) for i in idx]
+        for i, st in zip(idx, run_round(grown, gallery, None, None, cfg, summariser, ask=False)):
+            states[i] = st
+    if questioner is not None and states:
+        cands = top_candidates(np.stack([st.scores for st in states]), gallery, cfg.k, cfg.beta)
+        states = [st.with_(question=q) for st, q in zip(states, questioner.ask(states, cands))]
+    return states
+
+
 def replay(query: str, history: list[tuple[str, str]], gallery: Gallery, questioner, cfg: DialogConfig,
            summariser=None) -> DialogState:
-    """A stateless client's dialog (query + answered turns) rebuilt round by round, ending with the next
-    question: the same rounds a simulated dialog goes through, so α-mixing matches."""
-    (st,) = run_round(start([query]), gallery, None, None, cfg, summariser, ask=False)
-    for q, a in history:
-        st = st.with_(turns=st.turns + (Turn(q, a, None),))
-        (st,) = run_round([st], gallery, None, None, cfg, summariser, ask=False)
-    if questioner is not None:
-        cands = top_candidates(st.scores[None], gallery, cfg.k, cfg.beta)
-        st = st.with_(question=questioner.ask([st], cands)[0])
-    return st
+    """One stateless dialog rebuilt (see `replay_batch`)."""
+    return replay_batch([query], [history], gallery, questioner, cfg, summariser)[0]
 
 
-__all__ = ["rank", "ranking", "replay", "run_round", "start", "top_candidates"]
+__all__ = ["rank", "ranking", "replay", "replay_batch", "run_round", "start", "top_candidates"]

@@ -11,7 +11,7 @@ from ideal.config import DialogConfig
 from ideal.dialog.answerer import GroundedAnswerer, SimulatedUser
 from ideal.dialog.knowledge import SceneKnowledge
 from ideal.dialog.questioner import GroundedQuestioner
-from ideal.dialog.round import rank, ranking, replay, run_round, start, top_candidates
+from ideal.dialog.round import rank, ranking, replay, replay_batch, run_round, start, top_candidates
 from ideal.dialog.summary import ConcatSummariser, GroundedSummariser, concat_dialog, enriched_query
 from ideal.dialog.types import DialogState, Question, Turn
 from ideal.retrieval.gallery import Gallery
@@ -221,6 +221,20 @@ def test_replay_equals_the_simulated_rounds(gallery, questioner, user):
             if st.question is not None:
                 # the questioner reads the aspects back from plain text and asks what the simulation asked
                 assert got.question == st.question
+
+
+def test_replay_batch_of_mixed_lengths_equals_one_by_one(gallery, questioner, user):
+    history = simulate(gallery, questioner, user, CFG, rounds=3)
+    # dialog i holds i answered turns (0..3): rounds are shared only where the dialogs overlap
+    qs = [QUERIES[i % len(QUERIES)] for i in range(4)]
+    hs = [[(t.question, t.answer) for t in history[i][i % len(QUERIES)].turns] for i in range(4)]
+    batch = replay_batch(qs, hs, gallery, questioner, CFG)
+    for q, h, got in zip(qs, hs, batch):
+        alone = replay(q, h, gallery, questioner, CFG)
+        assert got.round == len(h) == alone.round and got.question == alone.question
+        np.testing.assert_allclose(got.scores, alone.scores, atol=1e-6)
+    with pytest.raises(ValueError, match="2 queries but 1 histories"):
+        replay_batch(qs[:2], hs[:1], gallery, questioner, CFG)
 
 
 def test_replay_without_history_is_the_static_ranking(gallery, questioner):

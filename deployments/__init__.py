@@ -1,0 +1,1 @@
+"""Ray Serve deployments: thin classes over ideal.serving, composed by `app.build_app`."""

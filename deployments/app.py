@@ -1,0 +1,60 @@
+"""The Serve application: Ingress → Retriever, Questioner (→ optional vLLM deployment), Answerer.
+
+    serve run deployments.app:build_app                  # the default synthetic gallery, shipped weights
+    serve deploy deployments/serve_config.yaml           # with autoscaling, on a running cluster
+"""
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Optional
+
+from pydantic import BaseModel, ConfigDict, Field
+from ray.serve import Application
+
+from ideal.serving import ServiceSpec
+
+from .ingress import Ingress
+from .roles import BATCH, Answerer, Questioner, Retriever
+
+
+class AppArgs(BaseModel):
+    """`args:` of the application in serve_config.yaml (or `serve run deployments.app:build_app key=value`)."""
+
+    model_config = ConfigDict(extra="forbid")
+    data: Optional[dict] = Field(None, description="gallery: None = default synthetic benchmark; {synthetic: root, "
+                                 "split: val} or {scannet_dir, scanrefer, nr3d, sr3d, label_map}")
+    weights: Optional[str] = Field(None, description="retriever checkpoint folder (default: shipped IAT weights)")
+    overrides: list[str] = Field(default_factory=list, description="config overrides section.key=value")
+    method: str = "ideal"
+    max_batch_size: int = Field(BATCH["max_batch_size"], ge=1, description="@serve.batch size (1 = no batching)")
+    batch_wait_timeout_s: float = Field(BATCH["batch_wait_timeout_s"], ge=0)
+    timeout_s: float = Field(10.0, gt=0, description="deadline of every inner call (504 past it)")
+    limits: dict = Field(default_factory=dict, description="ideal.serving.Limits fields")
+    simulated_user: bool = Field(True, description="deploy the Answerer (evaluations through the handles)")
+    llm: Optional[dict] = Field(None, description="a ray.serve.llm LLMConfig: the questioner becomes an LLM (GPU)")
+    llm_options: dict = Field(default_factory=dict, description="HandleChatClient options (max_tokens, ...)")
+    deployment_options: dict[str, dict] = Field(default_factory=dict,
+                                                description="per-deployment .options(), e.g. for small machines")
+
+
+def build_app(args: dict | AppArgs | None = None) -> Application:
+    a = args if isinstance(args, AppArgs) else AppArgs(**(args or {}))
+    overrides = list(a.overrides) + (["dialog.questioner=llm"] if a.llm else [])
+    spec = asdict(ServiceSpec(a.data, a.weights, tuple(overrides), a.method).resolved())
+    batch = {"max_batch_size": a.max_batch_size, "batch_wait_timeout_s": a.batch_wait_timeout_s}
+    unknown = set(a.deployment_options) - {"Ingress", "Retriever", "Questioner", "Answerer"}
+    if unknown:
+        raise ValueError(f"deployment_options: unknown deployment(s) {sorted(unknown)}")
+
+    def opt(d):
+        return d.options(**a.deployment_options.get(d.name, {}))
+
+    llm = None
+    if a.llm:  # GPU clusters only: ray.serve.llm and vLLM are never imported on the CPU path
+        from .llm import build_llm_deployment
+
+        llm = build_llm_deployment(a.llm)
+    retriever = opt(Retriever).bind(spec, **batch)
+    questioner = opt(Questioner).bind(spec, llm, a.llm_options, **batch)
+    answerer = opt(Answerer).bind(spec, **batch) if a.simulated_user else None
+    return opt(Ingress).bind(retriever, questioner, answerer, a.limits, a.timeout_s)

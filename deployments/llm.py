@@ -1,0 +1,141 @@
+"""The questioner's chat model as a `ray.serve.llm` (vLLM) deployment, and a ChatClient that calls it by handle.
+
+    llm = build_llm_deployment("deployments/questioner_vllm.yaml")   # a bound LLMServer (GPU, `.[gpu]` extra)
+    app = Questioner.bind(..., llm=llm)           # Serve hands Questioner.__init__ a DeploymentHandle for it
+    # in Questioner.__init__:
+    client = HandleChatClient(llm, model=llm_model_id("deployments/questioner_vllm.yaml"))
+    questioner = LLMQuestioner(client, fallback=grounded, top_k=k)
+
+`ray.serve.llm` imports vLLM, so it is imported inside the functions that need it: this module imports on a CPU
+machine, and the CPU path (grounded questioner) never touches vLLM.
+"""
+from __future__ import annotations
+
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor, TimeoutError as FutureTimeout
+from pathlib import Path
+from typing import Any, Union
+
+import yaml
+
+LLMConfigSpec = Union[dict, str, Path]  # an LLMConfig as a dict, or the YAML file holding one
+
+
+def load_llm_config(spec: LLMConfigSpec) -> dict:
+    """An LLMConfig as a plain dict: `spec` itself, or the mapping in the YAML file it names."""
+    if isinstance(spec, dict):
+        return spec
+    path = Path(spec).expanduser()
+    try:
+        cfg = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise ValueError(f"{path}: not YAML: {e}") from e
+    if not isinstance(cfg, dict) or "model_loading_config" not in cfg:
+        raise ValueError(f"{path}: not an LLMConfig (a mapping with model_loading_config, accelerator_type, ...)")
+    return cfg
+
+
+def llm_model_id(spec: LLMConfigSpec) -> str:
+    """The model name requests must carry: `model_loading_config.model_id` (vLLM's served_model_name)."""
+    return load_llm_config(spec)["model_loading_config"]["model_id"]
+
+
+def build_llm_deployment(llm_config: LLMConfigSpec):
+    """The `LLMServer` deployment for an LLMConfig (dict or YAML file), bound and ready to pass to `.bind()`.
+
+    Keys are those of `ray.serve.llm.LLMConfig`: model_loading_config, accelerator_type, engine_kwargs (vLLM engine
+    arguments), deployment_config (Serve options: autoscaling_config, max_ongoing_requests ...). The deployment is
+    named "LLMServer:<model_id>" with "/" -> "--" and "." -> "_"."""
+    from ray.serve.llm import LLMConfig, build_llm_deployment as build  # needs ray[llm] and vLLM: GPU clusters only
+
+    return build(LLMConfig(**load_llm_config(llm_config)))
+
+
+def _chat_request_class():
+    from ray.serve.llm.openai_api_models import ChatCompletionRequest  # vLLM's OpenAI protocol model
+
+    return ChatCompletionRequest
+
+
+class HandleChatClient:
+    """A ChatClient over the DeploymentHandle of a `ray.serve.llm` LLMServer: one OpenAI `ChatCompletionRequest`
+    per conversation, sent to the server's `chat` method; a batch is in flight at once.
+
+    Blocking: call it from a sync deployment method (Serve runs those in a worker thread) or outside Serve, never
+    on an event loop. `LLMServer.chat` is a generator method, so the handle is used with `stream=True` and a
+    call yields one ChatCompletionResponse (`stream=False`, the default) or batches of "data: {...}" chunks
+    (`stream=True`); both are read. A streaming handle response has no timeout of its own, so the batch shares a
+    `timeout_s` deadline, after which its calls are cancelled and RuntimeError raised (LLMQuestioner then falls
+    back to its grounded questioner)."""
+
+    def __init__(self, handle, model: str, timeout_s: float = 30.0, max_tokens: int = 64,
+                 temperature: float = 0.0, stream: bool = False, workers: int = 16):
+        self.handle = handle.options(stream=True)
+        self.model, self.timeout_s, self.max_tokens, self.temperature = model, timeout_s, max_tokens, temperature
+        self.stream, self.workers = stream, workers
+
+    def request(self, messages: list[dict]):
+        """The ChatCompletionRequest for one conversation."""
+        return _chat_request_class()(model=self.model, messages=messages, max_tokens=self.max_tokens,
+                                     temperature=self.temperature, stream=self.stream)
+
+    def complete(self, conversations: list[list[dict]]) -> list[str]:
+        if not conversations:
+            return []
+        calls = [self.handle.chat.remote(self.request(m)) for m in conversations]
+        deadline = time.monotonic() + self.timeout_s
+        pool = ThreadPoolExecutor(min(self.workers, len(calls)))
+        try:
+            # each thread blocks on one call's stream; the requests themselves all went out above
+            futures = [pool.submit(lambda c: read_chat(list(c)), c) for c in calls]
+            return [f.result(timeout=max(0.0, deadline - time.monotonic())) for f in futures]
+        except BaseException as e:
+            for c in calls:  # best effort: frees the engine's slots; a no-op for the calls that finished
+                try:
+                    c.cancel()
+                except Exception:
+                    pass
+            if isinstance(e, FutureTimeout):
+                raise RuntimeError(f"LLM deployment: no reply to {len(calls)} chats within {self.timeout_s}s") from None
+            if isinstance(e, Exception) and not isinstance(e, RuntimeError):
+                raise RuntimeError(f"LLM deployment chat failed: {type(e).__name__}: {e}") from e
+            raise
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _events(item: Any) -> list[dict]:
+    """One item of an `LLMServer.chat` stream as OpenAI JSON objects."""
+    if isinstance(item, list):  # streamed chunks arrive batched
+        return [e for x in item for e in _events(x)]
+    if isinstance(item, str):  # server-sent events: "data: {...}\n\n", possibly several, then "data: [DONE]"
+        out = []
+        for line in item.splitlines():
+            line = line.strip()
+            if line.startswith("data:") and line[5:].strip() != "[DONE]":
+                out.append(json.loads(line[5:]))
+        return out
+    if hasattr(item, "model_dump"):  # ChatCompletionResponse, ChatCompletionStreamResponse, ErrorResponse
+        return [item.model_dump()]
+    if isinstance(item, dict):
+        return [item]
+    raise RuntimeError(f"LLM deployment: unexpected {type(item).__name__} in the chat stream: {item!r:.200}")
+
+
+def read_chat(items: list) -> str:
+    """The reply text of one `chat` call's items: the first choice's message, or its deltas joined.
+    An ErrorResponse (wrong model name, prompt too long ...) raises RuntimeError with the server's message."""
+    parts = []
+    for e in _events(items):
+        err = e.get("error") if isinstance(e.get("error"), dict) else (e if e.get("object") == "error" else None)
+        if err:
+            raise RuntimeError(f"LLM deployment error {err.get('code')}: {err.get('message')}")
+        for choice in e.get("choices") or []:
+            if choice.get("index", 0) == 0:
+                content = (choice.get("message") or choice.get("delta") or {}).get("content")
+                parts.append(content if isinstance(content, str) else "")
+    return "".join(parts)
+
+
+__all__ = ["HandleChatClient", "build_llm_deployment", "llm_model_id", "load_llm_config", "read_chat"]

@@ -1,0 +1,108 @@
+"""The HTTP API's contract, without a web framework: parse and check a request, shape a response.
+
+    POST /v1/rounds  {"query": "...", "history": [{"question": "...", "answer": "..."}], "k": 10}
+    -> 200 {"ranking": [{"scene_id": "...", "score": 0.81}, ...], "question": "...", "round": 2}
+
+Stateless: the client sends the whole dialog every time. `round` is the number of the question returned
+(1 = the first question, asked after the initial query alone). Every bad input is an `ApiError` carrying the
+HTTP status and a reason a client can act on; the Serve ingress only translates it to a JSON response.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from ..dialog.types import DialogState
+from ..scenes.types import Scene, SceneMemory
+
+
+class ApiError(ValueError):
+    def __init__(self, status: int, reason: str):
+        super().__init__(reason)
+        self.status, self.reason = status, reason
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one request may carry (bodies past max_body_bytes are refused before parsing)."""
+
+    max_body_bytes: int = 64_000
+    max_query_chars: int = 1_000
+    max_turns: int = 20
+    max_turn_chars: int = 1_000
+    max_k: int = 100
+    default_k: int = 10
+
+
+@dataclass(frozen=True)
+class RoundRequest:
+    query: str
+    history: tuple[tuple[str, str], ...] = ()
+    k: int = 10
+
+
+def _text(value, where: str, max_chars: int, allow_empty: bool = False) -> str:
+    if not isinstance(value, str):
+        raise ApiError(422, f"{where} must be a string, got {type(value).__name__}")
+    if not allow_empty and not value.strip():
+        raise ApiError(422, f"{where} is empty")
+    if len(value) > max_chars:
+        raise ApiError(422, f"{where} is {len(value)} characters long; the limit is {max_chars}")
+    return value.strip()
+
+
+def parse_round_request(body: bytes, limits: Limits = Limits(), n_scenes: int | None = None) -> RoundRequest:
+    """A checked RoundRequest from a raw request body, or an ApiError saying what is wrong."""
+    if len(body) > limits.max_body_bytes:
+        raise ApiError(413, f"request body is {len(body)} bytes; the limit is {limits.max_body_bytes}")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ApiError(400, f"request body is not UTF-8 (byte {e.start})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ApiError(400, f"malformed JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+    if not isinstance(data, dict):
+        raise ApiError(422, f"the body must be a JSON object, got {type(data).__name__}")
+    unknown = sorted(set(data) - {"query", "history", "k"})
+    if unknown:
+        raise ApiError(422, f"unknown field(s) {', '.join(unknown)}; fields: query, history, k")
+    if "query" not in data:
+        raise ApiError(422, "query is missing")
+    query = _text(data["query"], "query", limits.max_query_chars)
+    history = data.get("history", [])
+    if not isinstance(history, list):
+        raise ApiError(422, f"history must be a list of {{question, answer}} objects, got {type(history).__name__}")
+    if len(history) > limits.max_turns:
+        raise ApiError(422, f"history has {len(history)} turns; the limit is {limits.max_turns}")
+    turns = []
+    for i, turn in enumerate(history):
+        if not isinstance(turn, dict) or set(turn) != {"question", "answer"}:
+            got = sorted(turn) if isinstance(turn, dict) else type(turn).__name__
+            raise ApiError(422, f"history[{i}] must be an object with exactly 'question' and 'answer', got {got}")
+        turns.append((_text(turn["question"], f"history[{i}].question", limits.max_turn_chars),
+                      _text(turn["answer"], f"history[{i}].answer", limits.max_turn_chars)))
+    k = data.get("k", limits.default_k)
+    max_k = min(limits.max_k, n_scenes) if n_scenes else limits.max_k
+    if isinstance(k, bool) or not isinstance(k, int):
+        raise ApiError(422, f"k must be an integer, got {json.dumps(k)}")
+    if not 1 <= k <= max_k:
+        raise ApiError(422, f"k must be between 1 and {max_k}, got {k}")
+    return RoundRequest(query, tuple(turns), k)
+
+
+def round_response(state: DialogState, ranking: list[tuple[str, float]]) -> dict:
+    """The JSON body answering a round (see the module docstring)."""
+    return {"ranking": [{"scene_id": sid, "score": round(score, 6)} for sid, score in ranking],
+            "question": state.question.text if state.question is not None else None,
+            "round": len(state.turns) + 1}
+
+
+def scene_view(scene: Scene, memory: SceneMemory | None) -> dict:
+    """GET /v1/scenes/{id}: the scene's objects and the sentences known about it."""
+    return {"scene_id": scene.scene_id, "scene_type": scene.scene_type,
+            "objects": [{"object_id": o.object_id, "label": o.label, "center": [round(float(x), 4) for x in o.center],
+                         "size": [round(float(x), 4) for x in o.size],
+                         "color_rgb": [round(float(x), 4) for x in o.color_rgb]} for o in scene.objects],
+            "memory": {"coarse": list(memory.coarse), "fine": list(memory.fine)} if memory else None}

@@ -1,0 +1,306 @@
+"""deployments/llm.py without Ray or vLLM: HandleChatClient against a fake DeploymentHandle that behaves like
+Serve's (stream=True required for the generator method `chat`, arguments pickled, responses iterated, cancel) and
+answers with objects shaped like vLLM's ChatCompletionResponse / streamed chunks / ErrorResponse; the LLMConfig
+YAML against Ray's own LLMConfig model; and the module's import staying light."""
+import pickle
+import subprocess
+import sys
+import threading
+import time
+import types
+from pathlib import Path
+from typing import Optional
+
+import pytest
+import yaml
+from pydantic import BaseModel, ConfigDict
+
+from deployments import llm
+from deployments.llm import HandleChatClient, build_llm_deployment, llm_model_id, load_llm_config, read_chat
+from ideal.dialog.llm import ChatClient, LLMQuestioner, question_messages
+from ideal.dialog.types import Candidate, DialogState, Question
+
+ROOT = Path(__file__).resolve().parents[2]
+QUESTIONER_YAML = ROOT / "deployments" / "questioner_vllm.yaml"
+
+
+# ----------------------------------------------------------------------------------- vLLM-shaped protocol models
+
+class ChatCompletionRequest(BaseModel):  # the fields of vLLM's model we set; unknown ones rejected
+    model_config = ConfigDict(extra="forbid")
+    messages: list[dict]
+    model: Optional[str] = None
+    max_tokens: Optional[int] = None
+    temperature: Optional[float] = None
+    stream: Optional[bool] = False
+
+
+class ChatMessage(BaseModel):
+    role: str
+    content: Optional[str] = None
+
+
+class Choice(BaseModel):
+    index: int
+    message: ChatMessage
+    finish_reason: Optional[str] = "stop"
+
+
+class StreamChoice(BaseModel):
+    index: int
+    delta: dict
+    finish_reason: Optional[str] = None
+
+
+class Usage(BaseModel):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+
+
+class ChatCompletionResponse(BaseModel):
+    id: str = "chatcmpl-1"
+    object: str = "chat.completion"
+    created: int = 0
+    model: str
+    choices: list[Choice]
+    usage: Usage = Usage()
+
+
+class ChatCompletionStreamResponse(BaseModel):
+    id: str = "chatcmpl-1"
+    object: str = "chat.completion.chunk"
+    created: int = 0
+    model: str
+    choices: list[StreamChoice]
+
+
+class ErrorInfo(BaseModel):
+    message: str
+    type: str
+    code: int
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorInfo
+
+
+# ----------------------------------------------------------------------------------- a fake Serve handle
+
+class FakeResponseGenerator:
+    """Serve's DeploymentResponseGenerator: iterable (blocking), no `.result()`, cancellable."""
+
+    def __init__(self, items, delay_s=0.0):
+        self._items, self._delay_s, self._cancelled = iter(items), delay_s, threading.Event()
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self._cancelled.wait(self._delay_s):
+            raise RuntimeError("TaskCancelledError")  # what Ray raises for a cancelled, assigned request
+        return next(self._items)
+
+    def result(self, *, timeout_s=None):
+        raise TypeError("`DeploymentResponseGenerator` doesn't support `.result()`.")
+
+    def cancel(self):
+        self._cancelled.set()
+
+    def cancelled(self):
+        return self._cancelled.is_set()
+
+
+class FakeLLMServer:
+    """Answers like LLMServer.chat: one ChatCompletionResponse, or (request.stream) batches of SSE strings."""
+
+    def __init__(self, model="qwen2.5-7b-instruct", delay_s=0.0):
+        self.model, self.delay_s, self.requests = model, delay_s, []
+
+    def reply(self, request) -> str:
+        return f"Sure! Question: Is the chair {len(request.messages[-1]['content'])} cm tall?"
+
+    def chat(self, request):
+        if request.model != self.model:  # vLLM checks the model name against its served_model_name
+            return [ErrorResponse(error=ErrorInfo(message=f"The model `{request.model}` does not exist.",
+                                                  type="NotFoundError", code=404))]
+        text = self.reply(request)
+        if not request.stream:
+            return [ChatCompletionResponse(model=self.model, choices=[
+                Choice(index=0, message=ChatMessage(role="assistant", content=text))])]
+        words = text.split(" ")
+        deltas = [{"role": "assistant", "content": ""}] + [{"content": w + " "} for w in words[:-1]] + \
+                 [{"content": words[-1]}]
+        sse = [f"data: {ChatCompletionStreamResponse(model=self.model, choices=[StreamChoice(index=0, delta=d)]).model_dump_json()}\n\n"
+               for d in deltas] + ["data: [DONE]\n\n"]
+        return [sse[i:i + 3] for i in range(0, len(sse), 3)]  # the server's Batcher sends lists of chunks
+
+
+class FakeHandle:
+    """DeploymentHandle: `.options(stream=...)`, `.<method>.remote(*args)`; args cross a process, so pickled."""
+
+    def __init__(self, server, stream=False):
+        self.server, self.stream, self.calls = server, stream, []
+
+    def options(self, *, stream=None, **_):
+        h = FakeHandle(self.server, self.stream if stream is None else stream)
+        h.calls = self.calls
+        return h
+
+    def __getattr__(self, method):
+        handle = self
+
+        class Method:
+            @staticmethod
+            def remote(*args):
+                args = pickle.loads(pickle.dumps(args))
+                handle.calls.append((method, args))
+                if not handle.stream:
+                    raise TypeError(f"Method '{method}' returned a generator. You must use "
+                                    "`handle.options(stream=True)` to call generators on a deployment.")
+                items = getattr(handle.server, method)(*args)
+                return FakeResponseGenerator(items, handle.server.delay_s)
+
+        return Method()
+
+
+@pytest.fixture
+def fake_serve_llm(monkeypatch):
+    """`ray.serve.llm` (needs vLLM) replaced by modules holding the protocol models above and a recording builder."""
+    built = []
+    mod = types.ModuleType("ray.serve.llm")
+    mod.LLMConfig = lambda **kw: ("LLMConfig", kw)
+    mod.build_llm_deployment = lambda cfg, **kw: built.append(cfg) or "bound LLMServer"
+    api = types.ModuleType("ray.serve.llm.openai_api_models")
+    api.ChatCompletionRequest = ChatCompletionRequest
+    monkeypatch.setitem(sys.modules, "ray.serve.llm", mod)
+    monkeypatch.setitem(sys.modules, "ray.serve.llm.openai_api_models", api)
+    return built
+
+
+def conversation(text):
+    return [{"role": "system", "content": "Ask one question."}, {"role": "user", "content": text}]
+
+
+# ----------------------------------------------------------------------------------- HandleChatClient
+
+def test_requests_have_the_openai_chat_schema_and_replies_come_back_in_order(fake_serve_llm):
+    handle = FakeHandle(FakeLLMServer())
+    client = HandleChatClient(handle, model="qwen2.5-7b-instruct", max_tokens=48, temperature=0.2)
+    assert isinstance(client, ChatClient)
+    convs = [conversation("a" * n) for n in (3, 10, 7)]
+    assert client.complete(convs) == [f"Sure! Question: Is the chair {n} cm tall?" for n in (3, 10, 7)]
+    assert client.complete([]) == []
+    assert [m for m, _ in handle.calls] == ["chat"] * 3
+    for (_, (request,)), messages in zip(handle.calls, convs):
+        assert isinstance(request, ChatCompletionRequest)
+        assert request.model_dump() == {"model": "qwen2.5-7b-instruct", "messages": messages, "max_tokens": 48,
+                                        "temperature": 0.2, "stream": False}
+
+
+def test_streamed_chunks_are_joined(fake_serve_llm):
+    handle = FakeHandle(FakeLLMServer())
+    replies = HandleChatClient(handle, model="qwen2.5-7b-instruct", stream=True).complete([conversation("abcd")])
+    assert replies == ["Sure! Question: Is the chair 4 cm tall?"]
+    assert handle.calls[0][1][0].stream is True
+
+
+def test_read_chat_takes_every_shape_the_server_sends():
+    response = ChatCompletionResponse(model="m", choices=[Choice(index=0, message=ChatMessage(role="assistant",
+                                                                                              content="Hi?"))])
+    assert read_chat([response]) == read_chat([response.model_dump()]) == "Hi?"
+    chunks = [ChatCompletionStreamResponse(model="m", choices=[StreamChoice(index=0, delta={"content": c})])
+              for c in ("Is it ", "red?")]
+    assert read_chat([chunks]) == read_chat([[f"data: {c.model_dump_json()}\n\n" for c in chunks]]) == "Is it red?"
+    assert read_chat(["".join(f"data: {c.model_dump_json()}\n\n" for c in chunks) + "data: [DONE]\n\n"]) == \
+        "Is it red?"
+    none = ChatCompletionResponse(model="m", choices=[Choice(index=0, message=ChatMessage(role="assistant"))])
+    assert read_chat([none]) == "" and read_chat([]) == ""
+    with pytest.raises(RuntimeError, match="400: prompt too long"):
+        read_chat([[ErrorResponse(error=ErrorInfo(message="prompt too long", type="BadRequestError", code=400))]])
+    with pytest.raises(RuntimeError, match="400: bad"):  # vLLM's older flat error shape
+        read_chat([{"object": "error", "message": "bad", "code": 400}])
+    with pytest.raises(RuntimeError, match="unexpected int"):
+        read_chat([42])
+
+
+def test_an_error_response_raises_and_the_questioner_falls_back(fake_serve_llm):
+    client = HandleChatClient(FakeHandle(FakeLLMServer()), model="wrong-model")
+    with pytest.raises(RuntimeError, match="404: The model `wrong-model` does not exist"):
+        client.complete([conversation("x")])
+
+    class Grounded:
+        name = "grounded"
+
+        def ask(self, states, candidates):
+            return [Question("Is there a window?") for _ in states]
+
+    questioner = LLMQuestioner(client, fallback=Grounded())
+    state, cands = DialogState("the brown chair"), [Candidate("s0", 1.0, ("A kitchen with a brown chair.",))]
+    assert questioner.ask([state], [cands]) == [Question("Is there a window?")]
+    assert questioner.stats == {"calls": 1, "fallbacks": 1}
+
+
+def test_the_questioner_asks_through_the_handle(fake_serve_llm):
+    handle = FakeHandle(FakeLLMServer())
+    questioner = LLMQuestioner(HandleChatClient(handle, model="qwen2.5-7b-instruct"), fallback=None, top_k=2)
+    state = DialogState("the brown chair next to the table")
+    cands = [Candidate(f"s{i}", 1.0, (f"Room {i} has a table.",)) for i in range(3)]
+    (question,) = questioner.ask([state], [cands])
+    sent = handle.calls[0][1][0].messages
+    assert sent == question_messages(state, cands, top_k=2)
+    assert question.text == f"Is the chair {len(sent[-1]['content'])} cm tall?"
+    assert questioner.stats == {"calls": 1, "fallbacks": 0}
+
+
+def test_a_slow_deployment_times_out_and_its_calls_are_cancelled(fake_serve_llm):
+    handle = FakeHandle(FakeLLMServer(delay_s=30.0))
+    client = HandleChatClient(handle, model="qwen2.5-7b-instruct", timeout_s=0.3)
+    start = time.monotonic()
+    with pytest.raises(RuntimeError, match=r"no reply to 2 chats within 0.3s"):
+        client.complete([conversation("a"), conversation("b")])
+    assert time.monotonic() - start < 5.0
+
+
+def test_build_llm_deployment_reads_the_yaml_into_an_llm_config(fake_serve_llm, tmp_path):
+    assert build_llm_deployment(QUESTIONER_YAML) == "bound LLMServer"
+    assert fake_serve_llm == [("LLMConfig", yaml.safe_load(QUESTIONER_YAML.read_text()))]
+    assert llm_model_id(QUESTIONER_YAML) == llm_model_id(load_llm_config(QUESTIONER_YAML)) == "qwen2.5-7b-instruct"
+    (tmp_path / "list.yaml").write_text("- model_id: x\n")
+    with pytest.raises(ValueError, match="list.yaml: not an LLMConfig"):
+        load_llm_config(tmp_path / "list.yaml")
+    (tmp_path / "bad.yaml").write_text("model_loading_config: [\n")
+    with pytest.raises(ValueError, match="bad.yaml: not YAML"):
+        load_llm_config(tmp_path / "bad.yaml")
+
+
+# ----------------------------------------------------------------------------------- the vLLM questioner config
+
+def test_questioner_vllm_yaml_is_a_valid_llm_config():
+    cfg = yaml.safe_load(QUESTIONER_YAML.read_text())
+    assert cfg["accelerator_type"] == "L4"
+    assert cfg["model_loading_config"]["model_source"].endswith("-Instruct")
+    auto = cfg["deployment_config"]["autoscaling_config"]
+    assert auto["min_replicas"] >= 1, "the interactive path must never wait for a cold vLLM start"
+    assert auto["max_replicas"] >= auto["min_replicas"] and auto["target_ongoing_requests"] >= 1
+    assert cfg["engine_kwargs"]["max_model_len"] >= 2048
+    # Ray's own LLMConfig pydantic model (extra keys forbidden; deployment_config checked against Serve's
+    # DeploymentConfig; accelerator_type against Ray's list). ray.serve.llm itself needs vLLM; this module does not.
+    config_mod = pytest.importorskip("ray.llm._internal.serve.core.configs.llm_config")
+    llm_config = config_mod.LLMConfig.from_file(str(QUESTIONER_YAML))
+    assert llm_config.model_id == "qwen2.5-7b-instruct" and llm_config.accelerator_config.kind == "gpu"
+    for broken in ({**cfg, "accelerator_type": "L5"}, {**cfg, "bogus": 1},
+                   {**cfg, "deployment_config": {"autoscaling_config": {**auto, "min_replicas": -1}}}):
+        with pytest.raises(Exception):
+            config_mod.LLMConfig(**broken)
+
+
+def test_importing_deployments_llm_pulls_in_neither_ray_serve_llm_nor_vllm():
+    code = ("import sys, deployments.llm\n"
+            "bad = [m for m in sys.modules if m.split('.')[0] in ('vllm', 'sglang') or m.startswith('ray.llm')"
+            " or m.startswith('ray.serve.llm')]\n"
+            "print(bad)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+    assert llm.__name__ == "deployments.llm"

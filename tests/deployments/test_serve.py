@@ -1,0 +1,196 @@
+"""The Serve app over real HTTP on a local Ray (replicas at num_cpus=0): a 3-round dialog equal to the in-process
+roles, every bad input answered 4xx with a reason, a Retriever replica killed under load, and a simulated dialog
+through the handles equal to the eval job's."""
+import asyncio
+import socket
+import time
+
+import httpx
+import numpy as np
+import pytest
+import ray
+from ray import serve
+
+from deployments.app import build_app
+from ideal.config import load_config
+from ideal.dialog_eval import EvalSpec, context, run_shard
+from ideal.evaluate import DEFAULT_WEIGHTS, SHIPPED_IAT
+from ideal.scenes.synthetic import generate
+from ideal.serving import Ask, RoundRequest, Search, ServiceSpec
+
+pytestmark = pytest.mark.integration
+ZERO = {"ray_actor_options": {"num_cpus": 0}}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory):
+    return generate(tmp_path_factory.mktemp("bench"), n_scenes=40, seed=3, progress=False)
+
+
+@pytest.fixture(scope="module")
+def spec(bench):
+    return ServiceSpec(data={"synthetic": str(bench)}, overrides=("data.scenes=40", "data.seed=3")).resolved()
+
+
+@pytest.fixture(scope="module")
+def url(spec):
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    port = free_port()
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    opts = {name: dict(ZERO) for name in ("Ingress", "Questioner", "Answerer")}
+    opts["Retriever"] = {**ZERO, "num_replicas": 2}
+    serve.run(build_app({"data": spec.data, "weights": spec.weights, "overrides": list(spec.overrides),
+                         "deployment_options": opts, "limits": {"max_body_bytes": 20_000}}),
+              name="ideal", route_prefix="/")
+    yield f"http://127.0.0.1:{port}"
+    serve.shutdown()
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def local(spec):
+    """The same roles in this process: what the HTTP answers must equal."""
+    search = Search(spec)
+    return search, Ask(spec, dataset=search.dataset)
+
+
+def expected(local, query, history, k):
+    search, ask = local
+    (st,) = ask.ask(search.rank([RoundRequest(query, tuple(history), k)]))
+    return st, search.ranking(st, k)
+
+
+def test_three_round_dialog_matches_the_library(url, local):
+    query, history = "the brown chair next to the table", []
+    with httpx.Client(base_url=url, timeout=60) as c:
+        for r in range(1, 4):
+            res = c.post("/v1/rounds", json={"query": query, "history": [
+                {"question": q, "answer": a} for q, a in history], "k": 5})
+            assert res.status_code == 200, res.text
+            body = res.json()
+            st, want = expected(local, query, history, 5)
+            assert body["round"] == r and body["question"] == st.question.text
+            assert [x["scene_id"] for x in body["ranking"]] == [sid for sid, _ in want]
+            np.testing.assert_allclose([x["score"] for x in body["ranking"]], [s for _, s in want], atol=1e-5)
+            # a real user's answer: the room, then "I don't know."
+            history.append((body["question"], "It is a bedroom." if r == 1 else "I don't know."))
+        assert len({x["scene_id"] for x in body["ranking"]}) == 5
+
+
+def test_scene_health_and_docs(url, local):
+    search, _ = local
+    sid = search.gallery.ids[0]
+    with httpx.Client(base_url=url, timeout=60) as c:
+        scene = c.get(f"/v1/scenes/{sid}").json()
+        assert scene["scene_id"] == sid and scene["objects"] and scene["memory"]["fine"]
+        assert [o["label"] for o in scene["objects"]] == [o.label for o in search.dataset.scenes[sid].objects]
+        health = c.get("/healthz").json()
+        assert health["status"] == "ok" and health["scenes"] == len(search.gallery)
+        paths = c.get("/openapi.json").json()["paths"]
+        assert "/v1/rounds" in paths and "requestBody" in paths["/v1/rounds"]["post"]
+        assert c.get("/docs").status_code == 200
+
+
+def _post(c, body: bytes):
+    return c.post("/v1/rounds", content=body, headers={"content-type": "application/json"})
+
+
+BAD = [
+    (b'{"query": ""}', 422, "query is empty"),
+    (b'{"query": "   "}', 422, "query is empty"),
+    (b'{"query": "' + b"a" * 1500 + b'"}', 422, "the limit is 1000"),
+    (b'{"query": "a chair"' + b" " * 30_000 + b"}", 413, "the limit is 20000"),
+    (b'{"query": "a \xff chair"}', 400, "not UTF-8"),
+    (b'{"query": "a chair", ', 400, "malformed JSON"),
+    (b'["a chair"]', 422, "must be a JSON object"),
+    (b'{"history": []}', 422, "query is missing"),
+    (b'{"query": 5}', 422, "query must be a string"),
+    (b'{"query": "a chair", "history": "none"}', 422, "history must be a list"),
+    (b'{"query": "a chair", "history": [{"question": "Which room?"}]}', 422, "history[0] must be an object"),
+    (b'{"query": "a chair", "history": [["Which room?", "A bedroom."]]}', 422, "history[0] must be an object"),
+    (b'{"query": "a chair", "history": [{"question": "Q?", "answer": 3}]}', 422, "history[0].answer must be a string"),
+    (b'{"query": "a chair", "k": 0}', 422, "k must be between 1 and"),
+    (b'{"query": "a chair", "k": 11}', 422, "k must be between 1 and 10"),  # the gallery has 10 scenes
+    (b'{"query": "a chair", "k": "5"}', 422, "k must be an integer"),
+    (b'{"query": "a chair", "k": true}', 422, "k must be an integer"),
+    (b'{"query": "a chair", "top": 3}', 422, "unknown field(s) top"),
+]
+
+
+@pytest.mark.parametrize("body,status,reason", BAD, ids=[f"{s}-{r[:24]}" for _, s, r in BAD])
+def test_bad_input_is_4xx_with_a_reason(url, local, body, status, reason):
+    assert len(local[0].gallery) == 10
+    with httpx.Client(base_url=url, timeout=60) as c:
+        res = _post(c, body)
+    assert res.status_code == status, res.text
+    assert reason in res.json()["detail"]
+
+
+def test_unknown_scene_and_wrong_method(url):
+    with httpx.Client(base_url=url, timeout=60) as c:
+        res = c.get("/v1/scenes/scene9999_00")
+        assert res.status_code == 404 and "unknown scene id 'scene9999_00'" in res.json()["detail"]
+        assert c.get("/v1/rounds").status_code == 405
+
+
+def test_simulated_dialog_through_handles_equals_the_eval_job(url, spec):
+    ingress = serve.get_app_handle("ideal")
+    cfg = load_config(None, list(spec.overrides))
+    es = EvalSpec(data={"synthetic": spec.data["synthetic"]}, limit=4, weights=str(DEFAULT_WEIGHTS),
+                  iat_weights={"iat": spec.weights}, config=cfg.to_dict())
+    assert spec.weights == str(SHIPPED_IAT["iat"].resolve())
+    shard = run_shard(es, "ideal", 0, 4, 3)
+    for d, ranks in zip(context(es).descs, shard["ranks"]):
+        got = ingress.simulate.remote(d.text, d.scene_id, 3, d.desc_id).result(timeout_s=120)
+        assert got["ranks"] == ranks
+        assert len(got["history"]) == 3
+
+
+def retriever_replicas() -> list[str]:
+    """Names of the live Retriever replica actors (a dead actor's name is released)."""
+    return sorted(a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
+                  if a["namespace"] == "serve" and "#Retriever#" in a["name"])
+
+
+def test_replica_killed_under_load_loses_no_request(url, local):
+    queries = [f"the {c} chair next to the {t}" for c in ("brown", "black", "white", "blue")
+               for t in ("table", "desk", "bed", "window", "door")] * 2
+
+    async def one(c, q):
+        for _ in range(3):  # a client retries a 503 (the API is stateless)
+            res = await c.post("/v1/rounds", json={"query": q, "k": 3})
+            if res.status_code != 503:
+                return res
+            await asyncio.sleep(0.5)
+        return res
+
+    async def load():
+        async with httpx.AsyncClient(base_url=url, timeout=120) as c:
+            tasks = [asyncio.create_task(one(c, q)) for q in queries]
+            await asyncio.sleep(0.2)
+            replicas = retriever_replicas()
+            assert len(replicas) == 2
+            ray.kill(ray.get_actor(replicas[0], namespace="serve"), no_restart=True)
+            return await asyncio.gather(*tasks)
+
+    replicas = retriever_replicas()
+    results = asyncio.run(load())
+    assert [r.status_code for r in results] == [200] * len(queries), [r.text for r in results if r.status_code != 200]
+    for q, r in zip(queries, results):
+        _, want = expected(local, q, [], 3)
+        assert [x["scene_id"] for x in r.json()["ranking"]] == [sid for sid, _ in want]
+    print("retried calls:", httpx.get(url + "/healthz").json())
+    # Serve brings the deployment back to 2 replicas
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        alive = retriever_replicas()
+        if len(alive) == 2 and alive != replicas:
+            break
+        time.sleep(1)
+    assert len(alive) == 2 and replicas[0] not in alive
