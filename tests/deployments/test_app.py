@@ -1,0 +1,124 @@
+"""The app builder, serve_config.yaml and the Ingress's deadline/retry rule, without starting Ray."""
+import asyncio
+import copy
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import yaml
+from pydantic import ValidationError
+from ray.exceptions import ActorUnavailableError
+from ray.serve.exceptions import BackPressureError
+from ray.serve.schema import ServeDeploySchema
+
+from deployments.app import AppArgs, build_app
+from deployments.ingress import Ingress
+from ideal.serving import ApiError
+
+ROOT = Path(__file__).resolve().parents[2]
+NAMES = {"Ingress", "Retriever", "Questioner", "Answerer"}
+
+
+def check_serve_config(d: dict) -> None:
+    """What `serve deploy` would refuse, plus our own rules for the interactive path."""
+    ServeDeploySchema.model_validate(d)
+    (app,) = d["applications"]
+    assert app["import_path"] == "deployments.app:build_app"
+    args = AppArgs(**app.get("args", {}))
+    deps = {x["name"]: x for x in app["deployments"]}
+    assert set(deps) <= NAMES, f"deployments not in the app: {set(deps) - NAMES}"
+    for name in ("Ingress", "Retriever", "Questioner"):  # the interactive path never scales to zero
+        assert deps[name]["autoscaling_config"]["min_replicas"] >= 1, name
+    # a Retriever replica can hold a full batch in flight while it fills the next one
+    assert deps["Retriever"]["max_ongoing_requests"] >= 2 * args.max_batch_size
+
+
+def test_serve_config_is_valid():
+    check_serve_config(yaml.safe_load((ROOT / "deployments" / "serve_config.yaml").read_text()))
+
+
+@pytest.mark.parametrize("breakage", ["import_path", "unknown_deployment", "zero_questioner", "bad_arg", "bad_field"])
+def test_broken_serve_config_is_rejected(breakage):
+    d = yaml.safe_load((ROOT / "deployments" / "serve_config.yaml").read_text())
+    app = copy.deepcopy(d)["applications"][0]
+    if breakage == "import_path":
+        del app["import_path"]
+    elif breakage == "unknown_deployment":
+        app["deployments"][1]["name"] = "Retreiver"
+    elif breakage == "zero_questioner":
+        next(x for x in app["deployments"] if x["name"] == "Questioner")["autoscaling_config"]["min_replicas"] = 0
+    elif breakage == "bad_arg":
+        app["args"]["max_batch_sise"] = 8
+    else:
+        app["deployments"][0]["max_ongoing_requests"] = "many"
+    with pytest.raises((AssertionError, ValidationError, KeyError, TypeError)):
+        check_serve_config({**d, "applications": [app]})
+
+
+def test_builder_wires_the_roles(tmp_path):
+    from ideal.scenes.synthetic import generate
+
+    bench = generate(tmp_path / "bench", n_scenes=6, seed=1, progress=False)
+    app = build_app({"data": {"synthetic": str(bench)}, "simulated_user": False,
+                     "deployment_options": {"Retriever": {"num_replicas": 2}}})
+    ingress = app._bound_deployment
+    assert ingress.name == "Ingress"
+    retriever, questioner, answerer = (a._bound_deployment if a is not None else None for a in ingress.init_args[:3])
+    assert (retriever.name, questioner.name, answerer) == ("Retriever", "Questioner", None)
+    assert retriever.num_replicas == 2
+    spec = retriever.init_args[0]
+    assert questioner.init_args[0] == spec
+    assert Path(spec["data"]["synthetic"]).is_absolute() and Path(spec["weights"], "model.safetensors").is_file()
+    with pytest.raises(ValueError, match="unknown deployment"):
+        build_app({"data": {"synthetic": str(bench)}, "deployment_options": {"Retreiver": {}}})
+    with pytest.raises(ValidationError):
+        build_app({"max_batch_size": 0})
+
+
+class Method:
+    """An inner deployment method as the Ingress sees it (`.remote()` → awaitable), scripted per call."""
+
+    def __init__(self, *outcomes):
+        self.outcomes, self.calls, self.cancelled = list(outcomes), 0, 0
+
+    def remote(self, *args):
+        outcome = self.outcomes[min(self.calls, len(self.outcomes) - 1)]
+        self.calls += 1
+        method = self
+
+        class Response:
+            def __await__(self):
+                return self.run().__await__()
+
+            async def run(self):
+                if outcome == "slow":
+                    await asyncio.sleep(5)
+                if isinstance(outcome, Exception):
+                    raise outcome
+                return outcome
+
+            def cancel(self):
+                method.cancelled += 1
+
+        return Response()
+
+
+def call(method, timeout_s=0.2, retries=2):
+    ingress = SimpleNamespace(timeout_s=timeout_s, retries=retries, retried=0)
+    return asyncio.run(Ingress.func_or_class._call(ingress, "retriever", method)), ingress.retried
+
+
+def test_inner_call_deadline_and_retry():
+    lost = ActorUnavailableError("replica lost", b"0" * 16)
+    assert call(Method("ranked")) == ("ranked", 0)
+    assert call(Method(lost, "ranked")) == ("ranked", 1)  # lost with its replica: sent again
+    with pytest.raises(ApiError) as e:
+        call(Method(lost))
+    assert e.value.status == 503 and "unavailable" in e.value.reason
+    slow = Method("slow")
+    with pytest.raises(ApiError) as e:
+        call(slow)
+    assert e.value.status == 504 and "within 0.2 s" in e.value.reason and slow.cancelled == 1
+    with pytest.raises(ApiError) as e:
+        call(Method(BackPressureError(num_queued_requests=9, max_queued_requests=8)))
+    assert e.value.status == 503 and "overloaded" in e.value.reason
