@@ -28,10 +28,12 @@ class AppArgs(BaseModel):
     method: str = "ideal"
     max_batch_size: int = Field(BATCH["max_batch_size"], ge=1, description="@serve.batch size (1 = no batching)")
     batch_wait_timeout_s: float = Field(BATCH["batch_wait_timeout_s"], ge=0)
-    timeout_s: float = Field(10.0, gt=0, description="deadline of every inner call (504 past it)")
+    timeout_s: float = Field(25.0, gt=0, description="deadline of every inner call (504 past it; below the proxy's "
+                             "request_timeout_s so the client gets our 504, not a cut connection)")
     limits: dict = Field(default_factory=dict, description="ideal.serving.Limits fields")
     simulated_user: bool = Field(True, description="deploy the Answerer (evaluations through the handles)")
-    llm: Optional[dict] = Field(None, description="a ray.serve.llm LLMConfig: the questioner becomes an LLM (GPU)")
+    llm: Optional[dict | str] = Field(None, description="a ray.serve.llm LLMConfig (or its YAML file, e.g. "
+                                      "deployments/questioner_vllm.yaml): the questioner becomes an LLM (GPU)")
     llm_options: dict = Field(default_factory=dict, description="HandleChatClient options (max_tokens, ...)")
     deployment_options: dict[str, dict] = Field(default_factory=dict,
                                                 description="per-deployment .options(), e.g. for small machines")
@@ -49,12 +51,13 @@ def build_app(args: dict | AppArgs | None = None) -> Application:
     def opt(d):
         return d.options(**a.deployment_options.get(d.name, {}))
 
-    llm = None
+    llm, llm_options = None, dict(a.llm_options)
     if a.llm:  # GPU clusters only: ray.serve.llm and vLLM are never imported on the CPU path
-        from .llm import build_llm_deployment
+        from .llm import build_llm_deployment, llm_model_id
 
         llm = build_llm_deployment(a.llm)
+        llm_options = {"model": llm_model_id(a.llm), **llm_options}
     retriever = opt(Retriever).bind(spec, **batch)
-    questioner = opt(Questioner).bind(spec, llm, a.llm_options, **batch)
+    questioner = opt(Questioner).bind(spec, llm, llm_options, **batch)
     answerer = opt(Answerer).bind(spec, **batch) if a.simulated_user else None
     return opt(Ingress).bind(retriever, questioner, answerer, a.limits, a.timeout_s)

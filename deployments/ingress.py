@@ -52,7 +52,7 @@ async def _api_error(request: Request, e: ApiError):
 @serve.deployment(ray_actor_options={"num_cpus": 0.25})
 @serve.ingress(app)
 class Ingress:
-    def __init__(self, retriever, questioner, answerer=None, limits: Optional[dict] = None, timeout_s: float = 10.0,
+    def __init__(self, retriever, questioner, answerer=None, limits: Optional[dict] = None, timeout_s: float = 25.0,
                  retries: int = 2):
         self.retriever, self.questioner, self.answerer = retriever, questioner, answerer
         self.limits = Limits(**(limits or {}))
@@ -101,6 +101,8 @@ class Ingress:
         """Rank the gallery for the dialog so far and ask the next question."""
         ids = await self.scene_ids()
         req = parse_round_request(await self._body(request), self.limits, n_scenes=len(ids))
+        # two calls, not a chained DeploymentResponse: a lost Retriever replica then surfaces as its own error,
+        # which is retried here (chained, it arrives as the Questioner's RayServeException)
         state = await self._call("retriever", self.retriever.rank, req)
         state = await self._call("questioner", self.questioner.ask, state)
         top = sorted(range(len(ids)), key=lambda j: -state.scores[j])[:req.k]

@@ -41,12 +41,19 @@ def llm_model_id(spec: LLMConfigSpec) -> str:
     return load_llm_config(spec)["model_loading_config"]["model_id"]
 
 
+def llm_deployment_name(spec: LLMConfigSpec) -> str:
+    """The Serve deployment name `build_llm_deployment` gives the model (for `deployments:` overrides in a config)."""
+    cfg = load_llm_config(spec)
+    name = cfg.get("deployment_config", {}).get("name") or llm_model_id(cfg).replace("/", "--").replace(".", "_")
+    return "LLMServer:" + name
+
+
 def build_llm_deployment(llm_config: LLMConfigSpec):
     """The `LLMServer` deployment for an LLMConfig (dict or YAML file), bound and ready to pass to `.bind()`.
 
     Keys are those of `ray.serve.llm.LLMConfig`: model_loading_config, accelerator_type, engine_kwargs (vLLM engine
-    arguments), deployment_config (Serve options: autoscaling_config, max_ongoing_requests ...). The deployment is
-    named "LLMServer:<model_id>" with "/" -> "--" and "." -> "_"."""
+    arguments), deployment_config (Serve options: autoscaling_config, max_ongoing_requests ...). Its name is
+    `llm_deployment_name(llm_config)`."""
     from ray.serve.llm import LLMConfig, build_llm_deployment as build  # needs ray[llm] and vLLM: GPU clusters only
 
     return build(LLMConfig(**load_llm_config(llm_config)))
@@ -62,12 +69,12 @@ class HandleChatClient:
     """A ChatClient over the DeploymentHandle of a `ray.serve.llm` LLMServer: one OpenAI `ChatCompletionRequest`
     per conversation, sent to the server's `chat` method; a batch is in flight at once.
 
-    Blocking: call it from a sync deployment method (Serve runs those in a worker thread) or outside Serve, never
-    on an event loop. `LLMServer.chat` is a generator method, so the handle is used with `stream=True` and a
-    call yields one ChatCompletionResponse (`stream=False`, the default) or batches of "data: {...}" chunks
-    (`stream=True`); both are read. A streaming handle response has no timeout of its own, so the batch shares a
-    `timeout_s` deadline, after which its calls are cancelled and RuntimeError raised (LLMQuestioner then falls
-    back to its grounded questioner)."""
+    Blocking: call it from a sync deployment method (Serve runs those in a worker thread), through
+    `asyncio.to_thread`, or outside Serve; never on an event loop. `LLMServer.chat` is a generator method, so the
+    handle is used with `stream=True` and a call yields one ChatCompletionResponse (`stream=False`, the default)
+    or batches of "data: {...}" chunks (`stream=True`); both are read. A streaming handle response has no timeout
+    of its own, so the batch shares a `timeout_s` deadline, after which its calls are cancelled and RuntimeError
+    raised (LLMQuestioner then falls back to its grounded questioner)."""
 
     def __init__(self, handle, model: str, timeout_s: float = 30.0, max_tokens: int = 64,
                  temperature: float = 0.0, stream: bool = False, workers: int = 16):
@@ -81,6 +88,7 @@ class HandleChatClient:
                                      temperature=self.temperature, stream=self.stream)
 
     def complete(self, conversations: list[list[dict]]) -> list[str]:
+        """One reply per conversation, in order; RuntimeError when the deployment fails, errs or is too slow."""
         if not conversations:
             return []
         calls = [self.handle.chat.remote(self.request(m)) for m in conversations]
@@ -138,4 +146,5 @@ def read_chat(items: list) -> str:
     return "".join(parts)
 
 
-__all__ = ["HandleChatClient", "build_llm_deployment", "llm_model_id", "load_llm_config", "read_chat"]
+__all__ = ["HandleChatClient", "build_llm_deployment", "llm_deployment_name", "llm_model_id", "load_llm_config",
+           "read_chat"]

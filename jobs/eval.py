@@ -8,7 +8,8 @@ chatir, merlin and ideal, 5 rounds, fine memory, every val query.
     python jobs/eval.py --methods static,labels --rounds 0 --limit 200 --out results/quick
     python jobs/eval.py --ablations --out results/ablations
     python jobs/eval.py --scannet-dir ScanNet/scans --scanrefer ScanRefer_filtered_val.json --out results/scanrefer
-    ray job submit --working-dir . -- python jobs/eval.py --out /tmp/results/default
+    RAY_AUTH_MODE=token ray job submit --address http://127.0.0.1:8265 --working-dir . -- \
+        python jobs/eval.py --out /tmp/results/default       # a cluster with token auth (README: Ray)
 
 Dialogs run as Ray tasks over shards (a method x a slice of the queries). Each finished shard is stored under
 OUT/shards/, so a killed job resubmitted with the same flags continues where it stopped, without losing or

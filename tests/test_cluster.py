@@ -21,7 +21,10 @@ def test_launcher_yaml(name, provider):
         assert t != cfg["head_node_type"] and 0 <= types[t].get("min_workers", 0) <= types[t]["max_workers"]
     assert sum(types[t]["max_workers"] for t in gpu) <= cfg["max_workers"]
     # the repository is synced to the nodes and installed with the GPU extra
-    assert cfg["file_mounts"] == {"~/ideal": "."}
+    assert cfg["file_mounts"] == {"~/ideal": ".", "~/.ray/auth_token": "~/.ray/auth_token"}
+    # token auth on every node (Ray >= 2.59): the dashboard listens on 0.0.0.0
+    for c in cfg["head_start_ray_commands"] + cfg["worker_start_ray_commands"]:
+        assert "ray start" not in c or "RAY_AUTH_MODE=token ray start" in c, c
     assert any('pip install -e ".[gpu]"' in c for c in cfg["setup_commands"])
 
 

@@ -91,3 +91,41 @@ def test_dialog_eval_writes_everything_and_resumes(bench, tmp_path):
     # the same folder with a different config is refused, not mixed
     p = run(*args[:-2], "--set", "data.seed=7", "--set", "dialog.alpha=0.5")
     assert p.returncode != 0 and "different evaluation" in p.stderr
+
+
+def test_a_killed_job_resumes_without_losing_or_repeating_a_dialog(bench, tmp_path):
+    """The job process (and the local Ray it started) is SIGKILLed once shards start landing; run again, it
+    computes only the missing shards and gives exactly the results of an uninterrupted run."""
+    import os
+    import signal
+    import time
+
+    def args(out):
+        return ("--methods", "chatir,ideal", "--rounds", "2", "--limit", "12", "--shard-size", "2", "--out", str(out),
+                "--set", f"data.root={bench}", "--set", "data.scenes=12", "--set", "data.seed=7")
+
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, str(ROOT / "jobs" / "eval.py"), *args(killed)], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None and not list(killed.glob("shards/*/*.json")):
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = len(list(killed.glob("shards/*/*.json")))
+    assert 1 <= done < 12, f"{done} shards were done when the job was killed"
+
+    p = run(*args(killed))
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert f"12 shards ({done} already done)" in p.stdout
+    p = run(*args(tmp_path / "whole"))
+    assert p.returncode == 0, p.stderr[-3000:]
+    got = json.loads((killed / "results.json").read_text())
+    assert got["results"] == json.loads((tmp_path / "whole" / "results.json").read_text())["results"]
+    import pyarrow.parquet as pq
+
+    rows = pq.read_table(killed / "transcripts.parquet").to_pylist()
+    per_dialog = {}
+    for r in rows:
+        per_dialog[(r["method"], r["dialog_id"])] = per_dialog.get((r["method"], r["dialog_id"]), 0) + 1
+    assert len(per_dialog) == 2 * 12 and set(per_dialog.values()) == {3}  # every dialog once, all 3 rounds

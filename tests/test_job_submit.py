@@ -1,4 +1,4 @@
-"""jobs/eval.py as a Ray job: `ray start --head` with token auth on, then `ray job submit` as the README shows it.
+"""jobs/eval.py as a Ray job: `ray start --head` with token auth on, then `ray job submit` as a user types it.
 
 Token auth in Ray 2.60 (ray/_private/authentication/): RAY_AUTH_MODE=token turns it on; the token comes from
 RAY_AUTH_TOKEN, else the file RAY_AUTH_TOKEN_PATH, else ~/.ray/auth_token. The job server answers 401 without
@@ -65,12 +65,13 @@ def ray_cli(*args, env, timeout=180):
 
 
 def session_pids(sid):
-    """Processes still in the session `ray start` was given (Ray's daemons and workers stay in it)."""
+    """Live processes in the session `ray start` was given (Ray's daemons and workers stay in it)."""
     pids = []
     for d in os.listdir("/proc"):
         if d.isdigit():
             try:
-                if os.getsid(int(d)) == sid:
+                zombie = (Path("/proc") / d / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+                if os.getsid(int(d)) == sid and not zombie:
                     pids.append(int(d))
             except OSError:
                 pass
@@ -88,7 +89,8 @@ def default_address_file():
 def cluster(tmp_path_factory):
     foreign_before = {k: os.environ.get(k) for k in FOREIGN}
     temp_dir = tmp_path_factory.mktemp("ray")
-    if len(str(temp_dir)) > 45:  # Ray's unix sockets live under it, and a socket path has at most 107 bytes
+    own_temp = len(str(temp_dir)) > 45  # Ray's unix sockets live under it, and a socket path has at most 107 bytes
+    if own_temp:
         temp_dir = Path(tempfile.mkdtemp(prefix="ray-"))
     token_file = tmp_path_factory.mktemp("auth") / "auth_token"
     token_file.write_text(secrets.token_hex(32))
@@ -97,13 +99,14 @@ def cluster(tmp_path_factory):
     gcs_port, dash_port, client_port, agent_port = free_ports(4)
     # --block: this process owns the cluster, and SIGTERM to it stops exactly this cluster; `ray stop` would
     # stop every Ray on the machine. No drain on SIGTERM: nothing here serves traffic (30 s otherwise).
+    err = (temp_dir / "ray_start.err").open("w")
     proc = subprocess.Popen(
         [RAY, "start", "--head", "--block", "--num-cpus", "2", "--port", str(gcs_port),
          "--include-dashboard", "true", "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dash_port),
          "--ray-client-server-port", str(client_port), "--dashboard-agent-listen-port", str(agent_port),
          "--temp-dir", str(temp_dir), "--disable-usage-stats"],
         env={**env, "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0"}, stdout=subprocess.DEVNULL,
-        stderr=(temp_dir / "ray_start.err").open("w"), start_new_session=True)
+        stderr=err, start_new_session=True)
     dashboard = f"http://127.0.0.1:{dash_port}"
     address_file = temp_dir / "ray_current_cluster"  # `ray start` writes it under --temp-dir once up
     try:
@@ -127,6 +130,9 @@ def cluster(tmp_path_factory):
         left = session_pids(proc.pid)
         for pid in left:
             os.kill(pid, signal.SIGKILL)
+        err.close()
+        if own_temp:
+            shutil.rmtree(temp_dir, ignore_errors=True)
     assert not left, f"processes of the test cluster outlived `ray start`: {left}"
     # nothing points later tests' plain ray.init() at this (stopped) cluster
     f = default_address_file()

@@ -14,6 +14,7 @@ from ray.serve.schema import ServeDeploySchema
 from deployments.app import AppArgs, build_app
 from deployments.ingress import Ingress
 from ideal.serving import ApiError
+from tests.deployments.test_llm_handle import fake_serve_llm  # noqa: F401  (fixture)
 
 ROOT = Path(__file__).resolve().parents[2]
 NAMES = {"Ingress", "Retriever", "Questioner", "Answerer"}
@@ -122,3 +123,18 @@ def test_inner_call_deadline_and_retry():
     with pytest.raises(ApiError) as e:
         call(Method(BackPressureError(num_queued_requests=9, max_queued_requests=8)))
     assert e.value.status == 503 and "overloaded" in e.value.reason
+
+
+def test_builder_with_an_llm_questioner(fake_serve_llm, tmp_path):
+    """With `llm:`, the Questioner gets the LLMServer deployment and the model id requests must name (ray.serve.llm
+    itself needs vLLM and a GPU: a recording stand-in takes its place here)."""
+    from ideal.scenes.synthetic import generate
+
+    bench = generate(tmp_path / "bench", n_scenes=6, seed=1, progress=False)
+    app = build_app({"data": {"synthetic": str(bench)}, "llm": str(ROOT / "deployments" / "questioner_vllm.yaml"),
+                     "llm_options": {"max_tokens": 48}})
+    questioner = app._bound_deployment.init_args[1]._bound_deployment
+    spec, llm, options = questioner.init_args[:3]
+    assert llm == "bound LLMServer" and len(fake_serve_llm) == 1
+    assert options == {"model": "qwen2.5-7b-instruct", "max_tokens": 48}
+    assert "dialog.questioner=llm" in spec["overrides"]

@@ -16,7 +16,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict
 
 from deployments import llm
-from deployments.llm import HandleChatClient, build_llm_deployment, llm_model_id, load_llm_config, read_chat
+from deployments.llm import (HandleChatClient, build_llm_deployment, llm_deployment_name, llm_model_id,
+                             load_llm_config, read_chat)
 from ideal.dialog.llm import ChatClient, LLMQuestioner, question_messages
 from ideal.dialog.types import Candidate, DialogState, Question
 
@@ -131,8 +132,9 @@ class FakeLLMServer:
         words = text.split(" ")
         deltas = [{"role": "assistant", "content": ""}] + [{"content": w + " "} for w in words[:-1]] + \
                  [{"content": words[-1]}]
-        sse = [f"data: {ChatCompletionStreamResponse(model=self.model, choices=[StreamChoice(index=0, delta=d)]).model_dump_json()}\n\n"
-               for d in deltas] + ["data: [DONE]\n\n"]
+        chunks = [ChatCompletionStreamResponse(model=self.model, choices=[StreamChoice(index=0, delta=d)])
+                  for d in deltas]
+        sse = [f"data: {c.model_dump_json()}\n\n" for c in chunks] + ["data: [DONE]\n\n"]
         return [sse[i:i + 3] for i in range(0, len(sse), 3)]  # the server's Batcher sends lists of chunks
 
 
@@ -266,6 +268,12 @@ def test_build_llm_deployment_reads_the_yaml_into_an_llm_config(fake_serve_llm, 
     assert build_llm_deployment(QUESTIONER_YAML) == "bound LLMServer"
     assert fake_serve_llm == [("LLMConfig", yaml.safe_load(QUESTIONER_YAML.read_text()))]
     assert llm_model_id(QUESTIONER_YAML) == llm_model_id(load_llm_config(QUESTIONER_YAML)) == "qwen2.5-7b-instruct"
+    # the name ray.serve.llm's builder gives it: "LLMServer:" + model_id with "/" -> "--", "." -> "_"
+    assert llm_deployment_name(QUESTIONER_YAML) == "LLMServer:qwen2_5-7b-instruct"
+    assert llm_deployment_name({"model_loading_config": {"model_id": "Qwen/Qwen2.5-7B-Instruct"}}) == \
+        "LLMServer:Qwen--Qwen2_5-7B-Instruct"
+    assert llm_deployment_name({"model_loading_config": {"model_id": "m"}, "deployment_config": {"name": "Q"}}) == \
+        "LLMServer:Q"
     (tmp_path / "list.yaml").write_text("- model_id: x\n")
     with pytest.raises(ValueError, match="list.yaml: not an LLMConfig"):
         load_llm_config(tmp_path / "list.yaml")
