@@ -58,10 +58,6 @@ def deployment_options(simulated_user: bool) -> dict:
         o = {k: v for k, v in dep.items() if k not in ("name", "autoscaling_config")}
         o["num_replicas"] = 1 if simulated_user or dep["name"] != "Answerer" else 0
         out[dep["name"]] = o
-    if simulated_user:  # room for the Answerer on 2 cores
-        out["Ingress"]["ray_actor_options"] = {"num_cpus": 0.1}
-        out["Questioner"]["ray_actor_options"] = {"num_cpus": 0.4}
-        out["Answerer"]["ray_actor_options"] = {"num_cpus": 0.4}
     return out
 
 

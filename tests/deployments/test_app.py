@@ -28,7 +28,8 @@ def check_serve_config(d: dict) -> None:
     args = AppArgs(**app.get("args", {}))
     deps = {x["name"]: x for x in app["deployments"]}
     assert set(deps) <= NAMES, f"deployments not in the app: {set(deps) - NAMES}"
-    for name in ("Ingress", "Retriever", "Questioner"):  # the interactive path never scales to zero
+    # the interactive path never scales to zero, nor the Answerer (its cold start outlasts a call's deadline)
+    for name in ("Ingress", "Retriever", "Questioner", "Answerer"):
         assert deps[name]["autoscaling_config"]["min_replicas"] >= 1, name
     # a Retriever replica can hold a full batch in flight while it fills the next one
     assert deps["Retriever"]["max_ongoing_requests"] >= 2 * args.max_batch_size
