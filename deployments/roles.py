@@ -56,6 +56,11 @@ class Questioner:
     async def ask(self, states):
         return await asyncio.to_thread(self.asker.ask, states)
 
+    def stats(self) -> dict:
+        """The backend, and for an LLM how many dialogs it was asked about and how many fell back to grounded."""
+        q = self.asker.questioner
+        return {"backend": q.name, **getattr(q, "stats", {})}
+
 
 @serve.deployment(ray_actor_options={"num_cpus": 0.5})
 class Answerer:

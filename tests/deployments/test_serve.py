@@ -17,6 +17,7 @@ from ideal.dialog_eval import EvalSpec, context, run_shard
 from ideal.evaluate import DEFAULT_WEIGHTS, SHIPPED_IAT
 from ideal.scenes.synthetic import generate
 from ideal.serving import Ask, RoundRequest, Search, ServiceSpec
+from tests.dialog.test_llm import tiny_lm  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.integration
 ZERO = {"ray_actor_options": {"num_cpus": 0}}
@@ -194,3 +195,25 @@ def test_replica_killed_under_load_loses_no_request(url, local):
             break
         time.sleep(1)
     assert len(alive) == 2 and replicas[0] not in alive
+
+
+def test_an_llm_questioner_app_over_http(url, spec, tiny_lm):
+    """`dialog.questioner=llm` reaches the Questioner replica through the builder's overrides: a local
+    transformers model (a random 1-layer GPT-2: no GPU, no hub here) asks through the real generate path and
+    its junk falls back, item by item, to the grounded question."""
+    serve.run(build_app({"data": spec.data, "weights": spec.weights, "simulated_user": False,
+                         "overrides": [*spec.overrides, "dialog.questioner=llm", f"dialog.llm={tiny_lm}"],
+                         "deployment_options": {n: dict(ZERO) for n in ("Ingress", "Retriever", "Questioner")}}),
+              name="ideal-llm", route_prefix="/llm")
+    try:
+        with httpx.Client(base_url=url, timeout=120) as c:
+            res = c.post("/llm/v1/rounds", json={"query": "the brown chair next to the table", "k": 3})
+            assert res.status_code == 200, res.text
+            assert res.json()["question"].endswith("?") and res.json()["round"] == 1
+            assert c.post("/llm/v1/rounds", json={"query": ""}).status_code == 422
+        stats = serve.get_deployment_handle("Questioner", "ideal-llm").stats.remote().result(timeout_s=60)
+        assert stats["backend"] == "llm" and stats["calls"] == 1 and stats["fallbacks"] <= 1
+        grounded = serve.get_deployment_handle("Questioner", "ideal").stats.remote().result(timeout_s=60)
+        assert grounded == {"backend": "grounded"}
+    finally:
+        serve.delete("ideal-llm")
