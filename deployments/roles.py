@@ -1,7 +1,10 @@
 """The three inner deployments, one per role of ideal.serving; each batches concurrent calls with @serve.batch.
 
-Batched work runs in a worker thread so the replica's event loop keeps collecting the next batch meanwhile
-(one batch at a time per replica: the encoders' caches are not shared across threads)."""
+Serve forms a batch as calls arrive and only then waits for the previous batch to finish, so under steady load
+every call would become its own batch. A `Gate` holds calls while a batch runs and lets them into the batch
+queue together when it ends: a batch then holds everything that waited (up to max_batch_size). Batched work
+runs in a worker thread, one batch at a time per replica (the encoders' caches are not shared across threads).
+"""
 from __future__ import annotations
 
 import asyncio
@@ -10,7 +13,30 @@ from ray import serve
 
 from ideal.serving import Ask, Search, ServiceSpec, User
 
-BATCH = {"max_batch_size": 32, "batch_wait_timeout_s": 0.005}
+# batch_wait_timeout_s: how long a batch waits for the calls a Gate released together to reach the queue
+BATCH = {"max_batch_size": 32, "batch_wait_timeout_s": 0.002}
+
+
+class Gate:
+    """Admission to a batched method: open while no batch runs."""
+
+    def __init__(self):
+        self.open = asyncio.Event()
+        self.open.set()
+        self.batches = self.calls = self.largest = 0
+
+    async def run(self, fn, items: list):
+        """Run fn(items) in a worker thread with the gate closed; count the batch."""
+        self.open.clear()
+        self.batches, self.calls, self.largest = self.batches + 1, self.calls + len(items), max(self.largest, len(items))
+        try:
+            return await asyncio.to_thread(fn, items)
+        finally:
+            self.open.set()
+
+    def stats(self) -> dict:
+        return {"batches": self.batches, "batched_calls": self.calls, "largest_batch": self.largest,
+                "mean_batch": self.calls / max(1, self.batches)}
 
 
 def _batching(method, max_batch_size: int, batch_wait_timeout_s: float) -> None:
@@ -25,11 +51,20 @@ class Retriever:
     def __init__(self, spec: dict, max_batch_size: int = BATCH["max_batch_size"],
                  batch_wait_timeout_s: float = BATCH["batch_wait_timeout_s"]):
         self.search = Search(ServiceSpec(**spec))
-        _batching(self.rank, max_batch_size, batch_wait_timeout_s)
+        self.gate = Gate()
+        _batching(self._rank, max_batch_size, batch_wait_timeout_s)
+
+    async def rank(self, request):
+        await self.gate.open.wait()
+        return await self._rank(request)
 
     @serve.batch(**BATCH)
-    async def rank(self, requests):
-        return await asyncio.to_thread(self.search.rank, requests)
+    async def _rank(self, requests):
+        return await self.gate.run(self.search.rank, requests)
+
+    def stats(self) -> dict:
+        """How the rank calls were batched on this replica so far."""
+        return self.gate.stats()
 
     def scene_ids(self) -> list[str]:
         return list(self.search.gallery.ids)
@@ -50,27 +85,38 @@ class Questioner:
 
             client = HandleChatClient(llm, **(llm_options or {}))
         self.asker = Ask(ServiceSpec(**spec), client=client)
-        _batching(self.ask, max_batch_size, batch_wait_timeout_s)
+        self.gate = Gate()
+        _batching(self._ask, max_batch_size, batch_wait_timeout_s)
+
+    async def ask(self, state):
+        await self.gate.open.wait()
+        return await self._ask(state)
 
     @serve.batch(**BATCH)
-    async def ask(self, states):
-        return await asyncio.to_thread(self.asker.ask, states)
+    async def _ask(self, states):
+        return await self.gate.run(self.asker.ask, states)
 
     def stats(self) -> dict:
-        """The backend, and for an LLM how many dialogs it was asked about and how many fell back to grounded."""
+        """The backend (and for an LLM how many dialogs it was asked about and how many fell back to grounded),
+        and how the calls were batched."""
         q = self.asker.questioner
-        return {"backend": q.name, **getattr(q, "stats", {})}
+        return {"backend": q.name, **getattr(q, "stats", {}), **self.gate.stats()}
 
 
-@serve.deployment(ray_actor_options={"num_cpus": 0.5})
+@serve.deployment(ray_actor_options={"num_cpus": 0.25})
 class Answerer:
     """The simulated user of evaluations (answers from the target scene's memory); never routed to HTTP."""
 
     def __init__(self, spec: dict, max_batch_size: int = BATCH["max_batch_size"],
                  batch_wait_timeout_s: float = BATCH["batch_wait_timeout_s"]):
         self.user = User(ServiceSpec(**spec))
-        _batching(self.answer, max_batch_size, batch_wait_timeout_s)
+        self.gate = Gate()
+        _batching(self._answer, max_batch_size, batch_wait_timeout_s)
+
+    async def answer(self, state):
+        await self.gate.open.wait()
+        return await self._answer(state)
 
     @serve.batch(**BATCH)
-    async def answer(self, states):
-        return await asyncio.to_thread(self.user.answer, states)
+    async def _answer(self, states):
+        return await self.gate.run(self.user.answer, states)
