@@ -120,14 +120,13 @@ class Ingress:
         return {"status": "ok", "scenes": len(await self.scene_ids()), "retried_calls": self.retried}
 
     async def simulate(self, query: str, target: str, rounds: int, dialog_id: str = "0") -> dict:
-        """A simulated dialog through the role deployments (evaluations; handle-only, not an HTTP route)."""
+        """A simulated dialog through the role deployments (evaluations; handle-only, not an HTTP route).
+        Every step is an inner call with the deadline and retry of a round."""
         if self.answerer is None:
             raise ValueError("this app was built without the simulated user (answerer)")
-        ids = await self.scene_ids()
-        t = self.timeout_s
 
-        def call(method):
-            return lambda x: method.remote(x).result(timeout_s=t)
+        def call(role, method):
+            return lambda x: self._call(role, method, x)
 
-        return await asyncio.to_thread(simulate, query, target, rounds, ids, call(self.retriever.rank),
-                                       call(self.questioner.ask), call(self.answerer.answer), dialog_id)
+        return await simulate(query, target, rounds, await self.scene_ids(), call("retriever", self.retriever.rank),
+                              call("questioner", self.questioner.ask), call("answerer", self.answerer.answer), dialog_id)

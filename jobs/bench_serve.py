@@ -14,6 +14,10 @@ Parts (each on freshly started replicas, so no cache warmed by one part serves a
 4. eval     simulated dialogs through the Serve handles (`Ingress.simulate`: the stateless API, one dialog per
             call) vs `run_shard` in one process (the eval job's Ray task), dialogs/s.
 
+Serve mode: whatever the environment sets before Ray starts; `RAY_SERVE_THROUGHPUT_OPTIMIZED=1 python
+jobs/bench_serve.py` measures Serve's throughput-optimized mode (direct ingress, gRPC between replicas, user
+code on the replica's main loop), the mode the README recommends for serving; printed at the start.
+
 Requests: the val ScanRefer-style descriptions of the default synthetic benchmark, each with 0, 1 or 2
 answered turns (questions and answers of a simulated dialog), so the work is a real mix of rounds. The
 deployments get the CPU shares of deployments/serve_config.yaml with one replica each (no autoscaling:
@@ -24,7 +28,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import socket
+import threading
 import time
 from pathlib import Path
 
@@ -122,6 +128,27 @@ async def hammer(url: str, bodies: list[dict], clients: int, seconds: float, cyc
             "p99_ms": float(np.percentile(lat, 99)), "status": status}
 
 
+_LOOP: list = []
+
+
+def on_loop(coro):
+    """Run a coroutine on the driver's one long-lived event loop (a thread) and return its result. Handle calls
+    go through it: RAY_SERVE_THROUGHPUT_OPTIMIZED=1 handles refuse blocking `.result()` outside a loop and stay
+    bound to the loop they were first used on."""
+    if not _LOOP:
+        loop = asyncio.new_event_loop()
+        threading.Thread(target=loop.run_forever, daemon=True).start()
+        _LOOP.append(loop)
+    return asyncio.run_coroutine_threadsafe(coro, _LOOP[0]).result()
+
+
+def awaited(make_response):
+    """A handle call's result (see on_loop)."""
+    async def wait():
+        return await make_response()
+    return on_loop(wait())
+
+
 def replica_rss_gib() -> float:
     """Summed RSS of the Serve processes (replicas, proxy, controller), read from /proc."""
     total = 0
@@ -145,7 +172,7 @@ def part_batch(spec, port, bodies, args):
         if out[name]["requests"] >= len(bodies) - 64:
             print(f"  note: all {len(bodies) - 64} distinct requests were used up before {args.seconds} s: "
                   f"raise --requests", flush=True)
-        out[name]["retriever"] = serve.get_deployment_handle("Retriever", "ideal").stats.remote().result()
+        out[name]["retriever"] = awaited(lambda: serve.get_deployment_handle("Retriever", "ideal").stats.remote())
         serve.delete("ideal")
         print(f"  {name:9s} (max_batch_size {size:2d}): {out[name]['rps']:.1f} req/s, p50 {out[name]['p50_ms']:.0f} ms,"
               f" p99 {out[name]['p99_ms']:.0f} ms, status {out[name]['status']}; Retriever batches: mean"
@@ -218,12 +245,16 @@ def part_eval(spec, port, args):
     shard = run_shard(es, "ideal", 0, len(ctx.descs), args.rounds)
     local = time.perf_counter() - t
     deploy(spec, port, 32, simulated_user=True)
-    ingress = serve.get_app_handle("ideal")
-    ingress.simulate.remote(ctx.descs[0].text, ctx.descs[0].scene_id, 1).result(timeout_s=300)  # warm-up
-    t = time.perf_counter()
-    calls = [ingress.simulate.remote(d.text, d.scene_id, args.rounds, d.desc_id) for d in ctx.descs]
-    got = [c.result(timeout_s=600) for c in calls]
-    served = time.perf_counter() - t
+
+    async def through_handles():
+        ingress = serve.get_app_handle("ideal")
+        await ingress.simulate.remote(ctx.descs[0].text, ctx.descs[0].scene_id, 1)  # warm-up
+        t = time.perf_counter()
+        got = await asyncio.wait_for(asyncio.gather(
+            *(ingress.simulate.remote(d.text, d.scene_id, args.rounds, d.desc_id) for d in ctx.descs)), 600)
+        return got, time.perf_counter() - t
+
+    got, served = on_loop(through_handles())
     serve.delete("ideal")
     same = sum(g["ranks"] == r for g, r in zip(got, shard["ranks"]))
     n = len(ctx.descs)
@@ -257,6 +288,8 @@ def main(argv=None) -> None:
     bodies = workload(spec, args.requests) if set(parts) & {"batch", "latency", "soak"} else []
     print(f"workload: {len(bodies)} requests ({sum(len(b['history']) for b in bodies)} answered turns) in "
           f"{time.perf_counter() - t:.0f} s; gallery {spec.data}", flush=True)
+    mode = "throughput-optimized" if os.environ.get("RAY_SERVE_THROUGHPUT_OPTIMIZED") == "1" else "default"
+    print(f"Serve mode: {mode}", flush=True)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})
@@ -270,7 +303,7 @@ def main(argv=None) -> None:
     serve.shutdown()
     ray.shutdown()
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"args": vars(args), **results}, indent=1, default=str) + "\n")
+    Path(args.out).write_text(json.dumps({"args": vars(args), "serve_mode": mode, **results}, indent=1, default=str) + "\n")
     print(f"\nwrote {args.out}")
 
 

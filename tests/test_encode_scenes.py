@@ -24,12 +24,13 @@ def bench(tmp_path_factory):
     return generate(tmp_path_factory.mktemp("bench"), n_scenes=10, seed=5, progress=False)
 
 
-def run(bench, out):
+def run(bench, out, *extra, ok=True):
     p = subprocess.run([sys.executable, str(ROOT / "jobs" / "encode_scenes.py"), "--split", "all", "--shard-size", "4",
                         "--actors", "2", "--num-cpus", "0.5", "--out", str(out), "--set", f"data.root={bench}",
-                        "--set", "data.scenes=10", "--set", "data.seed=5"], capture_output=True, text=True, cwd=ROOT)
-    assert p.returncode == 0, p.stderr[-3000:]
-    return p.stdout
+                        "--set", "data.scenes=10", "--set", "data.seed=5", *extra], capture_output=True, text=True,
+                       cwd=ROOT)
+    assert (p.returncode == 0) == ok, p.stderr[-3000:]
+    return p.stdout if ok else p.stderr
 
 
 def test_encode_then_resume(bench, tmp_path):
@@ -55,3 +56,24 @@ def test_encode_then_resume(bench, tmp_path):
     ids2, vecs2 = read_embeddings(tmp_path / "embeddings.parquet")
     assert ids2 == ids
     np.testing.assert_allclose(vecs2, vecs, atol=1e-6)
+
+
+def test_another_plan_for_the_same_folder_is_refused(bench, tmp_path):
+    (tmp_path / "embeddings").mkdir()
+    (tmp_path / "embeddings" / "plan.json").write_text('{"shards": 1}')
+    err = run(bench, tmp_path, ok=False)
+    assert "plan.json" in err and "another encoding" in err and "shards 1 -> 3" in err
+    assert not list((tmp_path / "embeddings").glob("part-*.parquet"))
+
+
+def test_scenes_parquet_input_gives_the_scan_folders_vectors(bench, tmp_path):
+    from ideal.scenes.parquet import write_scenes
+
+    ds = load_synthetic(bench, "all", points_per_object=0)
+    ids = sorted(ds.scenes)
+    write_scenes([ds.scenes[s] for s in ids[::-1]], tmp_path / "scenes.parquet", with_points=False)
+    run(bench, tmp_path / "out", "--scenes-parquet", str(tmp_path / "scenes.parquet"))
+    got_ids, vecs = read_embeddings(tmp_path / "out" / "embeddings.parquet")
+    assert got_ids == ids
+    want = TrainedRetriever.from_checkpoint(DEFAULT_WEIGHTS, TextEncoder()).encode_scenes([ds.scenes[s] for s in ids])
+    np.testing.assert_allclose(vecs, want, atol=1e-5)

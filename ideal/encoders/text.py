@@ -122,11 +122,34 @@ def resolve_model_dir(model_dir: Optional[Union[str, Path]] = None) -> tuple[Pat
     return path, str(path.resolve())
 
 
+def length_batches(lengths: Sequence[int], batch_size: int, slack: float = 1.1) -> list[np.ndarray]:
+    """Indices of texts grouped into batches of similar length, longest first, each padded to its first.
+
+    A batch is closed when padding would make it cost more than `slack` x its real tokens, or at
+    `batch_size`. Why: on a CPU the backbone's cost is proportional to padded tokens, so a batch of 32
+    dialog sentences (7 to 40 tokens) padded to the longest ran 0.95x the speed of 32 single calls;
+    split this way it ran 1.67x (measured here, 1 thread). Longest first, so a too-large batch fails at once.
+    """
+    if batch_size < 1 or slack < 1:
+        raise ValueError(f"batch_size must be >= 1 and slack >= 1, got {batch_size} and {slack}")
+    order = np.argsort([-n for n in lengths], kind="stable")
+    batches, start = [], 0
+    while start < len(order):
+        longest, real, end = lengths[order[start]], lengths[order[start]], start + 1
+        while (end < len(order) and end - start < batch_size
+               and longest * (end - start + 1) <= slack * (real + lengths[order[end]])):
+            real += lengths[order[end]]
+            end += 1
+        batches.append(order[start:end])
+        start = end
+    return batches
+
+
 class TextEncoder(nn.Module):
     """Mean-pooled transformer sentence embeddings, then a projection head (identity at init), L2-normalised."""
 
     def __init__(self, model_dir: Optional[Union[str, Path]] = None, max_length: int = 256,
-                 device: str = "cpu", freeze_backbone: bool = True):
+                 device: str = "cpu", freeze_backbone: bool = True, pad_slack: float = 1.1):
         super().__init__()
         from transformers import AutoModel, AutoTokenizer  # heavy import, only when an encoder is built
 
@@ -135,6 +158,7 @@ class TextEncoder(nn.Module):
         self.tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
         self.backbone = AutoModel.from_pretrained(str(path), local_files_only=True).to(device).eval()
         self.max_length, self.device, self.freeze_backbone = max_length, torch.device(device), freeze_backbone
+        self.pad_slack = pad_slack  # see length_batches
         self.dim = int(self.backbone.config.hidden_size)
         self.projection = nn.Linear(self.dim, self.dim).to(device)
         with torch.no_grad():
@@ -170,16 +194,16 @@ class TextEncoder(nn.Module):
         """(n, dim) float32 L2-normalised backbone embeddings without the head, in input order.
 
         Cache these to re-`project` after the head is trained, without running the backbone again.
+        Texts go through in batches of similar token length (`length_batches`), at most `batch_size` each.
         """
         texts = [str(t) for t in texts]
         out = np.zeros((len(texts), self.dim), np.float32)
-        # Batches of similar length waste less compute on pad tokens; longest first, so a too-large
-        # batch fails at once rather than at the end.
-        order = np.argsort([-len(t) for t in texts], kind="stable")
+        if not texts:
+            return out
+        lengths = [len(ids) for ids in self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]]
+        batches = length_batches(lengths, batch_size, self.pad_slack)
         with torch.inference_mode():
-            for start in tqdm(range(0, len(texts), batch_size), desc="encoding texts", unit="batch",
-                              disable=not progress):
-                idx = order[start:start + batch_size]
+            for idx in tqdm(batches, desc="encoding texts", unit="batch", disable=not progress):
                 pooled = self._pooled([texts[i] for i in idx])
                 out[idx] = nn.functional.normalize(pooled, dim=-1).float().cpu().numpy()
         return out

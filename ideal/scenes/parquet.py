@@ -80,10 +80,30 @@ def table_to_scenes(table: pa.Table, path: str | Path = "<table>") -> list[Scene
     return list(scenes.values())
 
 
-def read_scenes(path: str | Path) -> list[Scene]:
-    """Scenes in order of first appearance; errors name the file and the row."""
+def read_scenes(path: str | Path, scene_ids: list[str] | None = None) -> list[Scene]:
+    """Scenes in order of first appearance (only `scene_ids`, if given); errors name the file and the row
+    (with `scene_ids`, the row among those scenes' rows)."""
     try:
-        table = pq.read_table(path)
+        if scene_ids is None:
+            table = pq.read_table(path)
+        else:
+            table = pq.read_table(path, filters=[("scene_id", "in", list(scene_ids))])
     except (OSError, pa.ArrowInvalid) as e:
         raise FormatError(path, "", f"not a readable parquet file: {e}") from None
-    return table_to_scenes(table, path)
+    scenes = table_to_scenes(table, path if scene_ids is None else f"{path} (the rows of {len(scene_ids)} scenes)")
+    if scene_ids is not None:
+        missing = sorted(set(scene_ids) - {s.scene_id for s in scenes})
+        if missing:
+            raise FormatError(path, "scene_id", f"no rows for scene(s) {missing[:5]}")
+    return scenes
+
+
+def list_scene_ids(path: str | Path) -> list[str]:
+    """Sorted distinct scene ids of a scenes parquet file (reads only that column)."""
+    try:
+        col = pq.read_table(path, columns=["scene_id"]).column("scene_id")
+    except (OSError, pa.ArrowInvalid, KeyError) as e:
+        raise FormatError(path, "scene_id", f"not a scenes parquet file: {e}") from None
+    if col.null_count:
+        raise FormatError(path, "scene_id", "has nulls")
+    return sorted(set(col.to_pylist()))

@@ -157,21 +157,22 @@ class User:
         return self.user.answer(states, [st.question.text for st in states])
 
 
-def simulate(query: str, target: str, rounds: int, scene_ids: list[str], rank: Callable, ask: Callable,
-             answer: Callable, dialog_id: str = "0") -> dict:
+async def simulate(query: str, target: str, rounds: int, scene_ids: list[str], rank: Callable, ask: Callable,
+                   answer: Callable, dialog_id: str = "0") -> dict:
     """A simulated dialog driven through the stateless API's steps, one dialog: rank → ask → answer, the
     client resending the whole dialog each round (what an evaluation through the Serve handles runs).
 
-    rank(RoundRequest) -> ranked DialogState, ask(state) -> state with its question, answer(state) -> str;
+    Async, so a Serve replica can drive it on its event loop: rank(RoundRequest) -> awaitable ranked
+    DialogState, ask(state) -> awaitable state with its question, answer(state) -> awaitable str;
     scene_ids: the gallery order of the scores. Returns the target's 0-based rank per round and the turns."""
     column = scene_ids.index(target)
     history: list[tuple[str, str]] = []
     ranks = []
     for r in range(rounds + 1):
-        st = rank(RoundRequest(query, tuple(history)))
+        st = await rank(RoundRequest(query, tuple(history)))
         ranks.append(int(target_ranks(np.asarray(st.scores)[None], [column])[0]))
         if r == rounds:
             break
-        st = ask(st).with_(target=target, dialog_id=dialog_id)
-        history.append((st.question.text, answer(st)))
+        st = (await ask(st)).with_(target=target, dialog_id=dialog_id)
+        history.append((st.question.text, await answer(st)))
     return {"ranks": ranks, "history": history}

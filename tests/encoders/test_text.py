@@ -198,3 +198,27 @@ def test_missing_files_are_named(tmp_path):
         TextEncoder(tmp_path / "nowhere")
     with pytest.raises(FileNotFoundError, match="not a saved TextEncoder, missing text_encoder.json"):
         TextEncoder.load(tmp_path)
+
+
+def test_length_batches_by_hand():
+    from ideal.encoders.text import length_batches
+
+    # sorted longest first (ties in input order): 40 (i=3), 39 (i=0), 10 (i=1), 9 (i=2), 9 (i=4), 2 (i=5)
+    lengths = [39, 10, 9, 40, 9, 2]
+    # 40,39: 80 padded <= 1.1 * 79 real; adding 10 would pad 120 > 1.1 * 89 -> close
+    # 10,9,9: 30 <= 1.1 * 28 = 30.8; adding 2 would pad 40 > 1.1 * 30 -> close
+    got = [list(b) for b in length_batches(lengths, batch_size=8, slack=1.1)]
+    assert got == [[3, 0], [1, 2, 4], [5]]
+    # slack large: only batch_size splits
+    assert [list(b) for b in length_batches(lengths, batch_size=4, slack=100)] == [[3, 0, 1, 2], [4, 5]]
+    # every index exactly once
+    idx = np.concatenate(length_batches(list(np.random.default_rng(1).integers(1, 60, 500)), 64))
+    assert sorted(idx.tolist()) == list(range(500))
+    with pytest.raises(ValueError, match="slack"):
+        length_batches([3], 8, slack=0.5)
+
+
+def test_length_batches_give_the_padded_batch_result(enc):
+    mixed = TEXTS + ["a chair", "the small brown wooden chair that stands next to the round table under the window"]
+    whole = np.concatenate([enc.embed_backbone([t]) for t in mixed])
+    np.testing.assert_allclose(enc.embed_backbone(mixed, batch_size=64), whole, atol=1e-5)

@@ -84,3 +84,19 @@ def test_not_parquet(tmp_path):
     path.write_text("hello")
     with pytest.raises(FormatError, match=r"junk\.parquet: not a readable parquet file"):
         read_scenes(path)
+
+
+def test_read_selected_scenes_and_list_ids(tmp_path):
+    from ideal.scenes.parquet import list_scene_ids
+
+    obj = SceneObject(0, "chair", (0, 0, 0), (1, 1, 1), (0.5, 0.5, 0.5))
+    scenes = [Scene(f"scene{i:04d}_00", "office", [obj, SceneObject(1, "table", (1, 0, 0), (1, 1, 1), (0, 0, 0))])
+              for i in (3, 1, 2)]
+    path = tmp_path / "s.parquet"
+    write_scenes(scenes, path, with_points=False)
+    assert list_scene_ids(path) == ["scene0001_00", "scene0002_00", "scene0003_00"]
+    got = read_scenes(path, scene_ids=["scene0002_00", "scene0003_00"])
+    assert [s.scene_id for s in got] == ["scene0003_00", "scene0002_00"]
+    assert [o.label for o in got[0].objects] == ["chair", "table"]
+    with pytest.raises(FormatError, match=r"s\.parquet.*scene0009_00"):
+        read_scenes(path, scene_ids=["scene0001_00", "scene0009_00"])

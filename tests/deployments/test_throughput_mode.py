@@ -1,0 +1,60 @@
+"""The app in Serve's throughput-optimized mode (RAY_SERVE_THROUGHPUT_OPTIMIZED=1: direct ingress, gRPC between
+replicas, user code on the replica's main loop), the mode the README recommends for serving: the same answers
+as the in-process roles, 4xx for bad input, and simulated dialogs through the handles (which in this mode must
+be awaited, never blocked on). A fresh process: the mode is read when Ray and Serve are imported."""
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ideal.scenes.synthetic import generate
+from ideal.serving import Ask, RoundRequest, Search, ServiceSpec, User, simulate
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_throughput_optimized_mode(tmp_path_factory):
+    bench = generate(tmp_path_factory.mktemp("bench"), n_scenes=40, seed=3, progress=False)
+    spec = ServiceSpec(data={"synthetic": str(bench)}, overrides=("data.scenes=40", "data.seed=3")).resolved()
+    search = Search(spec)
+    ask, user = Ask(spec, dataset=search.dataset), User(spec, dataset=search.dataset)
+    target = sorted(search.dataset.scenes)[0]
+    env = {**os.environ, "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"}
+    p = subprocess.run([sys.executable, "-m", "tests.deployments.throughput_mode_app", str(bench), str(free_port()),
+                        target], capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
+    lines = [ln for ln in p.stdout.splitlines() if ln.startswith("RESULT ")]
+    assert p.returncode == 0 and lines, p.stderr[-3000:]
+    out = json.loads(lines[-1][len("RESULT "):])
+
+    query = "the brown chair next to the table"
+    for key, history in (("first", ()), ("second", ((out["first"][1]["question"], "It is an office."),))):
+        status, body = out[key]
+        (st,) = ask.ask(search.rank([RoundRequest(query, history, 5)]))
+        assert status == 200 and body["question"] == st.question.text and body["round"] == len(history) + 1
+        assert [r["scene_id"] for r in body["ranking"]] == [sid for sid, _ in search.ranking(st, 5)]
+    assert out["bad"] == [422, {"detail": "query is empty"}]
+
+    async def rank(r):
+        return search.rank([r])[0]
+
+    async def ask_one(st):
+        return ask.ask([st])[0]
+
+    async def answer(st):
+        return user.answer([st])[0]
+
+    want = asyncio.run(simulate(query, target, 2, list(search.gallery.ids), rank, ask_one, answer, "d0"))
+    assert out["simulated"]["ranks"] == want["ranks"]
+    assert [list(t) for t in want["history"]] == out["simulated"]["history"]
