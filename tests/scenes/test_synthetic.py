@@ -223,3 +223,20 @@ def test_cli_writes_and_prints_statistics(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "ideal.scenes.synthetic", "--out", str(tmp_path / "d"),
                           "--scenes", "0"], capture_output=True, text=True)
     assert bad.returncode != 0 and "--scenes must be between 1 and 10000" in bad.stderr
+
+
+def test_a_finished_benchmark_is_not_generated_again(tmp_path, monkeypatch):
+    from ideal.scenes import synthetic
+
+    out = generate(tmp_path / "b", n_scenes=3, seed=5, progress=False)
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
+
+    def no_regeneration(*a, **k):
+        raise AssertionError("a finished benchmark was generated again")
+
+    monkeypatch.setattr(synthetic, "generate_scene", no_regeneration)
+    assert generate(out, n_scenes=3, seed=5, progress=False) == out
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == before
+    (out / "nr3d.csv").unlink()  # an incomplete one is
+    with pytest.raises(AssertionError, match="generated again"):
+        generate(out, n_scenes=3, seed=5, progress=False)
