@@ -30,11 +30,13 @@ class Gate:
         self.batches = self.calls = self.largest = 0
         self.busy_s = 0.0
         self.recent_ms = collections.deque(maxlen=1000)  # wall time of the last batches' work
+        self.sizes = collections.Counter()  # batch size -> how many batches had it
 
     async def run(self, fn, items: list):
         """Run fn(items) in a worker thread with the gate closed; count and time the batch."""
         self.open.clear()
         self.batches, self.calls, self.largest = self.batches + 1, self.calls + len(items), max(self.largest, len(items))
+        self.sizes[len(items)] += 1
         t = time.perf_counter()
         try:
             return await asyncio.to_thread(fn, items)
@@ -48,7 +50,13 @@ class Gate:
         recent = sorted(self.recent_ms)
         return {"batches": self.batches, "batched_calls": self.calls, "largest_batch": self.largest,
                 "mean_batch": self.calls / max(1, self.batches), "busy_s": round(self.busy_s, 3),
-                "batch_p50_ms": round(recent[len(recent) // 2], 2) if recent else None}
+                "batch_p50_ms": round(recent[len(recent) // 2], 2) if recent else None,
+                "call_weighted_batch": sum(n * n * c for n, c in self.sizes.items()) / max(1, self.calls),
+                "batch_sizes": dict(sorted(self.sizes.items()))}
+
+    async def enter(self):
+        """Wait until no batch runs."""
+        await self.open.wait()
 
 
 def _batching(method, max_batch_size: int, batch_wait_timeout_s: float) -> None:
@@ -67,7 +75,7 @@ class Retriever:
         _batching(self._rank, max_batch_size, batch_wait_timeout_s)
 
     async def rank(self, request):
-        await self.gate.open.wait()
+        await self.gate.enter()
         return await self._rank(request)
 
     @serve.batch(**BATCH)
@@ -101,7 +109,7 @@ class Questioner:
         _batching(self._ask, max_batch_size, batch_wait_timeout_s)
 
     async def ask(self, state):
-        await self.gate.open.wait()
+        await self.gate.enter()
         return await self._ask(state)
 
     @serve.batch(**BATCH)
@@ -126,7 +134,7 @@ class Answerer:
         _batching(self._answer, max_batch_size, batch_wait_timeout_s)
 
     async def answer(self, state):
-        await self.gate.open.wait()
+        await self.gate.enter()
         return await self._answer(state)
 
     @serve.batch(**BATCH)

@@ -153,6 +153,27 @@ def test_simulated_dialog_through_handles_equals_the_eval_job(url, spec):
         assert len(got["history"]) == 3
 
 
+def test_concurrent_rounds_are_batched_and_equal_the_library(url, local):
+    queries = [f"the {c} {o} by the {t}" for c in ("red", "grey", "green") for o in ("lamp", "sofa")
+               for t in ("wall", "sink", "shelf", "bed")]
+
+    async def burst():
+        async with httpx.AsyncClient(base_url=url, timeout=120) as c:
+            return await asyncio.gather(*(c.post("/v1/rounds", json={"query": q, "k": 4}) for q in queries))
+
+    results = asyncio.run(burst())
+    assert [r.status_code for r in results] == [200] * len(queries)
+    for q, r in zip(queries, results):  # a dialog's answer does not depend on what it was batched with
+        st, want = expected(local, q, [], 4)
+        assert [x["scene_id"] for x in r.json()["ranking"]] == [sid for sid, _ in want]
+        assert r.json()["question"] == st.question.text
+    handle = serve.get_deployment_handle("Retriever", "ideal")
+    stats = [handle.stats.remote().result(timeout_s=60) for _ in range(12)]  # routed to either replica
+    # 24 requests at once on two replicas: calls that came while a batch ran went in together
+    assert max(st["largest_batch"] for st in stats) >= 2
+    assert all(sum(n * c for n, c in st["batch_sizes"].items()) == st["batched_calls"] for st in stats)
+
+
 def retriever_replicas() -> list[str]:
     """Names of the live Retriever replica actors (a dead actor's name is released)."""
     return sorted(a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
