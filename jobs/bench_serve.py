@@ -10,7 +10,8 @@ Parts (each on freshly started replicas, so no cache warmed by one part serves a
             Retriever replica gets), 192 of the requests in batches of 32 vs one at a time.
 2. latency  one client, one request at a time: p50/p99 over HTTP vs the same roles called in-process
             (`Search.rank` + `Ask.ask`: `replay_batch` → `run_round` + the questioner) on 1 torch thread, as
-            the Retriever replica (1 CPU) runs them; target p50 <= 1.5x.
+            the Retriever replica (1 CPU) runs them; target p50 <= 1.5x. Also: the front door alone (a request
+            refused with 422 before any inner call) and the roles' own batch time in the replicas.
 3. soak     `--soak-seconds` (60) at `--soak-clients` (200) concurrent clients: status counts (target: no 5xx),
             p50/p99, RSS of the Serve replicas before and after.
 4. eval     simulated dialogs through the Serve handles (`Ingress.simulate`: the stateless API, one dialog per
@@ -228,7 +229,7 @@ def part_latency(spec, port, bodies, args):
         local.append(time.perf_counter() - t)
     torch.set_num_threads(threads)
     url = deploy(spec, port, 32)
-    http = []
+    http, front = [], []
     with httpx.Client(base_url=url, timeout=60) as c:
         for b in bodies[:4]:
             c.post("/v1/rounds", json=b)
@@ -236,12 +237,20 @@ def part_latency(spec, port, bodies, args):
             t = time.perf_counter()
             assert c.post("/v1/rounds", json=b).status_code == 200
             http.append(time.perf_counter() - t)
+            # the front door alone: proxy, Ingress, body, parse; refused (k out of range) before any inner call
+            t = time.perf_counter()
+            assert c.post("/v1/rounds", json={"query": b["query"], "k": 0}).status_code == 422
+            front.append(time.perf_counter() - t)
+    roles = {name: awaited(lambda: serve.get_deployment_handle(name, "ideal").stats.remote())["batch_p50_ms"]
+             for name in ("Retriever", "Questioner")}
     serve.delete("ideal")
     res = {}
-    for name, xs in (("in_process", local), ("http", http)):
+    for name, xs in (("in_process", local), ("http", http), ("front_door", front)):
         xs = np.array(xs) * 1000
         res[name] = {"p50_ms": float(np.percentile(xs, 50)), "p99_ms": float(np.percentile(xs, 99))}
         print(f"  {name:10s}: p50 {res[name]['p50_ms']:.1f} ms, p99 {res[name]['p99_ms']:.1f} ms ({len(xs)} requests)")
+    res["replica_batch_p50_ms"] = roles
+    print(f"  in the replicas (batch p50): Retriever {roles['Retriever']:.1f} ms, Questioner {roles['Questioner']:.1f} ms")
     res["ratio_p50"] = res["http"]["p50_ms"] / res["in_process"]["p50_ms"]
     print(f"  -> HTTP p50 {res['ratio_p50']:.2f}x in-process (target <= 1.5x)", flush=True)
     return res
