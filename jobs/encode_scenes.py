@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from ideal.evaluate import DEFAULT_WEIGHTS
-from ideal.retrieval.encode import ShardEncoder, merge_shards, plan_shards
+from ideal.retrieval.encode import ShardEncoder, files_digest, merge_shards, plan_shards
 
 
 class EncodeActor:
@@ -48,8 +48,8 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     if args.shard_size < 1 or args.actors < 1:
         ap.error("--shard-size and --actors must be >= 1")
-    if args.scannet_dir and args.scenes_parquet:
-        ap.error("give --scannet-dir or --scenes-parquet, not both")
+    if args.scenes_parquet and (args.scannet_dir or args.label_map):
+        ap.error("--scenes-parquet holds mapped labels already: give it without --scannet-dir / --label-map")
 
     import ray
 
@@ -63,7 +63,10 @@ def main(argv=None) -> None:
     scenes_parquet = str(Path(args.scenes_parquet).resolve()) if args.scenes_parquet else None
     if scenes_parquet:
         scan_dir, label_map = None, None
-        ids = parquet.list_scene_ids(scenes_parquet)
+        try:
+            ids = parquet.list_scene_ids(scenes_parquet)
+        except ValueError as e:
+            sys.exit(f"encode_scenes.py: {e}")
         source = scenes_parquet
     elif args.scannet_dir:
         scan_dir, label_map = Path(args.scannet_dir), args.label_map
@@ -85,6 +88,7 @@ def main(argv=None) -> None:
         paths = plan_shards(out / "embeddings", shards, source=source,
                             label_map=Path(label_map).resolve() if label_map else None,
                             weights=Path(args.weights).resolve() if args.retriever == "trained" else None,
+                            weights_sha256=files_digest(args.weights) if args.retriever == "trained" else None,
                             retriever=args.retriever)
     except ValueError as e:
         sys.exit(f"encode_scenes.py: {e}")

@@ -77,3 +77,9 @@ def test_scenes_parquet_input_gives_the_scan_folders_vectors(bench, tmp_path):
     assert got_ids == ids
     want = TrainedRetriever.from_checkpoint(DEFAULT_WEIGHTS, TextEncoder()).encode_scenes([ds.scenes[s] for s in ids])
     np.testing.assert_allclose(vecs, want, atol=1e-5)
+
+
+def test_a_bad_scenes_parquet_is_named(bench, tmp_path):
+    (tmp_path / "scenes.parquet").write_text("not parquet")
+    err = run(bench, tmp_path / "out", "--scenes-parquet", str(tmp_path / "scenes.parquet"), ok=False)
+    assert "scenes.parquet" in err and "not a scenes parquet file" in err

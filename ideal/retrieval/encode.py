@@ -42,7 +42,13 @@ class ShardEncoder:
     def read(self, scene_ids: list[str]):
         if self.scenes_parquet:  # in the order asked for (the file's order may be any)
             by_id = {s.scene_id: s for s in parquet.read_scenes(self.scenes_parquet, scene_ids=list(scene_ids))}
-            return [by_id[i] for i in scene_ids]
+            scenes = [by_id[i] for i in scene_ids]
+            if self.points_per_object:
+                bare = [s.scene_id for s in scenes if any(o.points is None for o in s.objects)]
+                if bare:
+                    raise ValueError(f"{self.scenes_parquet}: the checkpoint's scene encoder uses points, but scene(s) "
+                                     f"{bare[:5]} have objects without points (write_scenes(..., with_points=True))")
+            return scenes
         return list(scannet.read_scans(self.scannet_dir, scene_ids=list(scene_ids), label_map=self.label_map,
                                        points_per_object=self.points_per_object))
 
@@ -61,6 +67,14 @@ def shard_paths(out_dir: str | Path, n_shards: int) -> list[Path]:
     return [Path(out_dir) / f"part-{i:05d}.parquet" for i in range(n_shards)]
 
 
+def files_digest(folder: str | Path) -> str:
+    """sha256 over a checkpoint folder's files (names and bytes): weights retrained in place are new weights."""
+    h = hashlib.sha256()
+    for f in sorted(p for p in Path(folder).iterdir() if p.is_file()):
+        h.update(f.name.encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()
+
+
 def plan_shards(out_dir: str | Path, shards: list[list[str]], **what) -> list[Path]:
     """The shard files of `shards` under out_dir, after checking that finished shards there belong to the same
     plan: the same scenes in the same shards, encoded from the same source with the same weights (`what`).
@@ -71,6 +85,9 @@ def plan_shards(out_dir: str | Path, shards: list[list[str]], **what) -> list[Pa
     plan = {**{k: str(v) for k, v in what.items()}, "shards": len(shards), "scenes": sum(map(len, shards)),
             "shard_ids_sha256": digest}
     path = out_dir / PLAN_FILE
+    if not path.is_file() and any(out_dir.glob("part-*.parquet")):
+        raise ValueError(f"{out_dir}: holds shards but no {PLAN_FILE}, so what encoded them is unknown; "
+                         "use another --out or delete the folder")
     if path.is_file():
         old = json.loads(path.read_text())
         differ = sorted(k for k in set(old) | set(plan) if old.get(k) != plan.get(k))

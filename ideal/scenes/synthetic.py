@@ -164,6 +164,8 @@ def generate(out: str | Path, n_scenes: int = DEFAULT_SCENES, seed: int = DEFAUL
         # meta.json is written last: a finished benchmark (every job and Serve replica calls this) costs
         # file checks, not a regeneration (8,000 scenes: 84 s before this)
         return out
+    # from here until meta.json is written again the benchmark is incomplete: a killed rebuild is redone
+    meta_path.unlink(missing_ok=True)
 
     val = val_scenes(n_scenes, seed)
     scenes: dict[str, Scene] = {}

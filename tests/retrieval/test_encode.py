@@ -1,0 +1,37 @@
+"""The shard plan of the encode job (ideal.retrieval.encode.plan_shards): a re-run of the same plan is let in, any
+other plan for the same folder is refused naming what differs, and shards of unknown origin are refused."""
+import json
+
+import pytest
+
+from ideal.retrieval.encode import PLAN_FILE, files_digest, plan_shards
+
+SHARDS = [["scene0000_00", "scene0001_00"], ["scene0002_00"]]
+
+
+def test_same_plan_again_and_other_plans_refused(tmp_path):
+    paths = plan_shards(tmp_path, SHARDS, source="/data/scans", weights="/w", weights_sha256="ab")
+    assert [p.name for p in paths] == ["part-00000.parquet", "part-00001.parquet"]
+    stored = json.loads((tmp_path / PLAN_FILE).read_text())
+    assert stored["shards"] == 2 and stored["scenes"] == 3 and stored["source"] == "/data/scans"
+    assert plan_shards(tmp_path, SHARDS, source="/data/scans", weights="/w", weights_sha256="ab") == paths
+    with pytest.raises(ValueError, match=r"weights_sha256 'ab' -> 'cd'"):
+        plan_shards(tmp_path, SHARDS, source="/data/scans", weights="/w", weights_sha256="cd")
+    with pytest.raises(ValueError, match="shard_ids_sha256"):  # the same scenes cut into other shards
+        plan_shards(tmp_path, [["scene0000_00"], ["scene0001_00", "scene0002_00"]], source="/data/scans",
+                    weights="/w", weights_sha256="ab")
+
+
+def test_shards_without_a_plan_are_refused(tmp_path):
+    (tmp_path / "part-00000.parquet").write_bytes(b"")
+    with pytest.raises(ValueError, match="no plan.json"):
+        plan_shards(tmp_path, SHARDS, source="x")
+
+
+def test_files_digest_follows_the_bytes(tmp_path):
+    (tmp_path / "model.safetensors").write_bytes(b"1234")
+    (tmp_path / "config.json").write_text("{}")
+    first = files_digest(tmp_path)
+    assert files_digest(tmp_path) == first
+    (tmp_path / "model.safetensors").write_bytes(b"1235")  # retrained in place
+    assert files_digest(tmp_path) != first
