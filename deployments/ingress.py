@@ -19,6 +19,22 @@ from ideal.serving import ApiError, Limits, RoundRequest, parse_round_request, r
 LOST = (RayActorError, ActorDiedError, ActorUnavailableError, ReplicaUnavailableError, DeploymentUnavailableError)
 
 
+def _causes(e: BaseException) -> list[BaseException]:
+    """e and what it wraps: __cause__ / __context__, and a RayTaskError's `cause`."""
+    seen, todo = [], [e]
+    while todo and len(seen) < 20:
+        x = todo.pop()
+        if x is None or any(x is y for y in seen):
+            continue
+        seen.append(x)
+        todo += [getattr(x, "cause", None), x.__cause__, x.__context__]
+    return seen
+
+
+def _caused_by(e: BaseException, types: tuple) -> bool:
+    return any(isinstance(x, types) for x in _causes(e))
+
+
 class Turn(BaseModel):
     question: str
     answer: str
@@ -60,22 +76,46 @@ class Ingress:
         self._scene_ids: Optional[list[str]] = None
         self.retried = 0  # inner calls lost with their replica and sent again
 
-    async def _call(self, role: str, method, *args):
+    async def _call(self, role: str, method, *args, deadline: Optional[float] = None):
         """One inner call with a deadline; a call lost with its replica is retried (rounds are idempotent)."""
-        deadline = time.monotonic() + self.timeout_s
+        return await self._send(role, lambda: method.remote(*args), deadline)
+
+    async def _send(self, role: str, send, deadline: Optional[float] = None):
+        """Await `send()` (a DeploymentResponse, maybe of a chain of calls) by `deadline` (time.monotonic();
+        default now + timeout_s): 504 past it, 503 when a queue is full, and a call lost with its replica sent
+        again. The error may arrive wrapped (a chain's upstream failure): it is looked for in the cause chain."""
+        deadline = deadline or time.monotonic() + self.timeout_s
         for attempt in range(self.retries + 1):
-            response = method.remote(*args)
+            response = send()
             try:
                 return await asyncio.wait_for(response, max(0.001, deadline - time.monotonic()))
             except asyncio.TimeoutError:
                 response.cancel()
                 raise ApiError(504, f"the {role} did not answer within {self.timeout_s:g} s") from None
-            except BackPressureError:
-                raise ApiError(503, f"the {role} is overloaded (queue full); retry later") from None
-            except LOST:
+            except Exception as e:
+                if _caused_by(e, (BackPressureError,)):
+                    raise ApiError(503, f"the {role} is overloaded (queue full); retry later") from None
+                if not _caused_by(e, LOST):
+                    raise
                 if attempt == self.retries or time.monotonic() >= deadline:
                     raise ApiError(503, f"the {role} is unavailable (replica lost); retry later") from None
                 self.retried += 1
+
+    async def _rank_and_ask(self, req: RoundRequest):
+        """The round's two inner calls as one chain: the ranked state goes from the Retriever straight to the
+        Questioner, not back through here (measured: ~1.7 ms of a ~50 ms round at p50). A chain that fails in a
+        way not recognised above (a lost Retriever replica can arrive as the Questioner's RayServeException) is
+        done again as two calls, whose errors speak for themselves: rounds are idempotent."""
+        deadline = time.monotonic() + self.timeout_s
+        try:
+            return await self._send("retriever and questioner",
+                                    lambda: self.questioner.ask.remote(self.retriever.rank.remote(req)), deadline)
+        except ApiError:
+            raise
+        except Exception:
+            self.retried += 1
+            state = await self._call("retriever", self.retriever.rank, req, deadline=deadline)
+            return await self._call("questioner", self.questioner.ask, state, deadline=deadline)
 
     async def scene_ids(self) -> list[str]:
         if self._scene_ids is None:
@@ -103,8 +143,7 @@ class Ingress:
         req = parse_round_request(await self._body(request), self.limits, n_scenes=len(ids))
         # two calls, not a chained DeploymentResponse: a lost Retriever replica then surfaces as its own error,
         # which is retried here (chained, it arrives as the Questioner's RayServeException)
-        state = await self._call("retriever", self.retriever.rank, req)
-        state = await self._call("questioner", self.questioner.ask, state)
+        state = await self._rank_and_ask(req)
         top = sorted(range(len(ids)), key=lambda j: -state.scores[j])[:req.k]
         return round_response(state, [(ids[j], float(state.scores[j])) for j in top])
 

@@ -2,7 +2,7 @@
 import asyncio
 import copy
 from pathlib import Path
-from types import SimpleNamespace
+from types import MethodType, SimpleNamespace
 
 import pytest
 import yaml
@@ -105,9 +105,28 @@ class Method:
         return Response()
 
 
+def stub(timeout_s=0.2, retries=2, **roles):
+    """The Ingress's own methods on a plain object (no Serve): deadline/retry and the chained round."""
+    ingress = SimpleNamespace(timeout_s=timeout_s, retries=retries, retried=0, **roles)
+    for name in ("_call", "_send", "_rank_and_ask"):
+        setattr(ingress, name, MethodType(getattr(Ingress.func_or_class, name), ingress))
+    return ingress
+
+
 def call(method, timeout_s=0.2, retries=2):
-    ingress = SimpleNamespace(timeout_s=timeout_s, retries=retries, retried=0)
-    return asyncio.run(Ingress.func_or_class._call(ingress, "retriever", method)), ingress.retried
+    ingress = stub(timeout_s, retries)
+    return asyncio.run(ingress._call("retriever", method)), ingress.retried
+
+
+def wrapped(cause: Exception) -> Exception:
+    """An error as a chained call delivers an upstream failure: another exception raised from it."""
+    try:
+        raise cause
+    except Exception as e:
+        try:
+            raise RuntimeError("the downstream call failed") from e
+        except RuntimeError as outer:
+            return outer
 
 
 def test_inner_call_deadline_and_retry():
@@ -124,6 +143,30 @@ def test_inner_call_deadline_and_retry():
     with pytest.raises(ApiError) as e:
         call(Method(BackPressureError(num_queued_requests=9, max_queued_requests=8)))
     assert e.value.status == 503 and "overloaded" in e.value.reason
+    # the same errors wrapped, as a chain delivers an upstream replica's failure
+    assert call(Method(wrapped(lost), "ranked")) == ("ranked", 1)
+    with pytest.raises(ApiError) as e:
+        call(Method(wrapped(BackPressureError(num_queued_requests=9, max_queued_requests=8))))
+    assert e.value.status == 503
+    with pytest.raises(ValueError, match="a bug"):  # anything else is not retried: it is the role's own error
+        call(Method(ValueError("a bug")))
+
+
+def test_a_round_is_one_chain_and_redone_as_two_calls_when_the_chain_fails_unrecognised():
+    req = object()
+    ok = stub(retriever=SimpleNamespace(rank=Method("ranked")), questioner=SimpleNamespace(ask=Method("asked")))
+    assert asyncio.run(ok._rank_and_ask(req)) == "asked" and ok.retried == 0
+    assert ok.retriever.rank.calls == 1 and ok.questioner.ask.calls == 1
+    # a lost Retriever replica arriving as the Questioner's opaque error: redone as rank, then ask
+    odd = stub(retriever=SimpleNamespace(rank=Method("ranked")),
+               questioner=SimpleNamespace(ask=Method(RuntimeError("RayServeException: replica gone"), "asked")))
+    assert asyncio.run(odd._rank_and_ask(req)) == "asked" and odd.retried == 1
+    assert odd.retriever.rank.calls == 2 and odd.questioner.ask.calls == 2
+    # a slow chain is a 504 at once, not redone
+    slow = stub(retriever=SimpleNamespace(rank=Method("ranked")), questioner=SimpleNamespace(ask=Method("slow")))
+    with pytest.raises(ApiError) as e:
+        asyncio.run(slow._rank_and_ask(req))
+    assert e.value.status == 504 and slow.questioner.ask.calls == 1
 
 
 def test_builder_with_an_llm_questioner(fake_serve_llm, tmp_path):
