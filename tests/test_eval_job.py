@@ -113,7 +113,7 @@ def test_a_killed_job_resumes_without_losing_or_repeating_a_dialog(bench, tmp_pa
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     done = len(list(killed.glob("shards/*/*.json")))
-    assert 1 <= done < 12, f"{done} shards were done when the job was killed"
+    assert 0 < done < 12, f"{done} shards were done when the job was killed"
 
     p = run(*args(killed))
     assert p.returncode == 0, p.stderr[-3000:]
