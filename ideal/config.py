@@ -60,16 +60,17 @@ class TrainConfig:
 class IATConfig:
     """Interaction Adaptation Tuning: fine-tune on simulated dialog texts of the TRAINING scenes."""
 
-    dialogs: int = 1500  # simulated dialogs over training descriptions (seeded sample)
-    rounds: int = 5
+    dialogs: int = 1500  # training queries whose interactions are simulated (seeded sample)
+    q1: int = 1  # detail-probe questions per training query
+    q2: int = 3  # diverge-exploration questions per training query
     shard_size: int = 250  # dialogs per interaction-text parquet shard
     epochs: int = 4
     batch_size: int = 256
     lr: float = 3e-4
     weight_decay: float = 0.01
     temperature: float = 0.05  # S in L_dis: softmax over scenes
-    lam: float = 0.8  # L = lam * L_dis + (1 - lam) * L_div (0.5, 0.8, 1 measured; see README)
-    gamma: float = 0.5  # L_div's margin
+    lam: float = 0.5  # L = lam * L_dis + (1 - lam) * L_div (paper: [0.2, 0.5]; chosen on dev)
+    gamma: float = 0.5  # L_div's weight margin (paper: [0.1, 0.8])
     tune: str = "head"  # head: the text projection head | all: head + scene encoder
     seed: int = 0
     num_workers: int = 1
@@ -84,31 +85,41 @@ class IndexConfig:
 
 @dataclass
 class DialogConfig:
-    """IRR: questioner, simulated answerer and fused re-ranking (the `ideal` method's defaults)."""
+    """Interactive retrieval refinement: the router questioner, the simulated answerer and the fused retriever.
+
+    Defaults are the `ideal` method's, chosen on the dev split (`python jobs/tune.py`); val is only reported.
+    """
 
     rounds: int = 5
-    memory: str = "fine"  # coarse | fine: what the simulated user knows
+    memory: str = "fine"  # coarse: an expansion of the query (no new information) | fine: the whole scene
     questioner: str = "grounded"  # grounded | llm
     answerer: str = "grounded"  # grounded | llm
-    summariser: str = "grounded"  # grounded (CoT fact merge) | concat (w/o CoT) | llm
+    summariser: str = "grounded"  # grounded | llm: the CoT reconstruction s (p̂3)
+    cot: bool = True  # two-step reconstruction (extract objects, then reconstruct); false: one step (w/o CoT)
     llm: Optional[str] = None  # llm backends: an OpenAI-compatible base URL (vLLM) or a local model directory
     llm_model: str = "default"  # model name sent to the endpoint
-    k: int = 2  # candidates the questioner looks at (2, 3, 5, 10 measured: fewer is better here)
-    beta: float = 0.02  # softmax temperature over candidate scores (small: sharp)
-    use_q1: bool = True  # ground questions in the dialog (no repeats, target first)
-    use_q2: bool = True  # ground questions in the top-k candidates (information gain)
-    prior_weight: float = 0.0  # Q2 tie-break: + this x the aspect's information gain over the whole gallery
-    target_bonus: float = 0.0  # nats added to aspects of the target object (Q1); 0.1 measured worse, see README
-    lambda1: float = 0.2  # p1: the initial query u
-    lambda2: float = 0.4  # p2: the query enriched with the answers
-    lambda3: float = 0.4  # p3: the dialog summary s
-    alpha: float = 1.0  # this round's fused scores vs the previous round's
-    p2_text: str = "answers"  # answers: u + answers | dialog: u + every question and answer
-    compose: bool = True  # encode dialog texts sentence by sentence and pool (no 256-token cut; each sentence once)
+    # router (paper §3.2.1): density-compensated affinity entropy of the last round's text feature
+    route: str = "router"  # router | q1 (w/o Q2: detail probes only) | q2 (w/o Q1: diverge explorations only)
+    router_k: int = 20  # k nearest scenes N_k(u) of the entropy
+    tau: float = 0.05  # softmax temperature of the affinity p(u, v_j)
+    beta: float = 2.0  # entropy threshold: above -> Q1 (detail probe), else Q2 (diverge exploration)
+    density_k: int = 20  # neighbours of the density rho(v_i)
+    density_eps: float = 1e-6  # epsilon of rho(v_i)
+    force_q2_after: int = 2  # this many Q1 rounds in a row force a Q2 (0: never)
+    k: int = 5  # candidate scenes whose 3D data the grounded questioner reads to choose what to ask
+    # retriever (paper Eqs. 3-5): p̂c = λ1·p̂1(u) + λ2·p̂2(ū) + λ3·p̂3(s), each a softmax over the gallery
+    temperature: float = 0.05  # of p̂ = softmax(S(u, v)/temperature) over the whole gallery
+    lambda1: float = 0.2  # p̂1: the initial query u
+    lambda2: float = 0.4  # p̂2: ū, the feature-level fusion of the responses
+    lambda3: float = 0.4  # p̂3: s, the semantic-level (CoT) reconstruction
+    alpha: float = 0.75  # Q1 responses: u^j <- α·u^j + (1−α)·u^{j−1}
+    shell: float = 0.1  # hypersphere: features at >= (1 − shell)·R* from the centre are the boundary set
+    scoring: str = "ideal"  # ideal | dialog (chatir) | answers (sum) | rewrite | refine (merlin) | rerank (ir)
+    compose: bool = True  # encode texts sentence by sentence and pool (no 256-token cut; each sentence once)
     noise: float = 0.0  # share of answers taken from a random other scene's memory
     min_relevance: float = 0.35  # the answerer says "I don't know" below this sentence similarity
     answer_support: int = 2  # memory sentences the answerer adds to a short answer (what came to mind)
-    seed: int = 0
+    seed: int = 0  # the simulated user's choices (which remembered sentences it says)
     batch_size: int = 256  # dialogs per batch
 
 

@@ -23,13 +23,15 @@ from .metrics import recall_from_ranks, target_ranks
 
 # methods that are a retriever alone, evaluated on the initial query (round 0)
 STATIC = {"static": "base", "bag-of-labels": "labels"}
-# IDeal's own methods run on the IAT-tuned retriever when one is given; the baselines and `static` keep the
-# base retriever, and the IAT ablations name the checkpoint they use instead.
+# plug-and-play (Table 2): IDeal wrapped around another retriever
+PLUG = {"ideal (bag-of-labels)": "labels"}
+# `ideal` and its ablations run on the IAT-tuned retriever when one is given; the baselines and `static` keep
+# the base retriever, and the IAT ablations name the checkpoint they use instead.
 IAT_WEIGHTS = {"w/o IAT": "base", "w/o L_dis": "iat_no_ldis", "w/o L_div": "iat_no_ldiv"}
 # the checkpoint an IAT ablation needs to mean anything ("w/o IAT" is only an ablation when IAT is on)
 IAT_REQUIRES = {"w/o IAT": "iat", "w/o L_dis": "iat_no_ldis", "w/o L_div": "iat_no_ldiv"}
-BASELINES = ("chatir", "rewrite", "merlin")
-ALL_METHODS = tuple(STATIC) + tuple(m for m in METHODS if m != "static")
+BASELINES = ("chatir", "rewrite", "merlin", "ir", "sum")
+ALL_METHODS = tuple(STATIC) + tuple(m for m in METHODS if m != "static") + tuple(PLUG)
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,7 @@ class EvalSpec:
 
     data: dict  # {"synthetic": root} or {"scannet_dir": .., "scanrefer": .., "nr3d": .., "sr3d": .., "label_map": ..}
     sources: tuple = ("scanrefer",)
+    split: str = "val"  # synthetic: the split whose scenes are the gallery and whose descriptions are queries
     limit: Optional[int] = None
     weights: str = str(DEFAULT_WEIGHTS)
     iat_weights: dict = field(default_factory=dict)  # {"iat": dir, "iat_no_ldis": dir, "iat_no_ldiv": dir}
@@ -56,12 +59,12 @@ class EvalContext:
         self.spec, self.cfg = spec, config_from_dict(spec.config)
         d = spec.data
         if "synthetic" in d:
-            self.ds = load_synthetic(d["synthetic"], "val", points_per_object=0)
+            self.ds = load_synthetic(d["synthetic"], spec.split, points_per_object=0)
             sources = spec.sources
         else:
             self.ds = load(d["scannet_dir"], scanrefer=d.get("scanrefer"), nr3d=d.get("nr3d"), sr3d=d.get("sr3d"),
                            label_map=d.get("label_map"), points_per_object=0)
-            sources = ("scanrefer", "nr3d", "sr3d")
+            sources = spec.sources
         self.descs = queries(self.ds, sources, spec.limit)
         if not self.descs:
             raise ValueError(f"no queries to evaluate in {d}")
@@ -71,21 +74,25 @@ class EvalContext:
 
     @property
     def text(self):
-        """The text encoder, loaded on first use: a job's driver reads only the data."""
+        """The text encoder, loaded on first use (a job's driver reads only the data) and shared by every
+        context of the process."""
         if self._text is None:
             from .encoders.text import TextEncoder
 
             tc = self.cfg.text_encoder
-            self._text = TextEncoder(tc.model_dir, max_length=tc.max_length)
+            key = (tc.model_dir, tc.max_length)
+            if key not in _TEXT:
+                _TEXT[key] = TextEncoder(tc.model_dir, max_length=tc.max_length)
+            self._text = _TEXT[key]
         return self._text
 
     def parts(self, method: str):
         """(config, gallery, questioner, summariser, simulated user) of a dialog method, built once: their
         caches (sentence embeddings, scene knowledge) carry over from shard to shard."""
         if method not in self._parts:
-            cfg = method_config(method, self.cfg.dialog)
+            cfg = method_config("ideal" if method in PLUG else method, self.cfg.dialog)
             gallery = self.gallery(weights_for(method, self.spec))
-            self._parts[method] = (cfg, gallery, build_questioner(cfg, gallery), build_summariser(cfg),
+            self._parts[method] = (cfg, gallery, build_questioner(cfg, gallery), build_summariser(cfg, gallery),
                                    build_user(cfg, self.ds.memories, self.text))
         return self._parts[method]
 
@@ -104,13 +111,16 @@ class EvalContext:
 
 
 _CONTEXTS: dict[str, EvalContext] = {}
+_TEXT: dict = {}
+MAX_CONTEXTS = 4  # a worker alternating between a few settings (memory, query set) keeps their caches
 
 
 def context(spec: EvalSpec) -> EvalContext:
     """One context per spec per process (a Ray worker reuses it across shards)."""
     key = spec.key()
     if key not in _CONTEXTS:
-        _CONTEXTS.clear()
+        if len(_CONTEXTS) >= MAX_CONTEXTS:
+            _CONTEXTS.pop(next(iter(_CONTEXTS)))
         _CONTEXTS[key] = EvalContext(spec)
     return _CONTEXTS[key]
 
@@ -122,6 +132,8 @@ def weights_for(method: str, spec: EvalSpec) -> str:
         if key != "base" and key not in spec.iat_weights:
             raise ValueError(f"{method} needs the {key} checkpoint, which was not given")
         return key
+    if method in PLUG:
+        return PLUG[method]
     if method in STATIC or method in BASELINES or "iat" not in spec.iat_weights:
         return "base"
     return "iat"

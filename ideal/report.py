@@ -1,16 +1,43 @@
-"""Evaluation outputs: results.json, results.md (Table 1 / Table 3 analogues + per-round rows),
-recall_vs_round.png and the dialog transcripts as parquet."""
+"""Evaluation outputs: results.json, results.md (the paper's Tables 1–3 with its numbers beside ours),
+recall-vs-round PNGs and the dialog transcripts as parquet.
+
+Results are keyed by setting "<query set>/<memory>/s<seed>" (e.g. "scanrefer/fine/s0"), then method, then
+round: {"R@1", "R@5", "R@10", "Rsum"}.
+"""
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .metrics import KS
 
 COLS = [f"R@{k}" for k in KS] + ["Rsum"]
+QUERY_SETS = ("scanrefer", "nr3d", "sr3d")
+MEMORIES = ("coarse", "fine")
+
+# The paper's numbers (../shared/PAPER.md), Rsum unless a tuple (R@1, R@5, R@10, Rsum). Keys: memory -> set ->
+# method; the static row is the paper's best static retriever (RoMa).
+PAPER_TABLE1 = {
+    "coarse": {"scanrefer": {"static": (11.4, 34.8, 54.4, 100.6), "ideal": (16.0, 42.7, 59.8, 118.5)},
+               "nr3d": {"static": 68.9, "ideal": 96.9}, "sr3d": {"static": 74.4, "ideal": 89.0}},
+    "fine": {"scanrefer": {"chatir": 150.3, "rewrite": 128.1, "merlin": 183.7, "ir": 181.2, "sum": 189.0,
+                           "ideal": (37.8, 71.8, 86.4, 196.0)},
+             "nr3d": {"chatir": 114.0, "rewrite": 94.3, "merlin": 148.6, "ir": 129.8, "sum": 145.2, "ideal": 167.8},
+             "sr3d": {"chatir": 98.3, "rewrite": 80.9, "merlin": 116.5, "ir": 109.1, "sum": 120.0, "ideal": 126.4}},
+}
+# Table 2 (ScanRefer Rsum, static -> +IDeal), the paper's retrievers
+PAPER_TABLE2 = {"coarse": [("VSE∞", 93.0, 109.8), ("CRCL", 92.5, 105.0)],
+                "fine": [("VSE∞", 118.7, 191.4), ("CRCL", 120.9, 182.1), ("RoMa", 123.1, 196.0)]}
+PAPER_TABLE3 = {"ideal": 196.0, "w/o Q1": 193.9, "w/o Q2": 165.1, "w/o p1": 191.8, "w/o p2": 172.0, "w/o p3": 183.8,
+                "w/o CoT": 193.1, "w/o IAT": 129.4, "w/o L_dis": 188.8, "w/o L_div": 191.7}
+
+
+def setting(query_set: str, memory: str, seed: int) -> str:
+    return f"{query_set}/{memory}/s{seed}"
 
 
 def final(rounds: dict) -> dict:
@@ -18,73 +45,155 @@ def final(rounds: dict) -> dict:
     return rounds[str(max(int(r) for r in rounds))]
 
 
-def table1(results: dict, memory: str, methods: list[str]) -> str:
-    """Final-round R@1/5/10/Rsum per method, as the paper's Table 1 (one memory setting)."""
-    lines = [f"| method (memory: {memory}) | rounds | " + " | ".join(COLS) + " |", "|---|---:|" + "---:|" * len(COLS)]
+def _runs(results: dict, query_set: str, memory: str, method: str) -> list[dict]:
+    """The per-round results of `method` in every seed of (query set, memory)."""
+    prefix = f"{query_set}/{memory}/s"
+    return [r[method] for key, r in sorted(results.items()) if key.startswith(prefix) and method in r]
+
+
+def _cell(runs: list[dict], col: str, at_round=None) -> str:
+    vals = [(final(r) if at_round is None else r.get(str(at_round), final(r)))[col] for r in runs]
+    if not vals:
+        return ""
+    if len(vals) == 1:
+        return f"{vals[0]:.1f}"
+    return f"{np.mean(vals):.1f} ± {np.std(vals):.1f}"
+
+
+def _paper(value, col: str) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, tuple):
+        return f"{value[COLS.index(col)]:.1f}"
+    return f"{value:.1f}" if col == "Rsum" else ""
+
+
+def table1(results: dict, memory: str, methods: list[str], sets=QUERY_SETS) -> str:
+    """Final-round R@1/5/10/Rsum per method and query set, the paper's Rsum beside ours (Table 1)."""
+    sets = [s for s in sets if any(_runs(results, s, memory, m) for m in methods)]
+    head = "| method | " + " | ".join(f"{s} {c}" for s in sets for c in COLS + ["paper Rsum"]) + " |"
+    lines = [head, "|---|" + "---:|" * (len(sets) * (len(COLS) + 1))]
     for m in methods:
-        rounds = results[m]
-        f = final(rounds)
-        lines.append(f"| {m} | {max(int(r) for r in rounds)} | " + " | ".join(f"{f[c]:.1f}" for c in COLS) + " |")
+        cells = []
+        for s in sets:
+            runs = _runs(results, s, memory, m)
+            cells += [_cell(runs, c) for c in COLS]
+            cells.append(_paper(PAPER_TABLE1.get(memory, {}).get(s, {}).get(m), "Rsum"))
+        if any(cells[i] for i in range(len(cells)) if (i + 1) % (len(COLS) + 1)):
+            lines.append(f"| {m} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def per_round(results: dict, methods: list[str], metric: str = "Rsum") -> str:
-    n = max(max(int(r) for r in results[m]) for m in methods)
-    lines = [f"| {metric} | " + " | ".join(f"round {r}" for r in range(n + 1)) + " |", "|---|" + "---:|" * (n + 1)]
-    for m in methods:
-        cells = [f"{results[m][str(r)][metric]:.1f}" if str(r) in results[m] else "" for r in range(n + 1)]
-        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+def table2(results: dict, pairs: list[tuple[str, str, str]], query_set: str = "scanrefer") -> str:
+    """Plug-and-play: (retriever name, static method, IDeal method) rows, Rsum static -> +IDeal per memory."""
+    lines = ["| retriever | memory | static Rsum | +IDeal Rsum | gain |", "|---|---|---:|---:|---:|"]
+    for memory in MEMORIES:
+        for name, static, plugged in pairs:
+            a, b = _runs(results, query_set, memory, static), _runs(results, query_set, memory, plugged)
+            if a and b:
+                x, y = np.mean([final(r)["Rsum"] for r in a]), np.mean([final(r)["Rsum"] for r in b])
+                lines.append(f"| {name} (ours) | {memory} | {x:.1f} | {y:.1f} | {y - x:+.1f} |")
+        for name, x, y in PAPER_TABLE2[memory]:
+            lines.append(f"| {name} (paper) | {memory} | {x:.1f} | {y:.1f} | {y - x:+.1f} |")
     return "\n".join(lines)
 
 
-def markdown(results: dict, meta: dict, methods: list[str], ablations: list[str]) -> str:
-    parts = [f"# Interactive retrieval: {meta['queries']} dialogs, {meta['gallery']} scenes", "",
-             f"Dataset: `{meta['dataset']}`; memory: {meta['memory']}; rounds: {meta['rounds']}; "
-             f"weights: `{meta['weights']}`; IAT weights: `{meta.get('iat_weights')}`", "",
-             "## Final round (Table 1 layout)", "",
-             table1(results, meta["memory"], methods), "", "## Rsum per round", "", per_round(results, methods)]
+def table3(results: dict, ablations: list[str], query_set: str = "scanrefer", memory: str = "fine") -> str:
+    """Ablations: final-round Rsum of the full model and each ablation, with the paper's."""
+    lines = ["| variant | R@1 | R@5 | R@10 | Rsum | vs full | paper Rsum |", "|---|---:|---:|---:|---:|---:|---:|"]
+    full = _runs(results, query_set, memory, "ideal")
+    base = np.mean([final(r)["Rsum"] for r in full]) if full else None
+    for m in ["ideal"] + ablations:
+        runs = _runs(results, query_set, memory, m)
+        if not runs:
+            continue
+        rsum = np.mean([final(r)["Rsum"] for r in runs])
+        delta = f"{rsum - base:+.1f}" if base is not None and m != "ideal" else ""
+        lines.append(f"| {m} | " + " | ".join(_cell(runs, c) for c in COLS) + f" | {delta} | "
+                     f"{PAPER_TABLE3.get(m, ''):} |")
+    return "\n".join(lines)
+
+
+def per_round(results: dict, query_set: str, memory: str, methods: list[str]) -> str:
+    """Rsum after each round (mean over seeds)."""
+    runs = {m: _runs(results, query_set, memory, m) for m in methods}
+    runs = {m: r for m, r in runs.items() if r}
+    if not runs:
+        return ""
+    n = max(max(int(k) for k in r[0]) for r in runs.values())
+    lines = ["| Rsum | " + " | ".join(f"round {r}" for r in range(n + 1)) + " |", "|---|" + "---:|" * (n + 1)]
+    for m, rs in runs.items():
+        lines.append(f"| {m} | " + " | ".join(_cell(rs, "Rsum", r) for r in range(n + 1)) + " |")
+    return "\n".join(lines)
+
+
+def markdown(results: dict, meta: dict, methods: list[str], ablations: list[str], plug: list[tuple]) -> str:
+    def per_setting(d) -> str:
+        if not isinstance(d, dict):
+            return str(d)
+        return ", ".join(f"{k} {v}" for k, v in d.items() if k.endswith("/s0") or "/s" not in k)
+
+    parts = [f"# Interactive text-to-3D-scene retrieval: {meta['dataset']}", "",
+             f"Gallery: {meta['gallery']} scenes ({meta.get('split', 'val')} split); queries: "
+             f"{per_setting(meta['queries'])}; rounds: {per_setting(meta['rounds'])}; weights: `{meta['weights']}`; IAT weights: "
+             f"`{meta.get('iat_weights')}`. Cells with ± are mean ± std over seeds of the simulated user. "
+             "The paper's numbers (ScanNet, 7B LLMs) are beside ours for the shape of the results, not as "
+             "the same benchmark.", ""]
+    for memory in MEMORIES:
+        if any(key.split("/")[1] == memory for key in results):
+            parts += [f"## Table 1: {memory} memory{' (†: leaks scene information)' if memory == 'fine' else ''}",
+                      "", table1(results, memory, methods), ""]
+    if plug:
+        parts += ["## Table 2: plug-and-play (ScanRefer-style queries)", "", table2(results, plug), ""]
     if ablations:
-        rows = ["ideal"] if "ideal" in results else []
-        parts += ["", "## Ablations (Table 3 layout, final round)", "",
-                  table1(results, meta["memory"], rows + ablations), "", "### Rsum per round", "",
-                  per_round(results, rows + ablations)]
-    return "\n".join(parts) + "\n"
+        parts += ["## Table 3: ablations (ScanRefer-style queries, fine memory)", "", table3(results, ablations), ""]
+    for memory in MEMORIES:
+        table = per_round(results, "scanrefer", memory, methods + ablations)
+        if table:
+            parts += [f"## Rsum per round (ScanRefer-style queries, {memory} memory)", "", table, ""]
+    return "\n".join(parts)
 
 
-def plot(results: dict, methods: list[str], path: Path, title: str) -> None:
+def plot(results: dict, methods: list[str], path: Path, query_set: str = "scanrefer") -> None:
+    """Recall vs round: Rsum and R@1, one row of panels per memory."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    n = max(max(int(r) for r in results[m]) for m in methods)
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for ax, metric in zip(axes, ("Rsum", "R@1")):
-        for m in methods:
-            rounds = sorted(int(r) for r in results[m])
-            ys = [results[m][str(r)][metric] for r in rounds]
-            if len(rounds) == 1:  # a static method: the same ranking every round
-                ax.plot(range(n + 1), ys * (n + 1), linestyle="--", label=m)
-            else:
-                ax.plot(rounds, ys, marker="o", label=m)
-        ax.set_xlabel("round")
-        ax.set_ylabel(metric)
-        ax.set_xticks(range(n + 1))
-        ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
-    fig.suptitle(title)
+    memories = [m for m in MEMORIES if any(_runs(results, query_set, m, x) for x in methods)]
+    fig, axes = plt.subplots(len(memories), 2, figsize=(11, 4 * len(memories)), squeeze=False)
+    for row, memory in zip(axes, memories):
+        runs = {m: _runs(results, query_set, memory, m) for m in methods}
+        runs = {m: r for m, r in runs.items() if r}
+        n = max(max(int(k) for k in r[0]) for r in runs.values())
+        for ax, metric in zip(row, ("Rsum", "R@1")):
+            for m, rs in runs.items():
+                rounds = sorted(int(k) for k in rs[0])
+                ys = [np.mean([r[str(k)][metric] for r in rs]) for k in rounds]
+                if len(rounds) == 1:  # a static method: the same ranking every round
+                    ax.plot(range(n + 1), ys * (n + 1), linestyle="--", label=m)
+                else:
+                    ax.plot(rounds, ys, marker="o", label=m)
+            ax.set_xlabel("round")
+            ax.set_ylabel(metric)
+            ax.set_title(f"{query_set}, {memory} memory")
+            ax.set_xticks(range(n + 1))
+            ax.grid(alpha=0.3)
+        row[0].legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
 
 def write_all(out: Path, results: dict, meta: dict, methods: list[str], ablations: list[str],
-              transcripts: list[dict]) -> list[Path]:
+              transcripts: list[dict], plug: list[tuple] = ()) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / "results.json", out / "results.md", out / "recall_vs_round.png", out / "transcripts.parquet"]
     paths[0].write_text(json.dumps({**meta, "results": results}, indent=1) + "\n")
-    paths[1].write_text(markdown(results, meta, methods, ablations))
-    plot(results, methods + ablations, paths[2], f"{meta['queries']} dialogs, memory {meta['memory']}")
+    paths[1].write_text(markdown(results, meta, methods, ablations, list(plug)))
+    sets = {key.split("/")[0] for key in results}
+    plot(results, methods + ablations, paths[2], "scanrefer" if "scanrefer" in sets else sorted(sets)[0])
     if transcripts:
         pq.write_table(pa.Table.from_pylist(transcripts), paths[3])
     else:

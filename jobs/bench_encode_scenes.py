@@ -50,7 +50,7 @@ def main() -> None:
     overrides = [f"data.{k}={v}" for k, v in (("scenes", args.scenes), ("seed", args.seed)) if v is not None]
     cfg = load_config(None, overrides)
     root = Path(generate(cfg.data.synthetic_root(), cfg.data.scenes, cfg.data.seed))
-    ids = sorted(split_scene_ids(root, "train") + split_scene_ids(root, "val"))
+    ids = sorted(split_scene_ids(root, "train+dev") + split_scene_ids(root, "val"))
     shards = [ids[i:i + args.shard_size] for i in range(0, len(ids), args.shard_size)]
     tmp = Path(tempfile.mkdtemp())
     try:

@@ -75,7 +75,7 @@ def main(argv=None) -> None:
         cfg = load_config(None, args.set)
         root = Path(generate(cfg.data.synthetic_root(), cfg.data.scenes, cfg.data.seed))
         scan_dir, label_map = root / "scans", str(root / "scannetv2-labels.combined.tsv")
-        ids = (split_scene_ids(root, "train") + split_scene_ids(root, "val") if args.split == "all"
+        ids = (split_scene_ids(root, "train+dev") + split_scene_ids(root, "val") if args.split == "all"
                else split_scene_ids(root, args.split))
     if not scenes_parquet:
         source = str(Path(scan_dir).resolve())

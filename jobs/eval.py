@@ -1,24 +1,29 @@
 """The main job: simulated-user evaluation of interactive retrieval, on Ray.
 
 With no flags it runs the embedded default: the synthetic benchmark (generated on first use), the shipped
-weights (base retriever for static and the baselines, the IAT-tuned one for ideal/ir/sum), methods static,
-chatir, merlin and ideal, 5 rounds, fine memory, every val query.
+weights (base retriever for static and the baselines, the IAT-tuned one for ideal), methods static, chatir,
+merlin and ideal, 5 rounds, fine memory, every ScanRefer-style val query.
 
     python jobs/eval.py
+    python jobs/eval.py --tables --out results/tables          # Tables 1-3 of the paper, both memories, 3 seeds
     python jobs/eval.py --methods static,labels --rounds 0 --limit 200 --out results/quick
+    python jobs/eval.py --memory coarse --queries nr3d --out results/nr3d_coarse
     python jobs/eval.py --ablations --out results/ablations
+    python jobs/eval.py --split dev --out results/dev          # the dev split, where defaults are chosen
     python jobs/eval.py --scannet-dir ScanNet/scans --scanrefer ScanRefer_filtered_val.json --out results/scanrefer
     RAY_AUTH_MODE=token ray job submit --address http://127.0.0.1:8265 --working-dir . -- \
         python jobs/eval.py --out /tmp/results/default       # a cluster with token auth (README: Ray)
 
-Dialogs run as Ray tasks over shards (a method x a slice of the queries). Each finished shard is stored under
-OUT/shards/, so a killed job resubmitted with the same flags continues where it stopped, without losing or
-repeating a dialog. Writes OUT/results.json (per method and round: R@1, R@5, R@10, Rsum), OUT/results.md,
-OUT/recall_vs_round.png, OUT/transcripts.parquet and OUT/stats.json.
+Dialogs run as Ray tasks over shards (a setting x a method x a slice of the queries; a setting is a query set,
+a memory and a seed of the simulated user). Each finished shard is stored under OUT/shards/, so a killed job
+resubmitted with the same flags continues where it stopped, without losing or repeating a dialog. Writes
+OUT/results.json (per setting, method and round: R@1, R@5, R@10, Rsum), OUT/results.md (Tables 1-3 with the
+paper's numbers), OUT/recall_vs_round.png, OUT/transcripts.parquet and OUT/stats.json.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import re
@@ -27,11 +32,14 @@ from pathlib import Path
 
 from ideal.config import load_config
 from ideal.dialog.methods import ABLATIONS
-from ideal.dialog_eval import (ALL_METHODS, IAT_REQUIRES, EvalSpec, check_methods, method_rounds, recall_per_round,
-                               shard_plan)
+from ideal.dialog_eval import (ALL_METHODS, IAT_REQUIRES, PLUG, EvalSpec, check_methods, method_rounds,
+                               recall_per_round, shard_plan)
 from ideal.evaluate import DEFAULT_WEIGHTS, SHIPPED_IAT
+from ideal.report import QUERY_SETS, setting
 
 DEFAULT_METHODS = "static,chatir,merlin,ideal"
+TABLE_METHODS = ["static", "bag-of-labels", "chatir", "rewrite", "merlin", "ir", "sum", "ideal"]
+ROUNDS = {"fine": 5, "coarse": 3}  # the paper's dialog lengths per memory
 
 
 def parse(argv):
@@ -41,12 +49,20 @@ def parse(argv):
     ap.add_argument("--rounds", type=int, default=None, help="dialog rounds after the initial query (default 5)")
     ap.add_argument("--memory", choices=["coarse", "fine"], default=None, help="the simulated user's memory")
     ap.add_argument("--ablations", action="store_true", help=f"also run {', '.join(ABLATIONS)} (Table 3)")
+    ap.add_argument("--tables", action="store_true",
+                    help="the paper's Tables 1-3: every method x {scanrefer, nr3d, sr3d} x {coarse, fine}, "
+                         "plug-and-play, ablations, seeds for the headline rows")
+    ap.add_argument("--seeds", type=int, default=None,
+                    help="seeds of the simulated user for the headline (ideal) rows (default 1; 3 with --tables)")
+    ap.add_argument("--split", default="val", choices=["val", "dev"], help="synthetic: the split evaluated")
     ap.add_argument("--scannet-dir", help="ScanNet scans folder (else: the synthetic benchmark)")
     ap.add_argument("--scanrefer", help="ScanRefer JSON (queries)")
     ap.add_argument("--nr3d", help="Nr3D CSV (queries)")
     ap.add_argument("--sr3d", help="Sr3D CSV (queries)")
     ap.add_argument("--label-map", help="scannetv2-labels.combined.tsv for raw label normalisation")
-    ap.add_argument("--queries", default="scanrefer", help="synthetic: which description styles are queries")
+    ap.add_argument("--queries", default=None,
+                    help=f"query sets, comma-separated, from {', '.join(QUERY_SETS)} (synthetic: description styles; "
+                         "default scanrefer, with --tables all three)")
     ap.add_argument("--limit", type=int, help="evaluate the first N queries")
     ap.add_argument("--weights", default=str(DEFAULT_WEIGHTS), help="base retriever checkpoint folder")
     ap.add_argument("--iat-weights", default=None,
@@ -71,7 +87,43 @@ def parse(argv):
         ap.error("--limit must be >= 1")
     if args.shard_size < 1:
         ap.error("--shard-size must be >= 1")
+    if args.seeds is not None and args.seeds < 1:
+        ap.error("--seeds must be >= 1")
+    bad = [q for q in (args.queries or "").split(",") if q.strip() and q.strip() not in QUERY_SETS]
+    if bad:
+        ap.error(f"--queries: unknown query sets {bad}; choose from {', '.join(QUERY_SETS)}")
     return args, methods
+
+
+def slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_")
+
+
+def settings(args, cfg, methods: list[str], ablations: list[str]) -> list[tuple[str, str, int, list[str]]]:
+    """(query set, memory, seed, methods) to run: the flags' one setting, or the whole of Tables 1-3."""
+    if args.scannet_dir:
+        sets = [q for q in QUERY_SETS if getattr(args, q)]
+    elif args.queries:
+        sets = [q.strip() for q in args.queries.split(",") if q.strip()]
+    else:
+        sets = list(QUERY_SETS) if args.tables else ["scanrefer"]
+    if not args.tables:
+        memory = args.memory or cfg.dialog.memory
+        seeds = range(args.seeds or 1)
+        out = [(q, memory, cfg.dialog.seed, methods + [a for a in ablations if a not in methods]) for q in sets]
+        head = [m for m in methods if m == "ideal"]
+        return out + [(q, memory, cfg.dialog.seed + s, head) for q in sets for s in seeds if s and head]
+    seeds = range(args.seeds or 3)
+    out = []
+    for memory in ("coarse", "fine"):
+        for q in sets:
+            # Tables 2 and 3 and the headline seeds are on ScanRefer-style queries, as in the paper
+            main = q == ("scanrefer" if "scanrefer" in sets else sets[0])
+            extra = list(PLUG) if main else []
+            extra += ablations if (main and memory == "fine") else []
+            out.append((q, memory, cfg.dialog.seed, TABLE_METHODS + extra))
+            out += [(q, memory, cfg.dialog.seed + s, ["ideal"]) for s in seeds if s and main]
+    return out
 
 
 def slug(name: str) -> str:
@@ -84,11 +136,6 @@ def main(argv=None) -> None:
         cfg = load_config(args.config, args.set)
     except (ValueError, OSError) as e:
         sys.exit(f"eval.py: {e}")
-    if args.rounds is not None:
-        cfg.dialog.rounds = args.rounds
-    if args.memory is not None:
-        cfg.dialog.memory = args.memory
-    rounds = cfg.dialog.rounds
     iat = {}
     if (args.iat_weights or "").lower() != "none":
         iat["iat"] = Path(args.iat_weights) if args.iat_weights else SHIPPED_IAT["iat"]
@@ -97,12 +144,13 @@ def main(argv=None) -> None:
     iat = {k: str(v.resolve()) for k, v in iat.items() if (v / "model.safetensors").is_file()}
     if args.iat_weights and args.iat_weights.lower() != "none" and "iat" not in iat:
         sys.exit(f"eval.py: --iat-weights {args.iat_weights}: not a checkpoint folder (no model.safetensors)")
-    ablations = list(ABLATIONS) if args.ablations else []
+    ablations = list(ABLATIONS) if (args.ablations or args.tables) else []
     missing = [a for a in ablations if a in IAT_REQUIRES and IAT_REQUIRES[a] not in iat]
     if missing:
         print(f"note: no IAT checkpoints for {', '.join(missing)}: those ablations are left out", flush=True)
         ablations = [a for a in ablations if a not in missing]
 
+    import numpy as np
     import ray
     from tqdm import tqdm
 
@@ -119,67 +167,69 @@ def main(argv=None) -> None:
         root = generate(cfg.data.synthetic_root(), cfg.data.scenes, cfg.data.seed)
         data = {"synthetic": str(Path(root).resolve())}
         dataset = str(root)
-    spec = EvalSpec(data=data, sources=tuple(s.strip() for s in args.queries.split(",")), limit=args.limit,
-                    weights=str(Path(args.weights).resolve()), iat_weights=iat, config=cfg.to_dict())
-    ctx = context(spec)  # the driver reads the data once too: stats, query count, early errors
-    stats = dataset_stats(ctx.ds)
-    print(f"\n== gallery and queries: {dataset} ==\n{format_stats(stats)}\n", flush=True)
-    n = len(ctx.descs)
-
     out = Path(args.out)
-    shard_dir = out / "shards"
-    shard_dir.mkdir(parents=True, exist_ok=True)
-    fingerprint = json.loads(spec.key())
-    fp_path = shard_dir / "spec.json"
-    if fp_path.exists() and json.loads(fp_path.read_text()) != fingerprint:
-        sys.exit(f"eval.py: {shard_dir} holds shards of a different evaluation (data, config or weights differ); "
-                 f"use another --out or delete that folder")
-    fp_path.write_text(json.dumps(fingerprint, indent=1) + "\n")
+    jobs, specs, n_queries, stats = [], {}, {}, None
+    for q, memory, seed, names in settings(args, cfg, methods, ablations):
+        c = dataclasses.replace(cfg, dialog=dataclasses.replace(cfg.dialog, memory=memory, seed=seed))
+        rounds = args.rounds if args.rounds is not None else ROUNDS[memory]
+        c.dialog.rounds = rounds
+        spec = EvalSpec(data=data, sources=(q,), split=args.split, limit=args.limit,
+                        weights=str(Path(args.weights).resolve()), iat_weights=iat, config=c.to_dict())
+        ctx = context(spec)  # the driver reads the data once too: stats, query count, early errors
+        if stats is None:
+            stats = dataset_stats(ctx.ds)
+            print(f"\n== gallery and queries: {dataset} ({args.split}) ==\n{format_stats(stats)}\n", flush=True)
+        key = setting(q, memory, seed)
+        specs[key], n_queries[key] = spec, len(ctx.descs)
+        shard_dir = out / "shards" / slug(key)
+        shard_dir.mkdir(parents=True, exist_ok=True)
+        fingerprint, fp_path = json.loads(spec.key()), shard_dir / "spec.json"
+        if fp_path.exists() and json.loads(fp_path.read_text()) != fingerprint:
+            sys.exit(f"eval.py: {shard_dir} holds shards of a different evaluation (data, config or weights "
+                     f"differ); use another --out or delete that folder")
+        fp_path.write_text(json.dumps(fingerprint, indent=1) + "\n")
+        for m, a, b in shard_plan(len(ctx.descs), names, args.shard_size):
+            jobs.append((key, m, a, b, method_rounds(m, rounds), shard_dir / slug(m) / f"{a:07d}-{b:07d}.json"))
 
-    everything = methods + [a for a in ablations if a not in methods]
-    plan = shard_plan(n, everything, args.shard_size)
-
-    def shard_path(m, a, b):
-        return shard_dir / slug(m) / f"{a:07d}-{b:07d}.json"
-
-    todo = [p for p in plan if not shard_path(*p).exists()]
-    print(f"{len(plan)} shards ({len(plan) - len(todo)} already done), {n} dialogs x {len(everything)} methods, "
-          f"{rounds} rounds", flush=True)
+    todo = [j for j in jobs if not j[-1].exists()]
+    print(f"{len(jobs)} shards ({len(jobs) - len(todo)} already done) over {len(specs)} settings", flush=True)
     if todo:
         ray.init(address=args.address or os.environ.get("RAY_ADDRESS"), include_dashboard=False,
                  log_to_driver=False)
         task = ray.remote(num_cpus=1, max_retries=2)(run_shard)
-        pending = {task.remote(spec, m, a, b, method_rounds(m, rounds)): (m, a, b) for m, a, b in todo}
-        with tqdm(total=len(plan), initial=len(plan) - len(todo), desc="shards", unit="shard") as bar:
+        pending = {task.remote(specs[key], m, a, b, r): (key, m, a, b, path) for key, m, a, b, r, path in todo}
+        with tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc="shards", unit="shard") as bar:
             while pending:
                 done, _ = ray.wait(list(pending), num_returns=1)
-                m, a, b = pending.pop(done[0])
+                key, m, a, b, path = pending.pop(done[0])
                 res = ray.get(done[0])
-                path = shard_path(m, a, b)
                 path.parent.mkdir(parents=True, exist_ok=True)
                 tmp = path.with_suffix(".tmp")
                 tmp.write_text(json.dumps(res))
                 tmp.replace(path)  # atomic: a shard file is either whole or absent
-                bar.set_postfix_str(f"{m} {a}-{b}")
+                bar.set_postfix_str(f"{key} {m} {a}-{b}")
                 bar.update(1)
 
-    import numpy as np
-
     results, transcripts = {}, []
-    for m in everything:
-        ranks, ids = [], []
-        for mm, a, b in plan:
-            if mm == m:
-                res = json.loads(shard_path(mm, a, b).read_text())
-                ranks += res["ranks"]
-                ids += res["dialog_ids"]
-                transcripts += res["transcript"]
-        if len(ids) != n or len(set(ids)) != n:
-            sys.exit(f"eval.py: method {m}: {len(ids)} dialogs in shards, {len(set(ids))} distinct, expected {n}")
-        results[m] = recall_per_round(np.array(ranks))
-    meta = {"dataset": dataset, "queries": n, "gallery": len(ctx.ds.scenes), "memory": cfg.dialog.memory,
-            "rounds": rounds, "weights": args.weights, "iat_weights": iat.get("iat"), "argv": sys.argv[1:] if argv is None else list(argv)}
-    paths = write_all(out, results, meta, methods, [a for a in ablations if a not in methods], transcripts)
+    for key in specs:
+        for m in dict.fromkeys(j[1] for j in jobs if j[0] == key):
+            ranks, ids = [], []
+            for k2, mm, a, b, _, path in jobs:
+                if k2 == key and mm == m:
+                    res = json.loads(path.read_text())
+                    ranks += res["ranks"]
+                    ids += res["dialog_ids"]
+                    transcripts += [{**row, "setting": key} for row in res["transcript"]]
+            n = n_queries[key]
+            if len(ids) != n or len(set(ids)) != n:
+                sys.exit(f"eval.py: {key} {m}: {len(ids)} dialogs in shards, {len(set(ids))} distinct, expected {n}")
+            results.setdefault(key, {})[m] = recall_per_round(np.array(ranks))
+    shown = [m for m in (TABLE_METHODS + list(PLUG) if args.tables else methods)]
+    meta = {"dataset": dataset, "split": args.split, "queries": n_queries, "gallery": stats["scenes"],
+            "rounds": {k: specs[k].config["dialog"]["rounds"] for k in specs}, "weights": args.weights,
+            "iat_weights": iat.get("iat"), "argv": sys.argv[1:] if argv is None else list(argv)}
+    plug = [("trained", "static", "ideal"), ("bag-of-labels", "bag-of-labels", "ideal (bag-of-labels)")]
+    paths = write_all(out, results, meta, [m for m in shown if m not in ablations], ablations, transcripts, plug)
     (out / "stats.json").write_text(json.dumps(stats, indent=1) + "\n")
     print("\n" + (out / "results.md").read_text())
     print("wrote " + ", ".join(str(p) for p in paths))

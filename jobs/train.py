@@ -108,7 +108,8 @@ def main(argv=None) -> None:
     text = TextEncoder(cfg.text_encoder.model_dir, max_length=cfg.text_encoder.max_length)
     bank = LabelBank(text.embed_backbone)
     if args.stage == "iat":
-        base_cfg = config_from_dict(json.loads((Path(args.init) / "config.json").read_text()))
+        saved = json.loads((Path(args.init) / "config.json").read_text())
+        base_cfg = config_from_dict({k: saved[k] for k in ("text_encoder", "scene_encoder") if k in saved})
         cfg.scene_encoder, cfg.text_encoder = base_cfg.scene_encoder, base_cfg.text_encoder  # the model being tuned
     arrays = build_train_arrays(train_ds, text, bank, cfg.scene_encoder, cfg.train.sources, cache_dir=Path("cache"))
     if args.stage == "iat":

@@ -1,5 +1,7 @@
 """jobs/eval.py as a user runs it: the static evaluation with the shipped weights, on synthetic data and on a
-ScanNet/ScanRefer-format folder (zero-shot), writing results.json and results.md."""
+ScanNet/ScanRefer-format folder (zero-shot), writing results.json (keyed by setting "<query set>/<memory>/s<seed>")
+and results.md; and the plan of settings behind --tables."""
+import importlib.util
 import json
 import subprocess
 import sys
@@ -7,9 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from ideal.config import load_config
+from ideal.dialog.methods import ABLATIONS
+from ideal.scenes.dataset import split_scene_ids
 from ideal.scenes.synthetic import generate
 
 ROOT = Path(__file__).resolve().parents[1]
+FINE = "scanrefer/fine/s0"
 
 
 @pytest.fixture(scope="module")
@@ -22,24 +28,34 @@ def run(*args):
                           cwd=ROOT)
 
 
-def check_results(out: Path, methods):
+def check_results(out: Path, methods, settings=(FINE,)):
     res = json.loads((out / "results.json").read_text())
-    assert set(res["results"]) == set(methods)
-    for rounds in res["results"].values():
-        r = rounds["0"]
-        assert set(r) == {"R@1", "R@5", "R@10", "Rsum"}
-        assert 0 <= r["R@1"] <= r["R@5"] <= r["R@10"] <= 100
-        assert r["Rsum"] == pytest.approx(r["R@1"] + r["R@5"] + r["R@10"])
+    assert set(res["results"]) == set(settings)
+    assert set(res["queries"]) == set(res["rounds"]) == set(settings)
+    for key in settings:
+        assert set(res["results"][key]) == set(methods)
+        for rounds in res["results"][key].values():
+            for r in rounds.values():
+                assert set(r) == {"R@1", "R@5", "R@10", "Rsum"}
+                assert 0 <= r["R@1"] <= r["R@5"] <= r["R@10"] <= 100
+                assert r["Rsum"] == pytest.approx(r["R@1"] + r["R@5"] + r["R@10"])
     assert "| static |" in (out / "results.md").read_text()
     return res
 
 
-def test_synthetic_static_eval(bench, tmp_path):
-    p = run("--methods", "static,labels", "--rounds", "0", "--limit", "15", "--out", str(tmp_path),
-            "--set", f"data.root={bench}", "--set", "data.scenes=12", "--set", "data.seed=7")
+def test_synthetic_static_eval_two_query_sets_coarse(bench, tmp_path):
+    """Several query sets in one job; coarse memory gets the paper's 3 rounds when --rounds is not given."""
+    p = run("--methods", "static,labels", "--memory", "coarse", "--queries", "scanrefer,nr3d", "--limit", "10",
+            "--out", str(tmp_path), "--set", f"data.root={bench}", "--set", "data.scenes=12", "--set", "data.seed=7")
     assert p.returncode == 0, p.stderr[-3000:]
-    res = check_results(tmp_path, ["static", "bag-of-labels"])
-    assert res["queries"] == 15 and "Rsum" in p.stdout
+    keys = ["scanrefer/coarse/s0", "nr3d/coarse/s0"]
+    res = check_results(tmp_path, ["static", "bag-of-labels"], keys)
+    assert res["queries"] == {k: 10 for k in keys} and res["rounds"] == {k: 3 for k in keys}
+    assert all(set(m) == {"0"} for m in res["results"][keys[0]].values())  # static methods: round 0 only
+    assert res["split"] == "val" and "Rsum" in p.stdout
+    md = (tmp_path / "results.md").read_text()
+    assert "## Table 1: coarse memory" in md and "| scanrefer R@1 |" in md and "| nr3d R@1 |" in md
+    assert "## Table 1: fine memory" not in md
 
 
 def test_scannet_format_folder_zero_shot(bench, tmp_path):
@@ -49,6 +65,29 @@ def test_scannet_format_folder_zero_shot(bench, tmp_path):
     res = check_results(tmp_path, ["static"])
     val = (bench / "scannetv2_val.txt").read_text().split()
     assert res["gallery"] == len(val)
+    assert res["rounds"] == {FINE: 5}  # fine memory: the paper's 5 rounds by default
+
+
+def test_dev_split_evaluates_dev_scenes_only(bench, tmp_path):
+    """--split dev: the gallery is the dev scenes and every query's target is one of them; --seeds 2 adds a
+    second seed of the simulated user for ideal only."""
+    p = run("--split", "dev", "--methods", "static,ideal", "--seeds", "2", "--rounds", "1", "--limit", "4",
+            "--out", str(tmp_path), "--set", f"data.root={bench}", "--set", "data.scenes=12", "--set", "data.seed=7")
+    assert p.returncode == 0, p.stderr[-3000:]
+    res = json.loads((tmp_path / "results.json").read_text())
+    dev, val = split_scene_ids(bench, "dev"), split_scene_ids(bench, "val")
+    assert dev and not set(dev) & set(val)
+    assert res["split"] == "dev" and res["gallery"] == len(dev)
+    assert {k: set(v) for k, v in res["results"].items()} == {FINE: {"static", "ideal"},
+                                                             "scanrefer/fine/s1": {"ideal"}}
+    assert res["queries"] == {FINE: 4, "scanrefer/fine/s1": 4}
+    import pyarrow.parquet as pq
+
+    rows = pq.read_table(tmp_path / "transcripts.parquet").to_pylist()
+    assert {r["setting"] for r in rows} == {FINE, "scanrefer/fine/s1"}
+    assert {r["target"] for r in rows} <= set(dev) and {r["top1"] for r in rows} <= set(dev)
+    md = (tmp_path / "results.md").read_text()
+    assert "(dev split)" in md and " ± " in md  # ideal over two seeds
 
 
 def test_bad_flags_are_explained(tmp_path):
@@ -56,6 +95,10 @@ def test_bad_flags_are_explained(tmp_path):
     assert p.returncode == 2 and "unknown method 'oracle'" in p.stderr and "chatir" in p.stderr
     p = run("--scannet-dir", "x", "--out", str(tmp_path))
     assert p.returncode == 2 and "--scannet-dir needs description files" in p.stderr
+    p = run("--queries", "scanrefer,referit", "--out", str(tmp_path))
+    assert p.returncode == 2 and "unknown query sets ['referit']" in p.stderr
+    p = run("--seeds", "0", "--out", str(tmp_path))
+    assert p.returncode == 2 and "--seeds must be >= 1" in p.stderr
 
 
 def test_dialog_eval_writes_everything_and_resumes(bench, tmp_path):
@@ -66,20 +109,24 @@ def test_dialog_eval_writes_everything_and_resumes(bench, tmp_path):
     p = run(*args)
     assert p.returncode == 0, p.stderr[-3000:]
     res = json.loads((tmp_path / "results.json").read_text())
-    assert set(res["results"]["ideal"]) == {"0", "1", "2"} and set(res["results"]["static"]) == {"0"}
+    assert list(res["results"]) == [FINE] and res["rounds"] == {FINE: 2} and res["queries"] == {FINE: 6}
+    got = res["results"][FINE]
+    assert set(got["ideal"]) == {"0", "1", "2"} and set(got["static"]) == {"0"}
     # round 0 of every dialog method is the static ranking
-    assert res["results"]["ideal"]["0"] == res["results"]["static"]["0"] == res["results"]["chatir"]["0"]
+    assert got["ideal"]["0"] == got["static"]["0"] == got["chatir"]["0"]
     md = (tmp_path / "results.md").read_text()
-    assert "Table 1" in md and "| ideal | 2 |" in md and "Rsum per round" in md
+    assert "## Table 1: fine memory" in md and "| ideal | " in md
+    assert "## Rsum per round (ScanRefer-style queries, fine memory)" in md
     assert (tmp_path / "recall_vs_round.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     import pyarrow.parquet as pq
 
     tr = pq.read_table(tmp_path / "transcripts.parquet").to_pylist()
     ideal_rows = [r for r in tr if r["method"] == "ideal"]
     assert len(ideal_rows) == 6 * 3 and len({r["dialog_id"] for r in ideal_rows}) == 6
+    assert {r["setting"] for r in tr} == {FINE}
     assert all(r["question"].endswith("?") and r["answer"] for r in ideal_rows if r["round"] > 0)
 
-    shards = sorted((tmp_path / "shards" / "ideal").glob("*.json"))
+    shards = sorted((tmp_path / "shards" / "scanrefer_fine_s0" / "ideal").glob("*.json"))
     assert len(shards) == 2
     shards[1].unlink()
     (tmp_path / "results.json").unlink()
@@ -108,11 +155,11 @@ def test_a_killed_job_resumes_without_losing_or_repeating_a_dialog(bench, tmp_pa
     proc = subprocess.Popen([sys.executable, str(ROOT / "jobs" / "eval.py"), *args(killed)], cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 240
-    while time.time() < deadline and proc.poll() is None and not list(killed.glob("shards/*/*.json")):
+    while time.time() < deadline and proc.poll() is None and not list(killed.glob("shards/*/*/*.json")):
         time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    done = len(list(killed.glob("shards/*/*.json")))
+    done = len(list(killed.glob("shards/*/*/*.json")))  # shards/<setting>/<method>/<a>-<b>.json
     assert 0 < done < 12, f"{done} shards were done when the job was killed"
 
     p = run(*args(killed))
@@ -121,6 +168,7 @@ def test_a_killed_job_resumes_without_losing_or_repeating_a_dialog(bench, tmp_pa
     p = run(*args(tmp_path / "whole"))
     assert p.returncode == 0, p.stderr[-3000:]
     got = json.loads((killed / "results.json").read_text())
+    assert list(got["results"]) == [FINE] and set(got["results"][FINE]) == {"chatir", "ideal"}
     assert got["results"] == json.loads((tmp_path / "whole" / "results.json").read_text())["results"]
     import pyarrow.parquet as pq
 
@@ -129,3 +177,66 @@ def test_a_killed_job_resumes_without_losing_or_repeating_a_dialog(bench, tmp_pa
     for r in rows:
         per_dialog[(r["method"], r["dialog_id"])] = per_dialog.get((r["method"], r["dialog_id"]), 0) + 1
     assert len(per_dialog) == 2 * 12 and set(per_dialog.values()) == {3}  # every dialog once, all 3 rounds
+
+
+def load_job():
+    spec = importlib.util.spec_from_file_location("eval_job", ROOT / "jobs" / "eval.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def check_tables_plan(plan, seed0):
+    """Both memories x the three query sets; plug-and-play on the first set only, ablations on scanrefer/fine
+    only, seeds beyond the first for ideal on the first set only."""
+    job = load_job()
+    ablations, plug = list(ABLATIONS), ["ideal (bag-of-labels)"]
+    base = {(q, mem): names for q, mem, seed, names in plan if seed == seed0}
+    assert sorted(base) == sorted((q, mem) for q in ("scanrefer", "nr3d", "sr3d") for mem in ("coarse", "fine"))
+    assert len(base) == len([s for s in plan if s[2] == seed0])  # one base setting each
+    for (q, mem), names in base.items():
+        expected = list(job.TABLE_METHODS)
+        if q == "scanrefer":
+            expected += plug + (ablations if mem == "fine" else [])
+        assert names == expected, (q, mem)
+    extra = sorted((q, mem, seed, tuple(names)) for q, mem, seed, names in plan if seed != seed0)
+    assert extra == sorted((q, mem, seed0 + s, ("ideal",)) for q in ["scanrefer"] for mem in ("coarse", "fine")
+                           for s in (1, 2))
+    keys = [f"{q}/{mem}/s{seed}" for q, mem, seed, _ in plan]
+    assert len(keys) == len(set(keys)) == 6 + 4
+
+
+def test_settings_for_tables_with_the_three_query_sets():
+    job = load_job()
+    args, methods = job.parse(["--tables", "--queries", "scanrefer,nr3d,sr3d"])
+    check_tables_plan(job.settings(args, load_config(), methods, list(ABLATIONS)), 0)
+    # the simulated user's seed in the config offsets every seed
+    cfg = load_config(None, ["dialog.seed=5"])
+    check_tables_plan(job.settings(args, cfg, methods, list(ABLATIONS)), 5)
+
+
+def test_settings_for_tables_default_to_the_three_query_sets():
+    """--tables alone is "every method x {scanrefer, nr3d, sr3d} x {coarse, fine}" (its --help and the module
+    docstring: `python jobs/eval.py --tables --out results/tables`)."""
+    job = load_job()
+    args, methods = job.parse(["--tables"])
+    check_tables_plan(job.settings(args, load_config(), methods, list(ABLATIONS)), 0)
+
+
+def test_settings_without_tables():
+    job = load_job()
+    args, methods = job.parse(["--methods", "static,ideal", "--memory", "coarse", "--queries", "nr3d"])
+    assert job.settings(args, load_config(), methods, []) == [("nr3d", "coarse", 0, ["static", "ideal"])]
+    args, methods = job.parse(["--methods", "static,ideal", "--ablations", "--seeds", "2"])
+    plan = job.settings(args, load_config(), methods, ["w/o Q1"])
+    assert plan == [("scanrefer", "fine", 0, ["static", "ideal", "w/o Q1"]), ("scanrefer", "fine", 1, ["ideal"])]
+
+
+def test_settings_for_tables_put_ablations_on_scanrefer_fine_whatever_the_order():
+    """Table 3 (ideal.report.table3) reads scanrefer/fine: the ablations must run there even when
+    --queries does not list scanrefer first."""
+    job = load_job()
+    args, methods = job.parse(["--tables", "--queries", "nr3d,scanrefer"])
+    plan = job.settings(args, load_config(), methods, ["w/o Q1"])
+    with_ablations = [(q, mem) for q, mem, _, names in plan if "w/o Q1" in names]
+    assert with_ablations == [("scanrefer", "fine")]

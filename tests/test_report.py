@@ -1,108 +1,168 @@
-"""Evaluation outputs on a hand-made results dict: Table 1 / per-round Markdown, and the files write_all leaves."""
+"""Evaluation outputs on a hand-made results dict keyed by setting "<query set>/<memory>/s<seed>": Tables 1-3
+(with the paper's numbers beside ours), per-round Rsum, results.md sections and the files write_all leaves."""
 import json
 
 import pyarrow.parquet as pq
 
-from ideal.report import final, markdown, per_round, table1, write_all
+from ideal.report import (PAPER_TABLE1, PAPER_TABLE3, final, markdown, per_round, setting, table1, table2, table3,
+                          write_all)
 
 
 def row(r1, r5, r10):
     return {"R@1": r1, "R@5": r5, "R@10": r10, "Rsum": r1 + r5 + r10}
 
 
+START = row(10.0, 30.0, 50.0)  # round 0: the static ranking (Rsum 90)
 RESULTS = {
-    "static": {"0": row(10.0, 30.0, 50.0)},
-    "ideal": {"0": row(10.0, 30.0, 50.0), "1": row(20.0, 40.0, 60.0), "2": row(100 / 3, 140 / 3, 70.0)},
-    "w/o Q1": {"0": row(10.0, 30.0, 50.0), "1": row(15.0, 35.0, 55.0), "2": row(20.0, 40.0, 65.0)},
+    "scanrefer/fine/s0": {
+        "static": {"0": START},
+        "ideal": {"0": START, "1": row(20.0, 40.0, 60.0), "2": row(30.0, 50.0, 70.0)},  # Rsum 120, 150
+        "w/o Q1": {"0": START, "1": row(15.0, 35.0, 55.0), "2": row(20.0, 40.0, 65.0)},  # Rsum 105, 125
+        "w/o CoT": {"0": START, "1": row(30.0, 50.0, 60.0), "2": row(35.0, 55.0, 70.0)},  # Rsum 140, 160
+        "bag-of-labels": {"0": row(5.0, 15.0, 25.0)},  # Rsum 45
+        "ideal (bag-of-labels)": {"0": row(5.0, 15.0, 25.0), "2": row(10.0, 20.0, 30.0)},  # Rsum 60
+    },
+    # a second seed of the simulated user, headline method only
+    "scanrefer/fine/s1": {"ideal": {"0": START, "1": row(25.0, 45.0, 65.0), "2": row(35.0, 55.0, 75.0)}},  # 135, 165
+    "nr3d/fine/s0": {"static": {"0": row(8.0, 24.0, 40.0)},  # Rsum 72
+                     "ideal": {"0": row(8.0, 24.0, 40.0), "2": row(25.0, 45.0, 60.0)}},  # Rsum 130
+    "scanrefer/coarse/s0": {"static": {"0": row(11.0, 33.0, 52.0)},  # Rsum 96
+                            "ideal": {"0": row(11.0, 33.0, 52.0), "1": row(15.0, 40.0, 60.0)}},  # Rsum 115
 }
-META = {"queries": 12, "gallery": 6, "dataset": "synthetic:/data/x", "memory": "fine", "rounds": 2,
-        "weights": "ideal/weights/base"}
+PLUG = [("trained", "static", "ideal"), ("bag-of-labels", "bag-of-labels", "ideal (bag-of-labels)")]
+META = {"dataset": "synthetic:/data/x", "split": "val", "gallery": 6,
+        "queries": {k: 12 for k in RESULTS}, "rounds": {k: (1 if "coarse" in k else 2) for k in RESULTS},
+        "weights": "ideal/weights/base", "iat_weights": "ideal/weights/iat", "argv": ["--tables"]}
+COLS = ["R@1", "R@5", "R@10", "Rsum", "paper Rsum"]
 
 
-def test_final_is_the_highest_round_numerically():
+def test_setting_key_and_final_round():
+    assert setting("scanrefer", "fine", 0) == "scanrefer/fine/s0"
     rounds = {str(r): row(float(r), 0.0, 0.0) for r in range(11)}  # "9" > "10" as strings
     assert final(rounds)["R@1"] == 10.0
-    assert final(RESULTS["static"]) == RESULTS["static"]["0"]
+    assert final(RESULTS["scanrefer/fine/s0"]["static"]) == START
 
 
-def test_table1_cells():
-    lines = table1(RESULTS, "fine", ["static", "ideal"]).splitlines()
+def test_table1_fine_cells_paper_rsum_and_mean_std_over_seeds():
+    lines = table1(RESULTS, "fine", ["static", "chatir", "ideal"]).splitlines()
+    # sr3d has no runs: no columns; chatir has no runs: no row (its paper numbers alone do not make one)
+    assert lines[0] == "| method | " + " | ".join(f"{s} {c}" for s in ("scanrefer", "nr3d") for c in COLS) + " |"
+    assert lines[1] == "|---|" + "---:|" * 10
+    assert lines[2] == "| static | 10.0 | 30.0 | 50.0 | 90.0 |  | 8.0 | 24.0 | 40.0 | 72.0 |  |"
+    # ideal on scanrefer/fine has seeds 0 and 1, final rounds (30, 50, 70) and (35, 55, 75):
+    # mean 32.5 / 52.5 / 72.5 / 157.5, population std 2.5 / 2.5 / 2.5 / 7.5; paper Rsum 196.0 and 167.8
+    assert lines[3] == ("| ideal | 32.5 ± 2.5 | 52.5 ± 2.5 | 72.5 ± 2.5 | 157.5 ± 7.5 | 196.0 "
+                        "| 25.0 | 45.0 | 60.0 | 130.0 | 167.8 |")
+    assert len(lines) == 4
+
+
+def test_table1_coarse_and_a_subset_of_sets():
+    lines = table1(RESULTS, "coarse", ["static", "ideal"]).splitlines()
+    assert lines[0] == "| method | " + " | ".join(f"scanrefer {c}" for c in COLS) + " |"
+    assert lines[2:] == ["| static | 11.0 | 33.0 | 52.0 | 96.0 | 100.6 |",
+                         "| ideal | 15.0 | 40.0 | 60.0 | 115.0 | 118.5 |"]
+    assert PAPER_TABLE1["coarse"]["scanrefer"]["ideal"][3] == 118.5
+
+    lines = table1(RESULTS, "fine", ["ideal", "static"], sets=["nr3d"]).splitlines()
+    assert lines[0] == "| method | " + " | ".join(f"nr3d {c}" for c in COLS) + " |"
+    assert lines[2:] == ["| ideal | 25.0 | 45.0 | 60.0 | 130.0 | 167.8 |", "| static | 8.0 | 24.0 | 40.0 | 72.0 |  |"]
+
+
+def test_table2_gains_ours_and_the_papers():
+    lines = table2(RESULTS, PLUG).splitlines()
     assert lines == [
-        "| method (memory: fine) | rounds | R@1 | R@5 | R@10 | Rsum |",
-        "|---|---:|---:|---:|---:|---:|",
-        "| static | 0 | 10.0 | 30.0 | 50.0 | 90.0 |",
-        # 33.33 + 46.67 + 70 = 150
-        "| ideal | 2 | 33.3 | 46.7 | 70.0 | 150.0 |",
+        "| retriever | memory | static Rsum | +IDeal Rsum | gain |",
+        "|---|---|---:|---:|---:|",
+        "| trained (ours) | coarse | 96.0 | 115.0 | +19.0 |",  # no bag-of-labels runs on coarse: no row
+        "| VSE∞ (paper) | coarse | 93.0 | 109.8 | +16.8 |",
+        "| CRCL (paper) | coarse | 92.5 | 105.0 | +12.5 |",
+        "| trained (ours) | fine | 90.0 | 157.5 | +67.5 |",  # ideal: mean of seeds 150 and 165
+        "| bag-of-labels (ours) | fine | 45.0 | 60.0 | +15.0 |",
+        "| VSE∞ (paper) | fine | 118.7 | 191.4 | +72.7 |",
+        "| CRCL (paper) | fine | 120.9 | 182.1 | +61.2 |",
+        "| RoMa (paper) | fine | 123.1 | 196.0 | +72.9 |",
     ]
 
 
-def test_table1_follows_the_given_order_and_subset():
-    lines = table1(RESULTS, "coarse", ["w/o Q1", "static"]).splitlines()
-    assert lines[0].startswith("| method (memory: coarse) |")
-    assert lines[2] == "| w/o Q1 | 2 | 20.0 | 40.0 | 65.0 | 125.0 |"
-    assert lines[3].startswith("| static | 0 |") and len(lines) == 4
+def test_table3_deltas_vs_full_and_paper_column():
+    lines = table3(RESULTS, ["w/o Q1", "w/o p1", "w/o CoT"]).splitlines()
+    assert lines == [
+        "| variant | R@1 | R@5 | R@10 | Rsum | vs full | paper Rsum |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+        "| ideal | 32.5 ± 2.5 | 52.5 ± 2.5 | 72.5 ± 2.5 | 157.5 ± 7.5 |  | 196.0 |",
+        "| w/o Q1 | 20.0 | 40.0 | 65.0 | 125.0 | -32.5 | 193.9 |",  # 125 - 157.5
+        # w/o p1 has no runs: no row
+        "| w/o CoT | 35.0 | 55.0 | 70.0 | 160.0 | +2.5 | 193.1 |",
+    ]
+    assert PAPER_TABLE3["w/o Q1"] == 193.9 and PAPER_TABLE3["w/o CoT"] == 193.1
 
 
 def test_per_round_cells():
-    lines = per_round(RESULTS, ["static", "ideal"]).splitlines()
+    lines = per_round(RESULTS, "scanrefer", "fine", ["static", "chatir", "ideal", "w/o Q1"]).splitlines()
     assert lines == [
         "| Rsum | round 0 | round 1 | round 2 |",
         "|---|---:|---:|---:|",
-        "| static | 90.0 |  |  |",  # a static method has round 0 only
-        "| ideal | 90.0 | 120.0 | 150.0 |",
+        "| static | 90.0 | 90.0 | 90.0 |",  # a static method: the same ranking every round
+        "| ideal | 90.0 ± 0.0 | 127.5 ± 7.5 | 157.5 ± 7.5 |",  # seeds: (90, 120, 150) and (90, 135, 165)
+        "| w/o Q1 | 90.0 | 105.0 | 125.0 |",
     ]
-    r1 = per_round(RESULTS, ["ideal"], metric="R@1").splitlines()
-    assert r1[0] == "| R@1 | round 0 | round 1 | round 2 |"
-    assert r1[2] == "| ideal | 10.0 | 20.0 | 33.3 |"
+    coarse = per_round(RESULTS, "scanrefer", "coarse", ["static", "ideal"]).splitlines()
+    assert coarse[0] == "| Rsum | round 0 | round 1 |" and coarse[3] == "| ideal | 96.0 | 115.0 |"
+    assert per_round(RESULTS, "sr3d", "fine", ["ideal"]) == ""
 
 
-def test_markdown_without_and_with_ablations():
-    md = markdown(RESULTS, META, ["static", "ideal"], [])
-    assert md.startswith("# Interactive retrieval: 12 dialogs, 6 scenes\n")
-    assert "Dataset: `synthetic:/data/x`; memory: fine; rounds: 2; weights: `ideal/weights/base`" in md
+def test_markdown_sections():
+    md = markdown(RESULTS, META, ["static", "ideal"], ["w/o Q1", "w/o CoT"], PLUG)
+    assert md.startswith("# Interactive text-to-3D-scene retrieval: synthetic:/data/x\n")
+    assert "Gallery: 6 scenes (val split)" in md and "`ideal/weights/base`" in md
+    for section in ("## Table 1: coarse memory\n", "## Table 1: fine memory (†: leaks scene information)\n",
+                    "## Table 2: plug-and-play", "## Table 3: ablations",
+                    "## Rsum per round (ScanRefer-style queries, fine memory)",
+                    "## Rsum per round (ScanRefer-style queries, coarse memory)"):
+        assert section in md, section
     assert table1(RESULTS, "fine", ["static", "ideal"]) in md
-    assert per_round(RESULTS, ["static", "ideal"]) in md
-    assert "Ablations" not in md and md.endswith("\n")
+    assert table1(RESULTS, "coarse", ["static", "ideal"]) in md
+    assert table2(RESULTS, PLUG) in md
+    assert table3(RESULTS, ["w/o Q1", "w/o CoT"]) in md
+    assert per_round(RESULTS, "scanrefer", "fine", ["static", "ideal", "w/o Q1", "w/o CoT"]) in md
 
-    md = markdown(RESULTS, META, ["static", "ideal"], ["w/o Q1"])
-    abl = md[md.index("## Ablations"):]
-    # the full method first, then each ablation
-    assert table1(RESULTS, "fine", ["ideal", "w/o Q1"]) in abl
-    assert per_round(RESULTS, ["ideal", "w/o Q1"]) in abl
-    assert "| static |" not in abl
+    fine_only = {k: v for k, v in RESULTS.items() if "/fine/" in k}
+    md = markdown(fine_only, {**META, "split": "dev"}, ["static", "ideal"], [], [])
+    assert "(dev split)" in md and "## Table 1: fine memory" in md
+    for absent in ("## Table 1: coarse memory", "## Table 2", "## Table 3", "coarse memory)"):
+        assert absent not in md, absent
+    assert "## Rsum per round (ScanRefer-style queries, fine memory)" in md
 
 
 TRANSCRIPTS = [
-    {"method": "ideal", "dialog_id": "d0", "target": "scene0000_00", "round": 0, "query": "a brown chair",
-     "question": "", "answer": "", "summary": "", "target_rank": 3, "top1": "scene0001_00"},
-    {"method": "ideal", "dialog_id": "d0", "target": "scene0000_00", "round": 1, "query": "",
-     "question": "What colour is the chair?", "answer": "The chair is brown.",
+    {"setting": "scanrefer/fine/s0", "method": "ideal", "dialog_id": "d0", "target": "scene0000_00", "round": 0,
+     "query": "a brown chair", "question": "", "answer": "", "summary": "", "target_rank": 3, "top1": "scene0001_00"},
+    {"setting": "scanrefer/fine/s0", "method": "ideal", "dialog_id": "d0", "target": "scene0000_00", "round": 1,
+     "query": "", "question": "What colour is the chair?", "answer": "The chair is brown.",
      "summary": "a brown chair The chair is brown.", "target_rank": 1, "top1": "scene0000_00"},
 ]
 
 
 def test_write_all(tmp_path):
     out = tmp_path / "nested" / "results"
-    paths = write_all(out, RESULTS, META, ["static", "ideal"], ["w/o Q1"], TRANSCRIPTS)
-    names = [p.name for p in paths]
-    assert names == ["results.json", "results.md", "recall_vs_round.png", "transcripts.parquet"]
+    args = (RESULTS, META, ["static", "ideal"], ["w/o Q1", "w/o CoT"])
+    paths = write_all(out, *args, TRANSCRIPTS, PLUG)
+    assert [p.name for p in paths] == ["results.json", "results.md", "recall_vs_round.png", "transcripts.parquet"]
     assert all(p.parent == out and p.is_file() and p.stat().st_size > 0 for p in paths)
 
-    data = json.loads((out / "results.json").read_text())
-    assert data == {**META, "results": RESULTS}
-
-    assert (out / "results.md").read_text() == markdown(RESULTS, META, ["static", "ideal"], ["w/o Q1"])
-
-    png = (out / "recall_vs_round.png").read_bytes()
-    assert png[:8] == b"\x89PNG\r\n\x1a\n"
-
-    table = pq.read_table(out / "transcripts.parquet")
-    assert table.num_rows == 2
-    assert table.to_pylist() == TRANSCRIPTS
+    assert json.loads((out / "results.json").read_text()) == {**META, "results": RESULTS}
+    assert (out / "results.md").read_text() == markdown(*args, PLUG)
+    assert (out / "recall_vs_round.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert pq.read_table(out / "transcripts.parquet").to_pylist() == TRANSCRIPTS
 
 
-def test_write_all_without_transcripts(tmp_path):
-    paths = write_all(tmp_path, {"static": RESULTS["static"]}, META, ["static"], [], [])
+def test_write_all_without_transcripts_and_without_scanrefer(tmp_path):
+    results = {"nr3d/coarse/s0": {"static": {"0": START}, "ideal": {"0": START, "1": row(20.0, 40.0, 60.0)}}}
+    paths = write_all(tmp_path, results, META, ["static", "ideal"], [], [])
     assert [p.name for p in paths] == ["results.json", "results.md", "recall_vs_round.png"]
     assert not (tmp_path / "transcripts.parquet").exists()
-    assert (tmp_path / "recall_vs_round.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    png = tmp_path / "recall_vs_round.png"
+    assert png.stat().st_size > 0 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    md = (tmp_path / "results.md").read_text()
+    assert "## Table 1: coarse memory" in md and "## Table 1: fine memory" not in md
+    assert "| ideal | 20.0 | 40.0 | 60.0 | 120.0 | 96.9 |" in md  # the paper's nr3d coarse Rsum beside ours

@@ -1,9 +1,11 @@
-"""The answerer: the user, simulated from the target scene's memory alone.
+"""The answerer: the user, simulated from its memory alone.
 
-`GroundedAnswerer` reads the question into an aspect (room, has, count, colour, place, near) and answers
-from the memory sentences that name it; questions it cannot read (and "what is next to ...") get the memory
-sentence most relevant to the question under the text encoder. Whatever the memory does not say gets
-"I don't know." `SimulatedUser` looks the target's memory up for each dialog and applies the `noise` knob.
+`GroundedAnswerer` reads the question into an aspect (room, has, count, colour, place, near, explore) and
+answers from the memory sentences that name it; questions it cannot read (and "what is next to ...") get the
+memory sentence most relevant to the question under the text encoder; "what else is in the room" gets
+remembered sentences about other objects. Whatever the memory does not say gets "I don't know."
+`SimulatedUser` gives each dialog its memory (coarse: the query's expansion; fine: the target scene's) and
+applies the `noise` knob.
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from ..scenes.memory import article, plural
+from ..scenes.memory import article, coarse_memory, plural
 from ..scenes.rooms import ROOM_WORDS
 from ..scenes.types import SceneMemory
 from .aspects import COLORS, _label_regex, mentions, parse_question, singular
@@ -128,7 +130,7 @@ def answer_color(label: str, memory: list[str]) -> str:
 def places_of(label: str, memory: list[str]) -> list[str]:
     """Where the memory puts `label`: 'near a window', 'on the desk', 'against a wall' ..."""
     forms = _label_regex(label).pattern
-    pat = re.compile(rf"{forms}\s+((?:on|in|against|near)\b[^.]*)")
+    pat = re.compile(rf"{forms}\s+(?:is\s+|are\s+)?((?:on|in|against|near)\b[^.]*)")
     out = []
     for s in memory:
         for m in pat.finditer(s.lower()):
@@ -172,6 +174,12 @@ class GroundedAnswerer:
                 continue
             kind, phrase = parsed
             label = _resolve_label(phrase, memory) if phrase else ""
+            if kind == "explore":
+                out.append(self._explore(phrase, memory))
+                continue
+            if kind == "detail":
+                out.append(self._detail(_resolve_label(phrase, memory), memory))
+                continue
             if kind == "room":
                 out.append(answer_room(memory))
             elif kind == "has":
@@ -197,6 +205,20 @@ class GroundedAnswerer:
             if a != DONT_KNOW:
                 out[i] = f"{out[i]} {a}"
         return [a if a is not None else DONT_KNOW for a in out]
+
+    def _explore(self, named: str, memory: list[str]) -> str:
+        """Remembered sentences about objects other than `named` ("chair,desk"): descriptions first, then
+        facts, in memory order (the simulated user shuffles its memory per dialog and round)."""
+        names = [n for n in named.split(",") if n]
+        others = [m for m in memory if not any(mentions(m, n) for n in names)]
+        picked = sorted(others, key=lambda m: bool(_FACT_SENTENCE.match(m.lower())))[:max(1, self.support)]
+        return " ".join(_cap(m) for m in picked) if picked else DONT_KNOW
+
+    def _detail(self, label: str, memory: list[str]) -> str:
+        """Remembered sentences about `label`: descriptions first, then facts, in memory order."""
+        about = [m for m in memory if mentions(m, label)]
+        picked = sorted(about, key=lambda m: bool(_FACT_SENTENCE.match(m.lower())))[:max(1, self.support)]
+        return " ".join(_cap(m) for m in picked) if picked else DONT_KNOW
 
     def _by_relevance(self, items: list[tuple[str, list[str]]], top: int = 1) -> list[str]:
         """For each (question, candidate sentences): the `top` most relevant sentences above min_relevance,
@@ -233,10 +255,12 @@ class GroundedAnswerer:
 
 
 class SimulatedUser:
-    """The user in an evaluation: answers each dialog's question from its target scene's memory.
+    """The user in an evaluation: answers each dialog's question from that dialog's memory.
 
-    noise: the share of answers replaced by the answer from a random other scene's memory (deterministic per
-    dialog and round, so runs repeat)."""
+    memory "coarse": the expansion of the dialog's own query (`coarse_memory`); "fine": the target scene's
+    fine memory, minus what the dialog already holds (a user does not repeat itself), in an order shuffled per
+    (seed, dialog, round) so seeds vary which remembered sentences come up. noise: the share of answers
+    given from a random other scene's fine memory (deterministic per dialog and round)."""
 
     def __init__(self, answerer, memories: dict[str, SceneMemory], granularity: str = "fine", noise: float = 0.0,
                  seed: int = 0):
@@ -248,26 +272,22 @@ class SimulatedUser:
         self.noise, self.seed = noise, seed
         self._ids = sorted(memories)
 
-    def memory_of(self, scene_id: str) -> list[str]:
-        if scene_id not in self.memories:
-            raise KeyError(f"no memory for scene {scene_id!r}")
-        return self.memories[scene_id].sentences(self.granularity)
+    def memory_of(self, state: DialogState) -> list[str]:
+        """What the user of this dialog remembers (see the class docstring)."""
+        if self.granularity == "coarse":
+            return coarse_memory(state.query)
+        if state.target is None:
+            raise ValueError(f"dialog {state.dialog_id!r} has no target scene: a simulated user needs one")
+        rng = np.random.default_rng([self.seed, zlib.crc32(state.dialog_id.encode()), len(state.turns)])
+        sid = state.target
+        if self.noise > 0 and len(self._ids) > 1 and rng.random() < self.noise:
+            others = [s for s in self._ids if s != state.target]
+            sid = others[int(rng.integers(len(others)))]
+        if sid not in self.memories:
+            raise KeyError(f"no memory for scene {sid!r}")
+        said = " ".join([state.query, *state.answers]).lower()
+        memory = [m for m in self.memories[sid].fine if m.strip().lower() not in said]
+        return [memory[i] for i in rng.permutation(len(memory))]
 
     def answer(self, states: list[DialogState], questions: list[str]) -> list[str]:
-        ids = []
-        for st in states:
-            if st.target is None:
-                raise ValueError(f"dialog {st.dialog_id!r} has no target scene: a simulated user needs one")
-            sid = st.target
-            if self.noise > 0 and len(self._ids) > 1:
-                rng = np.random.default_rng([self.seed, zlib.crc32(st.dialog_id.encode()), len(st.turns)])
-                if rng.random() < self.noise:
-                    others = [s for s in self._ids if s != st.target]
-                    sid = others[int(rng.integers(len(others)))]
-            ids.append(sid)
-        # a user does not repeat what the dialog already holds
-        memories = []
-        for st, sid in zip(states, ids):
-            said = " ".join([st.query, *st.answers]).lower()
-            memories.append([m for m in self.memory_of(sid) if m.strip().lower() not in said])
-        return self.answerer.answer(list(questions), memories)
+        return self.answerer.answer(list(questions), [self.memory_of(st) for st in states])

@@ -12,7 +12,10 @@ from typing import Optional
 from ..scenes.colors import PALETTE
 from ..scenes.memory import article, plural
 
-KINDS = ("room", "has", "count", "color", "place", "near")
+KINDS = ("room", "has", "count", "color", "place", "near", "detail", "explore")
+# Q1 (detail probe) asks these of objects the dialog already names (then an open "detail" request); Q2
+# (diverge exploration) asks "has" of objects it does not name, or "explore": what else is in the room.
+DETAIL_KINDS = ("color", "place", "near")
 # Colour words people use; "grey" is read as "gray".
 COLORS = tuple(PALETTE) + ("grey",)
 
@@ -31,8 +34,15 @@ def question_text(key: str) -> str:
     kind, label = split_aspect(key)
     if kind == "room":
         return "What kind of room is it?"
+    if kind == "explore":
+        named = [n for n in label.split(",") if n]
+        if not named:
+            return "What else is in the room, away from the area you described?"
+        return f"Apart from {_join([f'the {n}' for n in named])}, what else is in the room?"
     if kind == "has":
         return f"Is there {article(label)} in the room?"
+    if kind == "detail":
+        return f"Can you describe the {label or 'object'} and what is around it in more detail?"
     if kind == "count":
         return f"How many {plural(label)} are there in the room?"
     if kind == "color":
@@ -45,6 +55,8 @@ def question_text(key: str) -> str:
 
 
 _PATTERNS = [
+    ("explore", re.compile(r"^apart from (?P<label>[a-z ,]+?), what else\b|\bwhat else is (?:there )?in the room\b")),
+    ("detail", re.compile(r"^can you describe (?:the )?(?P<label>[a-z][a-z ]*?) and what is around it\b")),
     ("room", re.compile(r"\bwhat (?:kind|type|sort) of (?:a )?room\b|\bwhich room\b")),
     ("count", re.compile(r"\bhow many (?P<label>[a-z][a-z ]*?)(?: are there| do you see| in\b| is there|\?|$)")),
     ("has", re.compile(r"^(?:is|are) there (?:a |an |any |some )?(?P<label>[a-z][a-z ]*?)(?: in the room| in it| there)?\s*\?")),
@@ -52,6 +64,10 @@ _PATTERNS = [
     ("place", re.compile(r"^where (?:is|are) (?:the )?(?P<label>[a-z][a-z ]*?)(?: in the room| located)?\s*\?")),
     ("near", re.compile(r"^what (?:is|are|else is) (?:next to|near|beside|close to|by) (?:the )?(?P<label>[a-z][a-z ]*?)\s*\?")),
 ]
+
+
+def _join(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 def singular(phrase: str) -> str:
@@ -72,6 +88,9 @@ def parse_question(question: str) -> Optional[tuple[str, str]]:
         m = pat.search(q)
         if m:
             label = m.groupdict().get("label") or ""
+            if kind == "explore":  # "the chair and the desk" -> "chair,desk"
+                names = re.split(r",\s*|\s+and\s+", label)
+                return kind, ",".join(re.sub(r"^(?:a|an|the) ", "", n.strip()) for n in names if n.strip())
             label = re.sub(r"^(?:a|an|the|any|some) ", "", label.strip())
             if kind != "room" and not label:
                 continue

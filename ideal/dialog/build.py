@@ -4,9 +4,8 @@ from __future__ import annotations
 from ..config import DialogConfig
 from ..retrieval.gallery import Gallery
 from .answerer import GroundedAnswerer, SimulatedUser
-from .knowledge import SceneKnowledge
 from .questioner import GroundedQuestioner
-from .summary import ConcatSummariser, GroundedSummariser
+from .summary import GroundedSummariser
 
 
 def _llm_client(cfg: DialogConfig):
@@ -17,24 +16,15 @@ def _llm_client(cfg: DialogConfig):
     return make_chat_client(cfg.llm, model=cfg.llm_model)
 
 
-def attach_knowledge(gallery: Gallery) -> SceneKnowledge:
-    """What the questioner may know of the gallery's scenes (computed once per gallery)."""
-    kn = getattr(gallery, "knowledge", None)
-    if kn is None:
-        kn = gallery.knowledge = SceneKnowledge(gallery.scenes)
-        gallery.summaries = kn.summaries
-    return kn
-
-
 def build_questioner(cfg: DialogConfig, gallery: Gallery, client=None):
-    grounded = GroundedQuestioner(attach_knowledge(gallery), use_q1=cfg.use_q1, use_q2=cfg.use_q2,
-                                  target_bonus=cfg.target_bonus, prior_weight=cfg.prior_weight)
+    """The questioner: it knows the gallery's 3D data (`gallery.knowledge`) and the dialog, no memory."""
+    grounded = GroundedQuestioner(gallery.knowledge)
     if cfg.questioner == "grounded":
         return grounded
     if cfg.questioner == "llm":
         from .llm import LLMQuestioner
 
-        return LLMQuestioner(client or _llm_client(cfg), fallback=grounded, top_k=cfg.k)
+        return LLMQuestioner(client or _llm_client(cfg), fallback=grounded, top_k=max(cfg.k, 1))
     raise ValueError(f"dialog.questioner must be 'grounded' or 'llm', got {cfg.questioner!r}")
 
 
@@ -50,19 +40,20 @@ def build_answerer(cfg: DialogConfig, text_encoder=None, client=None):
     raise ValueError(f"dialog.answerer must be 'grounded' or 'llm', got {cfg.answerer!r}")
 
 
-def build_summariser(cfg: DialogConfig, client=None):
+def build_summariser(cfg: DialogConfig, gallery: Gallery, client=None):
+    """The CoT reconstruction writer; its object vocabulary is the gallery's classes (from 3D data)."""
+    grounded = GroundedSummariser(gallery.knowledge.labels, cot=cfg.cot)
     if cfg.summariser == "grounded":
-        return GroundedSummariser()
-    if cfg.summariser == "concat":
-        return ConcatSummariser()
+        return grounded
     if cfg.summariser == "llm":
         from .llm import LLMSummariser
 
-        return LLMSummariser(client or _llm_client(cfg), fallback=GroundedSummariser())
-    raise ValueError(f"dialog.summariser must be 'grounded', 'concat' or 'llm', got {cfg.summariser!r}")
+        return LLMSummariser(client or _llm_client(cfg), fallback=grounded, cot=cfg.cot)
+    raise ValueError(f"dialog.summariser must be 'grounded' or 'llm', got {cfg.summariser!r}")
 
 
 def build_user(cfg: DialogConfig, memories, text_encoder=None, client=None) -> SimulatedUser:
+    """The simulated user: the answerer over each dialog's memory (coarse or fine, cfg.memory)."""
     if cfg.memory not in ("coarse", "fine"):
         raise ValueError(f"dialog.memory must be 'coarse' or 'fine', got {cfg.memory!r}")
     return SimulatedUser(build_answerer(cfg, text_encoder, client), memories, cfg.memory, cfg.noise, cfg.seed)

@@ -1,9 +1,11 @@
-"""What the system knows about every gallery scene, read off the scene data (objects, colours, placement;
-never descriptions, never a user's memory): the answer each scene would give to each aspect.
+"""What the system knows about every gallery scene, read off its 3D data alone (object labels, colours of
+their points, positions and sizes): never a description, never a user's memory, never the answerer's code.
 
-The grounded questioner uses it to predict how a question would split the candidates (Q2). Predictions
-come from the same `GroundedAnswerer` the simulated user runs, applied to the scene's own facts, so the
-questioner and the answerer agree on what a question can reveal.
+For each scene and each aspect ("has:chair", "color:chair", "place:chair", "near:chair", "count:chair",
+"room") the table holds an id of the scene's *geometric* value (equal ids = equal values): whether the class
+is present, the set of its colour names, the set of its placements, the set of its neighbours' labels. The
+grounded questioner asks what best splits its candidate scenes under this table; how a user will word the
+answer is not modelled.
 """
 from __future__ import annotations
 
@@ -11,62 +13,54 @@ from collections import Counter
 
 import numpy as np
 
-from ..scenes.memory import _OPENINGS, coarse_memory, fine_memory, neighbours_of
+from ..scenes.memory import _OPENINGS, neighbours_of, object_places, room_summary
 from ..scenes.types import Scene
-from .answerer import GroundedAnswerer
-from .aspects import aspect_key, question_text
-from .types import DONT_KNOW
+from .aspects import aspect_key
+
+KINDS = ("room", "has", "count", "color", "place", "near")
+ABSENT = "-"
 
 
-
-def scene_facts(scene: Scene) -> list[str]:
-    """Room type, object counts and per-object colour/placement sentences, from geometry only."""
-    return fine_memory(scene, [])
-
-
-def neighbour_key(scene: Scene, label: str) -> str:
-    """What is near the objects called `label`: the sorted set of neighbour labels (or DONT_KNOW)."""
-    near = neighbours_of(scene, label)
-    return ",".join(near) if near else DONT_KNOW
+def scene_values(scene: Scene) -> dict[str, str]:
+    """aspect -> the scene's value of it, from geometry (aspects of absent classes are left out)."""
+    counts = Counter(o.label for o in scene.furniture())
+    colours: dict[str, set] = {}
+    places: dict[str, set] = {}
+    for o, colour, where in object_places(scene):
+        colours.setdefault(o.label, set()).add(colour)
+        places.setdefault(o.label, set()).update(where)
+    out = {"room": scene.scene_type}
+    for label, n in counts.items():
+        out[aspect_key("has", label)] = "yes"
+        out[aspect_key("count", label)] = str(n)
+        if label in _OPENINGS:
+            continue
+        out[aspect_key("color", label)] = ",".join(sorted(colours.get(label, ())))
+        out[aspect_key("place", label)] = ",".join(sorted(places.get(label, ())))
+        out[aspect_key("near", label)] = ",".join(neighbours_of(scene, label))
+    return out
 
 
 class SceneKnowledge:
-    """answers[i, j]: an integer id of scene i's answer to aspect j (equal ids = equal answers)."""
+    """answers[i, j]: an integer id of scene i's value of aspect j (ABSENT where the class is missing)."""
 
-    def __init__(self, scenes: list[Scene], kinds=("room", "has", "count", "color", "place", "near")):
+    def __init__(self, scenes: list[Scene]):
         self.ids = [s.scene_id for s in scenes]
         self.row = {sid: i for i, sid in enumerate(self.ids)}
-        labels = sorted({o.label for s in scenes for o in s.furniture()})
-        self.labels = labels
-        self.aspects = (["room"] if "room" in kinds else []) + [
-            aspect_key(k, lab) for k in kinds if k != "room" for lab in labels
-            if not (k in ("color", "place", "near") and lab in _OPENINGS)]
+        self.labels = sorted({o.label for s in scenes for o in s.furniture()})
+        self.aspects = ["room"] + [aspect_key(k, lab) for k in KINDS if k != "room" for lab in self.labels
+                                   if not (k in ("color", "place", "near") and lab in _OPENINGS)]
         self.col = {a: j for j, a in enumerate(self.aspects)}
-        answerer = GroundedAnswerer(embed=None, support=0)
         vocab: dict[tuple[int, str], int] = {}
-        table = np.zeros((len(scenes), len(self.aspects)), np.int32)
-        unknown = {j: vocab.setdefault((j, DONT_KNOW), len(vocab)) for j in range(len(self.aspects))}
-        self.summaries: list[tuple[str, ...]] = []
+        absent = np.array([vocab.setdefault((j, ABSENT), len(vocab)) for j in range(len(self.aspects))], np.int32)
+        table = np.tile(absent, (len(scenes), 1))
         for i, scene in enumerate(scenes):
-            facts = scene_facts(scene)
-            present = {o.label for o in scene.furniture()}
-            table[i, :] = [unknown[j] for j in range(len(self.aspects))]
-            asks, cols = [], []
-            for j, a in enumerate(self.aspects):
-                kind, _, lab = a.partition(":")
-                if kind == "near":
-                    if lab in present:
-                        table[i, j] = vocab.setdefault((j, neighbour_key(scene, lab)), len(vocab))
-                elif kind == "room" or lab in present:
-                    asks.append(question_text(a))
-                    cols.append(j)
-            for j, ans in zip(cols, answerer.answer(asks, [facts] * len(asks))):
-                table[i, j] = vocab.setdefault((j, ans), len(vocab))
-            counts = Counter(o.label for o in scene.furniture())
-            self.summaries.append(tuple(coarse_memory(scene)) + (
-                "Objects: " + ", ".join(f"{n} {lab}" for lab, n in sorted(counts.items())) + ".",))
-        self.answers = table
-        self.unknown = np.array([unknown[j] for j in range(len(self.aspects))], np.int32)
+            for a, value in scene_values(scene).items():
+                j = self.col.get(a)
+                if j is not None:
+                    table[i, j] = vocab.setdefault((j, value), len(vocab))
+        self.answers, self.absent = table, absent
+        self.summaries = [tuple(room_summary(s)) for s in scenes]
         self.prior_gain = answer_entropy(table[None], np.full((1, len(scenes)), 1.0 / max(len(scenes), 1)))[0]
 
     def rows(self, scene_ids: list[str]) -> np.ndarray:
@@ -76,9 +70,9 @@ class SceneKnowledge:
 def answer_entropy(answers: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """Expected information gain of each aspect over weighted candidates.
 
-    answers: (B, k, A) answer ids of k candidates; weights: (B, k), rows summing to 1. The answer is a
-    function of the candidate, so the gain equals the entropy of the answer distribution:
-    H = -sum_i w_i log P(answer_i), P(answer_i) = sum_j w_j [answer_j == answer_i]. Returns (B, A) in nats.
+    answers: (B, k, A) value ids of k candidates; weights: (B, k), rows summing to 1. The value is a function
+    of the candidate, so the gain equals the entropy of the value distribution:
+    H = -sum_i w_i log P(value_i), P(value_i) = sum_j w_j [value_j == value_i]. Returns (B, A) in nats.
     """
     answers = np.asarray(answers)
     w = np.asarray(weights, np.float64)

@@ -1,141 +1,32 @@
 """The `llm` backends of the questioner, answerer and summariser: prompts to a chat model, replies parsed back.
 
-A `ChatClient` turns a batch of OpenAI-style conversations into a batch of replies: `OpenAIChatClient` speaks
-to any OpenAI-compatible server (vLLM, `ray.serve.llm`), `LocalChatClient` runs a local transformers causal
-LM. A reply that does not parse (empty, gibberish, no question), or a failed call, falls back to another
-backend (the grounded one) for the dialogs concerned only; `stats` counts how often.
+- `LLMQuestioner`: one question of the type the router chose (Q1 detail probe | Q2 diverge exploration), from
+  the dialog and the candidate scenes' 3D-data summaries; never from a user's memory.
+- `LLMAnswerer`: the simulated user, answering from its memory sentences only.
+- `LLMSummariser`: the CoT reconstruction s (p̂3), two chat turns (list the objects, then describe them), or
+  one turn without the extraction ("w/o CoT").
+
+A reply that does not parse (empty, junk, a statement instead of a question), or a failed call, falls back to
+another backend (the grounded one) for the dialogs concerned only; each role's `stats` counts conversations
+sent (`calls`), outputs taken from the model (`parsed`) and from the fallback (`fallbacks`).
 
     client = make_chat_client("http://localhost:8000/v1", model="Qwen/Qwen2.5-1.5B-Instruct")
     questioner = LLMQuestioner(client, fallback=GroundedQuestioner(knowledge))
+    questioner.ask(states, [Q1, Q2], candidates)
 """
 from __future__ import annotations
 
 import logging
 import re
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
-from typing import Callable, Optional, Protocol, runtime_checkable
+from typing import Callable, Optional
 
-from .types import DONT_KNOW, Answerer, Candidate, DialogState, Question, Questioner, Summariser, is_unknown
+from .aspects import mentions
+from .chat import ChatClient, LocalChatClient, Message, OpenAIChatClient, make_chat_client
+from .summary import responses
+from .types import (DONT_KNOW, Q1, Q2, Answerer, Candidate, DialogState, Question, Questioner, Summariser,
+                    is_unknown)
 
 log = logging.getLogger(__name__)
-
-Message = dict  # {"role": "system" | "user" | "assistant", "content": str}
-
-
-@runtime_checkable
-class ChatClient(Protocol):
-    def complete(self, conversations: list[list[Message]]) -> list[str]:
-        """One reply per conversation, in order. Raises RuntimeError when the model cannot be reached."""
-
-
-# ----------------------------------------------------------------------------------------------- clients
-
-class OpenAIChatClient:
-    """POSTs each conversation to `{base_url}/chat/completions` (base_url like "http://host:8000/v1")."""
-
-    def __init__(self, base_url: str, model: str, api_key: Optional[str] = None, timeout: float = 30.0,
-                 max_tokens: int = 64, temperature: float = 0.0, workers: int = 8):
-        self.url = base_url.rstrip("/") + "/chat/completions"
-        self.model, self.api_key, self.timeout = model, api_key, timeout
-        self.max_tokens, self.temperature, self.workers = max_tokens, temperature, workers
-
-    def complete(self, conversations: list[list[Message]]) -> list[str]:
-        import httpx  # only when a remote model is used
-
-        if not conversations:
-            return []
-        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
-        with httpx.Client(timeout=self.timeout, headers=headers) as http:
-            def one(messages: list[Message]) -> str:
-                body = {"model": self.model, "messages": messages, "max_tokens": self.max_tokens,
-                        "temperature": self.temperature}
-                try:
-                    r = http.post(self.url, json=body)
-                except httpx.HTTPError as e:
-                    raise RuntimeError(f"POST {self.url} failed: {type(e).__name__}: {e}") from e
-                if r.status_code != 200:
-                    raise RuntimeError(f"POST {self.url} returned HTTP {r.status_code}: {r.text[:200]}")
-                try:
-                    content = r.json()["choices"][0]["message"]["content"]
-                except (ValueError, KeyError, IndexError, TypeError) as e:
-                    raise RuntimeError(f"POST {self.url} returned HTTP 200 but not an OpenAI chat completion: "
-                                       f"{r.text[:200]!r}") from e
-                return content if isinstance(content, str) else ""
-
-            if len(conversations) == 1:
-                return [one(conversations[0])]
-            with ThreadPoolExecutor(min(self.workers, len(conversations))) as pool:
-                return list(pool.map(one, conversations))
-
-
-class LocalChatClient:
-    """A local transformers causal LM directory, greedy decoding, `batch_size` conversations per `generate`."""
-
-    def __init__(self, model_dir, max_new_tokens: int = 32, device: str = "cpu", batch_size: int = 8):
-        from transformers import AutoModelForCausalLM, AutoTokenizer  # heavy: only when a local model is used
-
-        path = Path(model_dir).expanduser()
-        if not path.is_dir():
-            raise FileNotFoundError(f"{path}: model directory does not exist")
-        self.tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-        # Decoder-only models continue the last token: pad on the left so every prompt ends at the same place,
-        # and truncate on the left so the end of the prompt (the question, "assistant:") survives.
-        self.tokenizer.padding_side = self.tokenizer.truncation_side = "left"
-        if self.tokenizer.pad_token is None:
-            if self.tokenizer.eos_token is None:
-                raise ValueError(f"{path}: the tokenizer has neither a pad token nor an eos token to pad with")
-            self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.model = AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True).to(device).eval()
-        self.max_new_tokens, self.device, self.batch_size = max_new_tokens, device, batch_size
-        limits = [n for n in (getattr(self.model.config, "max_position_embeddings", None),
-                              self.tokenizer.model_max_length) if isinstance(n, int) and n < 10**6]
-        self.max_prompt_tokens = max(8, min(limits) - max_new_tokens) if limits else None
-
-    def prompt(self, messages: list[Message]) -> str:
-        tok = self.tokenizer
-        if getattr(tok, "chat_template", None):
-            try:
-                return tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-            except Exception:  # some templates (Gemma) reject a system turn: fold it into the first user turn
-                system = "\n".join(m["content"] for m in messages if m["role"] == "system")
-                rest = [dict(m) for m in messages if m["role"] != "system"]
-                if rest and system:
-                    rest[0]["content"] = system + "\n\n" + rest[0]["content"]
-                return tok.apply_chat_template(rest, tokenize=False, add_generation_prompt=True)
-        return "".join(f"{m['role']}: {m['content']}\n" for m in messages) + "assistant:"
-
-    def complete(self, conversations: list[list[Message]]) -> list[str]:
-        import torch
-
-        templated = bool(getattr(self.tokenizer, "chat_template", None))
-        out: list[str] = []
-        for s in range(0, len(conversations), self.batch_size):
-            prompts = [self.prompt(c) for c in conversations[s:s + self.batch_size]]
-            # a chat template writes its own special tokens (bos); a plain prompt gets the tokenizer's
-            enc = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=not templated,
-                                 return_token_type_ids=False, truncation=self.max_prompt_tokens is not None,
-                                 max_length=self.max_prompt_tokens).to(self.device)
-            with torch.inference_mode():
-                ids = self.model.generate(**enc, max_new_tokens=self.max_new_tokens, do_sample=False,
-                                          pad_token_id=self.tokenizer.pad_token_id)
-            new = ids[:, enc["input_ids"].shape[1]:]
-            out += [t.strip() for t in self.tokenizer.batch_decode(new, skip_special_tokens=True)]
-        return out
-
-
-def make_chat_client(spec: str, model: str = "default", **kw) -> ChatClient:
-    """An OpenAI-compatible base URL ("http://host:8000/v1") -> OpenAIChatClient sending `model`;
-    a local model directory -> LocalChatClient (`model` is ignored: the directory is the model).
-    Other keyword arguments go to the client (OpenAI: api_key, timeout, max_tokens, temperature, workers;
-    local: max_new_tokens, device, batch_size)."""
-    spec = str(spec).strip()
-    if spec.startswith(("http://", "https://")):
-        return OpenAIChatClient(spec, model, **kw)
-    if spec and Path(spec).expanduser().is_dir():
-        return LocalChatClient(spec, **kw)
-    raise ValueError(f"llm {spec!r} is neither an http(s):// base URL of an OpenAI-compatible server "
-                     f"(e.g. http://localhost:8000/v1) nor an existing local model directory")
 
 
 # ----------------------------------------------------------------------------------------------- parsers
@@ -266,25 +157,74 @@ def parse_summary(text, max_words: int = 80) -> Optional[str]:
     return _prose(text, None, max_words, min_words=3)
 
 
+_NOT_OBJECTS = {"is", "are", "here", "there", "object", "objects", "mentioned", "sentence", "sentences", "keyword",
+                "keywords", "list", "none"}
+
+
+def parse_objects(text, max_objects: int = 12) -> Optional[list[str]]:
+    """CoT step 1: the object keywords of a reply ("1. piano\\n2. the black chairs" -> ["piano", "black chairs"]),
+    in order, deduplicated, at most `max_objects`; None when there are none."""
+    out: list[str] = []
+    for line in _clean_lines(text):
+        head, colon, tail = line.rpartition(":")  # "The objects mentioned are: a, b" -> "a, b"
+        if colon and len(_words(head)) <= 6:
+            line = tail
+        for item in re.split(r"[,;]|\band\b|\s\d+[.)]\s", line):
+            words = _BULLET.sub("", item).strip(_QUOTES + ".!").lower().split()
+            # "the objects mentioned are the bed" -> "the bed"
+            cut = max((n + 1 for n, w in enumerate(words) if w in _NOT_OBJECTS), default=0)
+            item = re.sub(r"^(?:a|an|the|some|two|three)\s+", "", " ".join(words[cut:]))
+            if item and len(_words(item)) <= 4 and item not in out and re.fullmatch(r"[a-z][a-z -]*", item) \
+                    and _is_language(item):
+                out.append(item)
+    return out[:max_objects] or None
+
+
 # ----------------------------------------------------------------------------------------------- prompts
 
-def question_messages(state: DialogState, candidates: list[Candidate], top_k: int = 5, max_words: int = 25,
-                      candidate_words: int = 40) -> list[Message]:
-    """The questioner's prompt: the dialog and what each of the top-k candidates looks like (never ids:
-    they mean nothing to the model, and a question about "scene0011_00" means nothing to the user)."""
-    system = ("You help a user find one 3D indoor scene among several candidate scenes. Ask ONE short question "
-              f"in natural English (at most {max_words} words) whose answer best tells the candidate scenes apart: "
-              "about the room, the objects in it, their colours or where they are. Never ask again about "
-              "something the dialog already answered. Reply with the question only.")
+# The two question types (paper §3.2.1) as the model is told them: (name, instruction, worked examples). The
+# examples' dialogs are written as the prompt writes a dialog.
+_BED = "The user is looking for: a wooden bed next to a cabinet."
+_SINK = ("The user is looking for: a sink below a mirror.\nQ: Is there anything near the sink?\n"
+         "A: There is a towel near the sink.")
+QUESTION_TYPES = {
+    Q1: ("detail probe",
+         "Ask about objects the dialog ALREADY mentions: their colour, material, size or shape, where they are, "
+         "and what is on, under or next to them. Do not bring up objects the dialog has not mentioned.",
+         [(_BED, "What colour are the bed and the cabinet, and is there anything on the bed?"),
+          (_SINK, "Where is the towel, and what is next to the mirror?")]),
+    Q2: ("diverge exploration",
+         "Ask about what the dialog has NOT discussed yet: other objects in the room, or what is away from the "
+         "area already described. Do not ask about the objects the dialog already describes.",
+         [(_BED, "Are there other objects in the room that you have not mentioned?"),
+          (_SINK, "What is on the other side of the room, away from the sink?")]),
+}
+
+
+def question_messages(state: DialogState, kind: str, candidates: list[Candidate], top_k: int = 5,
+                      max_words: int = 25, candidate_words: int = 40) -> list[Message]:
+    """The questioner's prompt for a question of type `kind` (Q1 | Q2): the type's instruction and examples,
+    the dialog, and what the top-k candidates look like (never ids: they mean nothing to the model, and a
+    question about "scene0011_00" means nothing to the user)."""
+    if kind not in QUESTION_TYPES:
+        raise ValueError(f"question type must be {Q1} or {Q2}, got {kind!r}")
+    name, instruction, examples = QUESTION_TYPES[kind]
+    system = "\n".join([
+        "You help a user find one 3D indoor scene by asking them about it. Ask ONE short question in natural "
+        f"English (at most {max_words} words), a {name} question. {instruction} Never ask again about something "
+        "the dialog already answered. Reply with the question only, ending with '?'.", "Examples:",
+        *[f"{d}\nQuestion: {q}" for d, q in examples]])
     lines = [f"The user is looking for: {state.query.strip()}"]
     if state.turns:
         lines.append("Dialog so far:")
         for t in state.turns:
             lines += [f"Q: {t.question.strip()}", f"A: {t.answer.strip()}"]
-    lines.append("Candidate scenes:")
-    for n, c in enumerate(candidates[:top_k], 1):
-        lines.append(f"{n}. {_cap(' '.join(c.summary).strip(), candidate_words, ' ...') or '(no description)'}")
-    lines.append("Your question:")
+    shown = candidates[:top_k]
+    if shown:
+        lines.append("The scenes that match best so far (the user's may be any of them, or none):")
+        for n, c in enumerate(shown, 1):
+            lines.append(f"{n}. {_cap(' '.join(c.summary).strip(), candidate_words, ' ...') or '(no description)'}")
+    lines.append(f"Your {name} question:")
     return [{"role": "system", "content": system}, {"role": "user", "content": "\n".join(lines)}]
 
 
@@ -297,24 +237,49 @@ def answer_messages(question: str, memory: list[str], max_words: int = 40) -> li
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
-def summary_messages(state: DialogState, max_words: int = 80) -> list[Message]:
-    """The summariser's prompt: the query and the answered turns ("I don't know" turns left out)."""
-    system = (f"Write ONE description (at most {max_words} words) of the object the user is looking for and of "
-              "the room it is in, using only the facts below. Reply with the description only.")
-    lines = [f"The user is looking for: {state.query.strip()}"]
-    known = [t for t in state.turns if not is_unknown(t.answer)]
-    if known:
-        lines.append("When asked, the user said:")
-        lines += [f"- {t.question.strip()} {t.answer.strip()}" for t in known]
-    lines.append("Description:")
-    return [{"role": "system", "content": system}, {"role": "user", "content": "\n".join(lines)}]
+SUMMARY_SYSTEM = "You rewrite what a user said about the indoor scene they are looking for as one description."
+EXTRACT = ("List the objects these sentences mention, as keywords separated by commas: the distinctive objects "
+           "first, common ones (door, wall, floor, chair, table) last. Reply with the list only.")
+RECONSTRUCT = ("Reconstruct the scene in 2 to 5 short sentences (at most {max_words} words): the placement, colour "
+               "and other properties of {which}. Use only details the sentences give; do not invent any. "
+               "Reply with the description only.")
+
+
+def _sentences_block(state: DialogState) -> str:
+    return "Sentences:\n" + "\n".join(f"- {t}" for t in responses(state))
+
+
+def extraction_messages(state: DialogState) -> list[Message]:
+    """CoT step 1: list the objects the query and the informative answers mention (`responses`)."""
+    return [{"role": "system", "content": SUMMARY_SYSTEM},
+            {"role": "user", "content": f"{_sentences_block(state)}\n\n{EXTRACT}"}]
+
+
+def reconstruction_messages(first: list[Message], objects: list[str], max_words: int = 80) -> list[Message]:
+    """CoT step 2: step 1's conversation, its reply (the object list), and the request to reconstruct."""
+    ask = RECONSTRUCT.format(max_words=max_words, which="those objects, in the order of your list")
+    return [*first, {"role": "assistant", "content": ", ".join(objects)}, {"role": "user", "content": ask}]
+
+
+def one_step_messages(state: DialogState, max_words: int = 80) -> list[Message]:
+    """w/o CoT: the reconstruction straight from the sentences, without listing the objects first."""
+    ask = RECONSTRUCT.format(max_words=max_words, which="the objects they mention")
+    return [{"role": "system", "content": SUMMARY_SYSTEM},
+            {"role": "user", "content": f"{_sentences_block(state)}\n\n{ask}"}]
 
 
 # ----------------------------------------------------------------------------------------------- backends
 
+def _new_stats() -> dict:
+    # calls: conversations sent; parsed / fallbacks: outputs from the model / from the fallback
+    return {"calls": 0, "parsed": 0, "fallbacks": 0}
+
+
 def _ask_model(who: str, client: ChatClient, conversations: list[list[Message]],
-               parse: Callable[[str], Optional[str]], stats: dict) -> list[Optional[str]]:
+               parse: Callable[[str], Optional[object]], stats: dict) -> list:
     """Parsed replies, None where the reply is junk or (for all) where the call failed."""
+    if not conversations:
+        return []
     stats["calls"] += len(conversations)
     try:
         replies = client.complete(conversations)
@@ -333,6 +298,7 @@ def _ask_model(who: str, client: ChatClient, conversations: list[list[Message]],
 def _fill(parsed: list, stats: dict, fallback_for: Callable[[list[int]], list]) -> list:
     """`parsed` with its Nones replaced by the fallback's outputs for those positions only."""
     todo = [i for i, p in enumerate(parsed) if p is None]
+    stats["parsed"] += len(parsed) - len(todo)
     if todo:
         stats["fallbacks"] += len(todo)
         for i, v in zip(todo, fallback_for(todo)):
@@ -341,7 +307,8 @@ def _fill(parsed: list, stats: dict, fallback_for: Callable[[list[int]], list]) 
 
 
 class LLMQuestioner:
-    """Questions written by a chat model from the dialog and the top-k candidates' descriptions."""
+    """Questions of the routed type written by a chat model from the dialog and the top-k candidates' 3D-data
+    summaries; `fallback` (the grounded questioner) asks for the dialogs whose reply holds no question."""
 
     name = "llm"
 
@@ -349,20 +316,19 @@ class LLMQuestioner:
                  candidate_words: int = 40):
         self.client, self.fallback = client, fallback
         self.top_k, self.max_words, self.candidate_words = top_k, max_words, candidate_words
-        self.stats = {"calls": 0, "fallbacks": 0}  # counted in dialogs
+        self.stats = _new_stats()
 
-    def ask(self, states: list[DialogState], candidates: list[list[Candidate]]) -> list[Question]:
-        if len(states) != len(candidates):
-            raise ValueError(f"{len(states)} dialogs but {len(candidates)} candidate lists")
-        if not states:
-            return []
-        convs = [question_messages(st, c, self.top_k, self.max_words, self.candidate_words)
-                 for st, c in zip(states, candidates)]
+    def ask(self, states: list[DialogState], kinds: list[str], candidates: list[list[Candidate]]
+            ) -> list[Question]:
+        if not len(states) == len(kinds) == len(candidates):
+            raise ValueError(f"{len(states)} dialogs, {len(kinds)} question types, {len(candidates)} candidate lists")
+        convs = [question_messages(st, kind, c, self.top_k, self.max_words, self.candidate_words)
+                 for st, kind, c in zip(states, kinds, candidates)]
         texts = _ask_model("questioner", self.client, convs, lambda r: parse_question(r, self.max_words),
                            self.stats)
-        out = [Question(t) if t is not None else None for t in texts]
-        return _fill(out, self.stats, lambda idx: self.fallback.ask([states[i] for i in idx],
-                                                                    [candidates[i] for i in idx]))
+        out = [None if t is None else Question(t, kind) for t, kind in zip(texts, kinds)]
+        return _fill(out, self.stats, lambda idx: self.fallback.ask(
+            [states[i] for i in idx], [kinds[i] for i in idx], [candidates[i] for i in idx]))
 
 
 class LLMAnswerer:
@@ -372,13 +338,11 @@ class LLMAnswerer:
 
     def __init__(self, client: ChatClient, fallback: Answerer, max_words: int = 40):
         self.client, self.fallback, self.max_words = client, fallback, max_words
-        self.stats = {"calls": 0, "fallbacks": 0}  # counted in questions
+        self.stats = _new_stats()
 
     def answer(self, questions: list[str], memories: list[list[str]]) -> list[str]:
         if len(questions) != len(memories):
             raise ValueError(f"{len(questions)} questions but {len(memories)} memories")
-        if not questions:
-            return []
         convs = [answer_messages(q, m, self.max_words) for q, m in zip(questions, memories)]
         out = _ask_model("answerer", self.client, convs, lambda r: parse_answer(r, self.max_words), self.stats)
         return _fill(out, self.stats, lambda idx: self.fallback.answer([questions[i] for i in idx],
@@ -386,22 +350,36 @@ class LLMAnswerer:
 
 
 class LLMSummariser:
-    """The CoT step as a chat model: the query and the known answers rewritten as one description."""
+    """The CoT reconstruction s (p̂3) written by a chat model. With `cot`, two batched calls: every dialog's
+    object list (step 1), then, in the same conversation, every reconstruction (step 2); without, one call.
+    A dialog whose step 1 or step 2 reply does not parse is summarised by `fallback`."""
 
     name = "llm"
 
-    def __init__(self, client: ChatClient, fallback: Summariser, max_words: int = 80):
-        self.client, self.fallback, self.max_words = client, fallback, max_words
-        self.stats = {"calls": 0, "fallbacks": 0}  # counted in dialogs
+    def __init__(self, client: ChatClient, fallback: Summariser, cot: bool = True, max_words: int = 80):
+        self.client, self.fallback, self.cot, self.max_words = client, fallback, cot, max_words
+        self.stats = _new_stats()
 
     def summarise(self, states: list[DialogState]) -> list[str]:
-        if not states:
-            return []
-        convs = [summary_messages(st, self.max_words) for st in states]
-        out = _ask_model("summariser", self.client, convs, lambda r: parse_summary(r, self.max_words), self.stats)
+        if not self.cot:
+            convs = [one_step_messages(st, self.max_words) for st in states]
+            out = _ask_model("summariser", self.client, convs, lambda r: parse_summary(r, self.max_words),
+                             self.stats)
+        else:
+            first = [extraction_messages(st) for st in states]
+            objects = _ask_model("summariser", self.client, first, parse_objects, self.stats)
+            idx = [i for i, o in enumerate(objects) if o is not None]
+            second = _ask_model("summariser", self.client,
+                                [reconstruction_messages(first[i], objects[i], self.max_words) for i in idx],
+                                lambda r: parse_summary(r, self.max_words), self.stats)
+            out = [None] * len(states)
+            for i, s in zip(idx, second):
+                # a reconstruction that names none of the listed objects is not about this dialog
+                out[i] = s if s is not None and any(mentions(s, o.split()[-1]) for o in objects[i]) else None
         return _fill(out, self.stats, lambda idx: self.fallback.summarise([states[i] for i in idx]))
 
 
 __all__ = ["ChatClient", "LLMAnswerer", "LLMQuestioner", "LLMSummariser", "LocalChatClient", "OpenAIChatClient",
-           "answer_messages", "make_chat_client", "parse_answer", "parse_question", "parse_summary",
-           "question_messages", "summary_messages"]
+           "QUESTION_TYPES", "answer_messages", "extraction_messages", "make_chat_client", "one_step_messages",
+           "parse_answer", "parse_objects", "parse_question", "parse_summary", "question_messages",
+           "reconstruction_messages"]

@@ -1,97 +1,116 @@
-"""The grounded questioner: candidate-aware questions chosen by expected information gain.
+"""The grounded questioner: writes a question of the type the router chose, without an LLM.
 
-Q1 (dialog grounding): never re-ask an aspect already answered, do not ask whether the room has an object
-the dialog already named, and prefer the target object (its colour, place, neighbours).
-Q2 (candidate grounding): weight the top-k candidates by softmax(score / beta) and ask the aspect whose
-answer best splits them (knowledge.answer_entropy). Without Q2 the questioner only knows which aspects split
-the gallery in general (a dialog-only questioner, as in ChatIR).
+- Q1, detail probe: the attributes and spatial relations of objects the dialog already names (their colour,
+  where they are, what is next to them), the query's target object first; when all are asked, an open
+  request for more detail about that object and its surroundings.
+- Q2, diverge exploration: objects and arrangements the dialog has not discussed: "Is there a sofa in the
+  room?" for a class the dialog does not name, or "Apart from the bed and the desk, what else is in the room?".
+
+Among the questions of the routed type it picks the one whose answer best splits the candidate scenes under
+what the system knows of their 3D data (`SceneKnowledge`); with no candidates (a dialog-only questioner) it
+follows the dialog's order of objects and asks Q2 as an open "what else" question. It reads the dialog, the
+type and the candidates' 3D data, and nothing of any user's memory.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from .aspects import aspect_key, labels_in, parse_question, question_text, singular, split_aspect
-from .answerer import count_sentence, colors_of, places_of
+from .answerer import colors_of, places_of
+from .aspects import DETAIL_KINDS, _label_regex, aspect_key, labels_in, parse_question, question_text, singular
 from .knowledge import SceneKnowledge, answer_entropy
-from .types import Candidate, DialogState, Question
+from .types import Q1, Q2, Candidate, DialogState, Question
 
-_TARGET_KINDS = ("color", "place", "near")
-_SETTLED = (("color", lambda lab, said: bool(colors_of(lab, said))),
-            ("count", lambda lab, said: count_sentence(lab, said) is not None),
-            ("place", lambda lab, said: bool(places_of(lab, said))))
+_SETTLED = {"color": lambda lab, said: bool(colors_of(lab, said)),
+            "place": lambda lab, said: bool(places_of(lab, said))}
+
+
+def _in_order(text: str, vocabulary) -> list[str]:
+    """The classes `text` names, in order of first mention (the query's target first)."""
+    low = text.lower()
+    return sorted(labels_in(text, vocabulary), key=lambda lab: _label_regex(lab).search(low).start())
 
 
 class GroundedQuestioner:
     name = "grounded"
 
-    def __init__(self, knowledge: SceneKnowledge, use_q1: bool = True, use_q2: bool = True,
-                 target_bonus: float = 0.1, prior_weight: float = 0.0, chunk: int = 128):
-        self.knowledge, self.use_q1, self.use_q2 = knowledge, use_q1, use_q2
-        # With k candidates most aspects split them completely (gain log k): ties. The gallery-wide gain,
-        # weighted by prior_weight, breaks them towards questions that tell scenes apart in general.
-        self.prior_weight = prior_weight
-        self.target_bonus, self.chunk = target_bonus, chunk
+    def __init__(self, knowledge: SceneKnowledge, explore_below: float = 1e-2):
+        self.knowledge = knowledge
+        # Q2 falls back to the open "what else" question when no class splits the candidates
+        self.explore_below = explore_below
 
     def gains(self, candidates: list[list[Candidate]]) -> np.ndarray:
-        """(B, A) expected information gain of every aspect for each dialog's candidates."""
+        """(B, A) expected information gain of every aspect over each dialog's weighted candidates; ties (and
+        dialogs without candidates) fall back to a small share of the aspect's gain over the whole gallery."""
         kn = self.knowledge
-        if not self.use_q2:
-            return np.repeat(kn.prior_gain[None], len(candidates), axis=0)
-        k = max((len(c) for c in candidates), default=0)
-        out = np.zeros((len(candidates), len(kn.aspects)))
-        for s in range(0, len(candidates), self.chunk):
-            part = candidates[s:s + self.chunk]
-            rows = np.zeros((len(part), k), np.int64)
-            w = np.zeros((len(part), k))
-            for b, cands in enumerate(part):
-                rows[b, :len(cands)] = kn.rows([c.scene_id for c in cands])
-                w[b, :len(cands)] = [c.weight for c in cands]
-            w /= np.clip(w.sum(axis=1, keepdims=True), 1e-12, None)
-            out[s:s + len(part)] = answer_entropy(kn.answers[rows], w) + self.prior_weight * kn.prior_gain
-        # One candidate (MERLIN-style, "ask about the top-1"): no split to measure; ask what the top-1 scene
-        # can answer, in order of how much it tells scenes apart in general.
+        out = np.repeat(1e-3 * kn.prior_gain[None], len(candidates), axis=0)
         for b, cands in enumerate(candidates):
-            if len(cands) == 1:
-                known = kn.answers[kn.row[cands[0].scene_id]] != kn.unknown
-                out[b] = np.where(known, 1e-3 * kn.prior_gain, 0.0)
+            if len(cands) == 1:  # the top-1 alone (MERLIN): what it has, by how well that splits the gallery
+                present = kn.answers[kn.row[cands[0].scene_id]] != kn.absent
+                out[b] = np.where(present, kn.prior_gain, 0.0)
+            if len(cands) < 2:
+                continue
+            w = np.array([c.weight for c in cands], np.float64)
+            w /= max(w.sum(), 1e-12)
+            out[b] += answer_entropy(kn.answers[kn.rows([c.scene_id for c in cands])][None], w[None])[0]
         return out
 
-    def ask(self, states: list[DialogState], candidates: list[list[Candidate]]) -> list[Question]:
-        if len(states) != len(candidates):
-            raise ValueError(f"{len(states)} dialogs but {len(candidates)} candidate lists")
-        kn = self.knowledge
+    def ask(self, states: list[DialogState], kinds: list[str], candidates: list[list[Candidate]]
+            ) -> list[Question]:
+        if not len(states) == len(kinds) == len(candidates):
+            raise ValueError(f"{len(states)} dialogs, {len(kinds)} question types, {len(candidates)} candidate lists")
         gains = self.gains(candidates)
         out = []
-        for st, g in zip(states, gains):
-            score = g.copy()
-            if self.use_q1:
-                score += self._grounding(st)
-            if not np.isfinite(score).any():  # every aspect settled: ask the most telling one again
-                score = g
-            j = int(np.argmax(score))
-            out.append(Question(question_text(kn.aspects[j]), kn.aspects[j]))
+        for st, kind, g, cands in zip(states, kinds, gains, candidates):
+            if kind not in (Q1, Q2):
+                raise ValueError(f"question type must be {Q1} or {Q2}, got {kind!r}")
+            named, asked = self._read_dialog(st)
+            out.append(self._detail(st, named, asked, g) if kind == Q1 else self._diverge(named, asked, g, bool(cands)))
         return out
 
-    def _grounding(self, st: DialogState) -> np.ndarray:
-        """Q1: -inf for aspects the dialog settled, a bonus for aspects of the target object."""
+    def _read_dialog(self, st: DialogState) -> tuple[list[str], set[str]]:
+        """Classes the dialog names (the query's first), and the aspects already asked (read back from the
+        question text too, for histories that arrive over HTTP)."""
         kn = self.knowledge
-        adj = np.zeros(len(kn.aspects))
+        named = list(dict.fromkeys(_in_order(st.query, kn.labels) + _in_order(" ".join(st.answers), kn.labels)))
         asked = set(st.asked_aspects)
-        # a history from HTTP carries text only: read the aspects back from the questions
         for t in st.turns:
             if t.aspect is None and (p := parse_question(t.question)) is not None:
                 kind, phrase = p
-                asked.add(aspect_key(kind, phrase if phrase in kn.col or phrase in kn.labels else singular(phrase)))
+                asked.add(aspect_key(kind, phrase if kind == "explore" or phrase in kn.labels else singular(phrase)))
+        return named, asked
+
+    def _detail(self, st: DialogState, named: list[str], asked: set[str], g: np.ndarray) -> Question:
+        """Q1: the most splitting unasked colour/place/neighbour aspect of a named object, else an open
+        request for more detail about the first named object."""
+        kn = self.knowledge
         said = [st.query, *st.answers]
-        named = set(labels_in(" ".join(said), kn.labels))
-        found = labels_in(st.query, kn.labels)
-        target = found[0] if found else None
-        # what the dialog already says about a named object: its colour, count, place
-        settled = {aspect_key(kind, lab) for lab in named for kind, fn in _SETTLED if fn(lab, said)}
-        for j, a in enumerate(kn.aspects):
-            kind, label = split_aspect(a)
-            if a in asked or a in settled or (kind == "has" and label in named):
-                adj[j] = -np.inf
-            elif label and label == target and kind in _TARGET_KINDS:
-                adj[j] += self.target_bonus
-        return adj
+        best, best_score = None, -np.inf
+        for rank, label in enumerate(named):
+            for kind in DETAIL_KINDS:
+                a = aspect_key(kind, label)
+                if a in asked or a not in kn.col or (kind in _SETTLED and _SETTLED[kind](label, said)):
+                    continue
+                score = g[kn.col[a]] - 1e-6 * rank  # equal gains: the object named first (the query's target)
+                if score > best_score:
+                    best, best_score = a, score
+        if best is None:  # every attribute asked or said: an open probe of a named object not yet probed
+            fresh = [lab for lab in named if aspect_key("detail", lab) not in asked]
+            best = aspect_key("detail", (fresh or named or [""])[0])
+        return Question(question_text(best), Q1, best)
+
+    def _diverge(self, named: list[str], asked: set[str], g: np.ndarray, has_candidates: bool) -> Question:
+        """Q2: whether a class the dialog does not name is there (the most splitting one), else what else."""
+        kn = self.knowledge
+        if has_candidates:
+            best, best_gain = None, self.explore_below
+            for label in kn.labels:
+                a = aspect_key("has", label)
+                if label not in named and a not in asked and g[kn.col[a]] > best_gain:
+                    best, best_gain = a, g[kn.col[a]]
+            if best is not None:
+                return Question(question_text(best), Q2, best)
+        a = aspect_key("explore", ",".join(named[:3]))
+        return Question(question_text(a), Q2, a)
+
+
+__all__ = ["GroundedQuestioner"]

@@ -1,13 +1,14 @@
-"""One round of Interactive Retrieval Refinement, as one function over a batch of dialogs.
+"""One round of Interactive Retrieval Refinement (paper §3.2), as one function over a batch of dialogs.
 
-    states = start(queries)                                   # round -1: nothing ranked yet
-    states = run_round(states, gallery, questioner, user, cfg)  # round 0: rank on u, ask question 1
-    states = run_round(states, gallery, questioner, user, cfg)  # round 1: answer, re-rank, ask question 2 ...
+    states = start(queries)                                         # round -1: nothing ranked yet
+    states = run_round(states, gallery, questioner, answerer, cfg)  # round 0: rank on u, ask question 1
+    states = run_round(states, gallery, questioner, answerer, cfg)  # round 1: answer, re-rank, ask again ...
 
 A round: (1) the pending question is answered (by the simulated `answerer`; with `answerer=None` the caller
-has already appended the real user's turn), (2) the CoT summary is written and the gallery re-ranked with
-the fused score, mixed with the previous round's by α, (3) the next question is asked from the new ranking.
-The eval job, the Serve app and notebooks all call this function.
+has already appended the real user's turn); (2) the retriever predicts p̂c = λ1·p̂1(u) + λ2·p̂2(ū) + λ3·p̂3(s)
+over the gallery from the dialog alone (nothing is carried over from the previous round's scores); (3) the
+router reads the last round's text feature and picks the next question's type, Q1 (detail probe) or Q2
+(diverge exploration), and the questioner writes it. The eval job, the Serve app and notebooks all call this.
 """
 from __future__ import annotations
 
@@ -16,11 +17,14 @@ from typing import Optional
 import numpy as np
 
 from ..config import DialogConfig
-from ..retrieval.fusion import fuse, mix, softmax_weights
+from ..retrieval.fusion import fuse
 from ..retrieval.gallery import Gallery
-from .summary import (GroundedSummariser, concat_dialog, dialog_segments, enriched_query, enriched_segments,
-                      segments)
-from .types import Candidate, DialogState, Turn
+from ..retrieval.meb import fuse_responses, gallery_softmax
+from .router import affinity_entropy, route
+from .summary import answers_segments, dialog_segments
+from .types import Q1, Q2, Candidate, DialogState, Turn, is_unknown
+
+SCORINGS = ("ideal", "dialog", "answers", "refine", "rerank")
 
 
 def start(queries: list[str], targets: Optional[list[str]] = None, dialog_ids: Optional[list[str]] = None
@@ -34,55 +38,103 @@ def start(queries: list[str], targets: Optional[list[str]] = None, dialog_ids: O
     return [DialogState(query=q, target=t, dialog_id=d) for q, t, d in zip(queries, targets, dialog_ids)]
 
 
-def top_candidates(scores: np.ndarray, gallery: Gallery, k: int, beta: float) -> list[list[Candidate]]:
-    """The k best scenes of each dialog with softmax(score/β) weights (over those k), best first."""
+def top_candidates(scores: np.ndarray, gallery: Gallery, k: int) -> list[list[Candidate]]:
+    """The k best scenes of each dialog, best first, weighted by their share of p̂c among the k, with what the
+    system reads off their 3D data (k = 0: none, a dialog-only questioner)."""
+    if k <= 0:
+        return [[] for _ in range(len(scores))]
     k = min(k, len(gallery))
-    top = np.argpartition(-scores, k - 1, axis=1)[:, :k] if k < scores.shape[1] else np.tile(
-        np.arange(scores.shape[1]), (len(scores), 1))
-    order = np.take_along_axis(scores, top, axis=1).argsort(axis=1)[:, ::-1]
-    top = np.take_along_axis(top, order, axis=1)
-    w = softmax_weights(np.take_along_axis(scores, top, axis=1), beta)
-    summaries = getattr(gallery, "summaries", None)
-    return [[Candidate(gallery.ids[j], float(wj), tuple(summaries[j]) if summaries is not None else ())
-             for j, wj in zip(row, wrow)] for row, wrow in zip(top, w)]
+    top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    w = np.take_along_axis(scores, top, axis=1).astype(np.float64)
+    w = np.clip(w, 0, None) / np.clip(np.clip(w, 0, None).sum(axis=1, keepdims=True), 1e-30, None)
+    summaries = gallery.knowledge.summaries
+    return [[Candidate(gallery.ids[j], float(wj), summaries[j]) for j, wj in zip(row, wrow)]
+            for row, wrow in zip(top, w)]
 
 
-def rank(states: list[DialogState], gallery: Gallery, cfg: DialogConfig, summaries: list[str]) -> np.ndarray:
-    """The fused, α-mixed scores (B, S) of each dialog after its turns so far."""
-    lambdas = (cfg.lambda1, cfg.lambda2, cfg.lambda3)
-    out = np.zeros((len(states), len(gallery)), np.float32)
-    first = [i for i, st in enumerate(states) if not st.turns]
-    rest = [i for i, st in enumerate(states) if st.turns]
-    if first:  # round 0: the query is all there is
-        out[first] = gallery.scores([states[i].query for i in first])
-    if rest:
-        views = {}
-        if cfg.lambda1:  # p1: the initial query u
-            views[0] = gallery.scores([states[i].query for i in rest])
-        if cfg.compose:  # sentence by sentence, each encoded once per dialog (see Gallery.scores_composed)
-            if cfg.lambda2:  # p2: ū, the query enriched with the answers (or the whole dialog)
-                views[1] = gallery.scores_composed([dialog_segments(states[i]) if cfg.p2_text == "dialog"
-                                                    else enriched_segments(states[i]) for i in rest])
-            if cfg.lambda3:  # p3: the dialog summary s
-                views[2] = gallery.scores_composed([segments(summaries[i]) for i in rest])
-        else:
-            if cfg.lambda2:
-                views[1] = gallery.scores([concat_dialog(states[i]) if cfg.p2_text == "dialog"
-                                           else enriched_query(states[i]) for i in rest])
-            if cfg.lambda3:
-                views[2] = gallery.scores([summaries[i] for i in rest])
-        fused = fuse(views.get(0), views.get(1), views.get(2), lambdas)
-        for row, i in enumerate(rest):
-            out[i] = mix(fused[row], states[i].scores, cfg.alpha)
-    return out
+def _embed(gallery: Gallery, texts: list[list[str]], cfg: DialogConfig) -> np.ndarray:
+    """Embeddings of texts given as sentence lists (composed, or joined and encoded whole)."""
+    if not texts:
+        return np.zeros((0, gallery.embeddings.shape[1]), np.float32)
+    if cfg.compose:
+        return gallery.embed_composed(texts)
+    return gallery.embed([" ".join(t) for t in texts])
+
+
+def _normalise(x: np.ndarray) -> np.ndarray:
+    return x / np.clip(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12, None)
+
+
+def predict(states: list[DialogState], gallery: Gallery, cfg: DialogConfig, summaries: list[str]
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """(p̂c (B, S), the text feature the router reads (B, d)) of each dialog after its turns so far.
+
+    scoring "ideal" is the paper's retriever; the others are the baselines' (see ideal.dialog.methods)."""
+    if cfg.scoring not in SCORINGS:
+        raise ValueError(f"dialog.scoring must be one of {SCORINGS}, got {cfg.scoring!r}")
+    p = lambda emb: gallery_softmax(gallery.score_embeddings(emb), cfg.temperature)  # noqa: E731  (Eq. 3)
+    # texts are encoded whole (as the retriever was trained); a dialog's turns are composed (SegmentEncoder)
+    u0 = _embed(gallery, [[st.query.strip()] for st in states], cfg)  # u: the initial query
+    # each informative response's feature u^j (an "I don't know" carries nothing to fuse)
+    said = [[(t.kind, t.answer) for t in st.turns if not is_unknown(t.answer)] for st in states]
+    flat = [[a.strip()] for turns in said for _, a in turns]
+    resp = _embed(gallery, flat, cfg)
+    at = np.cumsum([0] + [len(t) for t in said])
+    last = np.array([resp[at[i + 1] - 1] if said[i] and not is_unknown(st.turns[-1].answer) else u0[i]
+                     for i, st in enumerate(states)], np.float32).reshape(len(states), -1)
+    if cfg.scoring == "ideal":
+        u_bar = np.stack([fuse_responses(u0[i], resp[at[i]:at[i + 1]], [k == Q1 for k, _ in said[i]], cfg.alpha,
+                                         cfg.shell) for i in range(len(states))]) if states else u0
+        lambdas = (cfg.lambda1, cfg.lambda2, cfg.lambda3)
+        views = [p(u0) if cfg.lambda1 else None, p(u_bar) if cfg.lambda2 else None, None]
+        if cfg.lambda3:  # p̂3: the CoT reconstruction s (the query alone before any answer)
+            views[2] = p(_embed(gallery, [[(s or st.query).strip()] for s, st in zip(summaries, states)], cfg))
+        scores = fuse(*views, lambdas)
+        router_feat = np.where([[bool(st.turns) and is_unknown(st.turns[-1].answer)] for st in states],
+                               u_bar, last) if states else last
+        return scores, router_feat
+    if cfg.scoring == "dialog":  # ChatIR: the whole dialog, questions included
+        emb = _embed(gallery, [dialog_segments(st) for st in states], cfg)
+        return p(emb), emb
+    if cfg.scoring == "answers":  # SUM: query and answers merged into one description
+        emb = _embed(gallery, [answers_segments(st) for st in states], cfg)
+        return p(emb), emb
+    if cfg.scoring == "refine":  # MERLIN: the embedding moves towards each answer, round by round
+        emb = u0.copy()
+        for i in range(len(states)):
+            for r in resp[at[i]:at[i + 1]]:
+                emb[i] = _normalise(emb[i] + r)
+        return p(emb), emb
+    # rerank (IR): the ranking is re-weighted by each round's response, p ∝ p̂(u)·Π_j p̂(u^j)
+    log_p = np.log(np.clip(p(u0), 1e-30, None)).astype(np.float64)
+    if len(resp):
+        log_r = np.log(np.clip(p(resp), 1e-30, None))
+        for i in range(len(states)):
+            log_p[i] += log_r[at[i]:at[i + 1]].sum(axis=0)
+    log_p -= log_p.max(axis=1, keepdims=True)
+    scores = np.exp(log_p)
+    return (scores / scores.sum(axis=1, keepdims=True)).astype(np.float32), last
+
+
+def route_next(states: list[DialogState], gallery: Gallery, cfg: DialogConfig, feats: np.ndarray) -> list[str]:
+    """The next question's type per dialog: the router on the density-compensated affinity entropy of the
+    last round's text feature, or forced (cfg.route "q1" = w/o Q2, "q2" = w/o Q1)."""
+    if cfg.route == "q1":
+        return [Q1] * len(states)
+    if cfg.route == "q2":
+        return [Q2] * len(states)
+    if cfg.route != "router":
+        raise ValueError(f"dialog.route must be 'router', 'q1' or 'q2', got {cfg.route!r}")
+    if not states:
+        return []
+    entropy = affinity_entropy(gallery.score_embeddings(feats), cfg.router_k, cfg.tau,
+                               gallery.density(cfg.density_k, cfg.density_eps))
+    return route(entropy, cfg.beta, [st.kinds for st in states], cfg.force_q2_after)
 
 
 def run_round(states: list[DialogState], gallery: Gallery, questioner, answerer, cfg: DialogConfig,
               summariser=None, ask: bool = True) -> list[DialogState]:
     """Advance every dialog by one round (see the module docstring). Pure: returns new states."""
-    if cfg.p2_text not in ("answers", "dialog"):
-        raise ValueError(f"p2_text must be 'answers' or 'dialog', got {cfg.p2_text!r}")
-    summariser = summariser or GroundedSummariser()
     states = list(states)
     # (1) the user answers the pending question
     pending = [i for i, st in enumerate(states) if st.question is not None]
@@ -90,21 +142,23 @@ def run_round(states: list[DialogState], gallery: Gallery, questioner, answerer,
         qs = [states[i].question for i in pending]
         answers = answerer.answer([states[i] for i in pending], [q.text for q in qs])
         for i, q, a in zip(pending, qs, answers):
-            states[i] = states[i].with_(turns=states[i].turns + (Turn(q.text, a, q.aspect),), question=None)
-    # (2) summarise (CoT) and re-rank
-    with_turns = [i for i, st in enumerate(states) if st.turns]
+            states[i] = states[i].with_(turns=states[i].turns + (Turn(q.text, a, q.kind, q.aspect),), question=None,
+                                        next_kind=None)
+    # (2) reconstruct s (CoT) and predict p̂c
     summaries = [""] * len(states)
-    if with_turns and cfg.lambda3:
+    with_turns = [i for i, st in enumerate(states) if st.turns]
+    if with_turns and summariser is not None and cfg.scoring == "ideal" and cfg.lambda3:
         for i, s in zip(with_turns, summariser.summarise([states[i] for i in with_turns])):
             summaries[i] = s
-    scores = rank(states, gallery, cfg, summaries)
-    states = [st.with_(scores=scores[i], summary=summaries[i] or st.summary, round=st.round + 1)
-              for i, st in enumerate(states)]
-    # (3) ask the next question from the new ranking
-    if ask and questioner is not None:
-        cands = top_candidates(scores, gallery, cfg.k, cfg.beta)
-        questions = questioner.ask(states, cands)
-        states = [st.with_(question=q) for st, q in zip(states, questions)]
+    scores, feats = predict(states, gallery, cfg, summaries)
+    states = [st.with_(scores=scores[i], summary=summaries[i], round=st.round + 1) for i, st in enumerate(states)]
+    # (3) route, and ask the next question (with no questioner: only route, e.g. in a Retriever replica)
+    if ask and states:
+        kinds = route_next(states, gallery, cfg, feats)
+        states = [st.with_(next_kind=kind) for st, kind in zip(states, kinds)]
+        if questioner is not None:
+            questions = questioner.ask(states, kinds, top_candidates(scores, gallery, cfg.k))
+            states = [st.with_(question=q) for st, q in zip(states, questions)]
     return states
 
 
@@ -119,21 +173,29 @@ def ranking(state: DialogState, gallery: Gallery, k: int) -> list[tuple[str, flo
 
 def replay_batch(queries: list[str], histories: list[list[tuple[str, str]]], gallery: Gallery, questioner,
                  cfg: DialogConfig, summariser=None) -> list[DialogState]:
-    """Stateless clients' dialogs (query + answered turns) rebuilt round by round, each ending with its next
-    question: the same rounds a simulated dialog goes through, so α-mixing matches. Dialogs of different
+    """Stateless clients' dialogs (query + answered turns) rebuilt round by round, each ending ranked and
+    routed (`next_kind`), with its next question when a questioner is given. Each turn gets the type the
+    router chose at its round, so the fusion treats it as a simulated dialog would. Dialogs of different
     lengths share every round they have in common (one encoder batch per round)."""
     if len(queries) != len(histories):
         raise ValueError(f"{len(queries)} queries but {len(histories)} histories")
-    states = run_round(start(queries), gallery, None, None, cfg, summariser, ask=False)
+    states = run_round(start(queries), gallery, None, None, cfg, summariser)
     for r in range(max((len(h) for h in histories), default=0)):
         idx = [i for i, h in enumerate(histories) if len(h) > r]
-        grown = [states[i].with_(turns=states[i].turns + (Turn(*histories[i][r], None),)) for i in idx]
-        for i, st in zip(idx, run_round(grown, gallery, None, None, cfg, summariser, ask=False)):
+        grown = [states[i].with_(turns=states[i].turns + (Turn(*histories[i][r], states[i].next_kind),),
+                                 next_kind=None) for i in idx]
+        for i, st in zip(idx, run_round(grown, gallery, None, None, cfg, summariser)):
             states[i] = st
     if questioner is not None and states:
-        cands = top_candidates(np.stack([st.scores for st in states]), gallery, cfg.k, cfg.beta)
-        states = [st.with_(question=q) for st, q in zip(states, questioner.ask(states, cands))]
+        return ask_next(states, gallery, questioner, cfg)
     return states
+
+
+def ask_next(states: list[DialogState], gallery, questioner, cfg: DialogConfig) -> list[DialogState]:
+    """Ranked, routed dialogs with their next question written (`gallery` needs `ids` and `knowledge` only)."""
+    cands = top_candidates(np.stack([st.scores for st in states]), gallery, cfg.k)
+    kinds = [st.next_kind or Q1 for st in states]
+    return [st.with_(question=q) for st, q in zip(states, questioner.ask(states, kinds, cands))]
 
 
 def replay(query: str, history: list[tuple[str, str]], gallery: Gallery, questioner, cfg: DialogConfig,
@@ -142,4 +204,4 @@ def replay(query: str, history: list[tuple[str, str]], gallery: Gallery, questio
     return replay_batch([query], [history], gallery, questioner, cfg, summariser)[0]
 
 
-__all__ = ["rank", "ranking", "replay", "replay_batch", "run_round", "start", "top_candidates"]
+__all__ = ["ask_next", "predict", "ranking", "replay", "replay_batch", "route_next", "run_round", "start", "top_candidates"]

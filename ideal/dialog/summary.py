@@ -1,94 +1,123 @@
-"""The CoT summariser: the dialog so far rewritten as one description of the target and its room (s_i, p3).
+"""The semantic-level fusion s (p̂3): the query and every response rewritten as one object-centric
+reconstruction of the scene, chain-of-thought style in two steps (paper §3.2.2):
 
-Grounded: a deduplicated merge of facts. Answers are read back into facts (room type, objects present,
-colours, places, free sentences); unknowns are dropped, repeats merged, and the facts written after the
-query in a fixed order. `ConcatSummariser` (the "w/o CoT" ablation) only strings the turns together.
+1. `extract_objects`: the objects the dialog mentions, each with what the dialog says of it (colours, places,
+   neighbours), the query's objects first;
+2. `reconstruct`: one sentence per object, after the room type.
+
+"w/o CoT" writes the reconstruction in one step, straight from the responses (`one_step`): their sentences,
+deduplicated, "I don't know" dropped, with no object extraction. The vocabulary of object classes is what the
+system knows from the gallery's 3D data.
 """
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 
-from .types import DialogState, is_unknown
+from ..scenes.memory import article
+from .answerer import answer_room, colors_of, places_of
+from .aspects import _label_regex, labels_in, mentions
+from .types import DONT_KNOW, DialogState, is_unknown
 
-from ..scenes.rooms import ROOM_WORDS
-
-_ROOM = re.compile(r"^it is (?:a |an )?(?P<room>" + "|".join(sorted(set(ROOM_WORDS.values()), key=len, reverse=True))
-                   + r")\.$")
-_NUM = r"(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|\d+)"
-# the answerer's "Yes, there is a window." / "Yes, there are two chairs." and "There are two chairs in the room."
-_HAS = re.compile(rf"^yes, there (?:is|are) (?P<what>(?:{_NUM}|a|an) [a-z]+(?: [a-z]+)?)(?: in the room)?\.$"
-                  rf"|^there (?:is|are) (?P<count>{_NUM} [a-z]+(?: [a-z]+)?) in the room\.$")
+_RELATION = re.compile(r"\b(next to|near|beside|between|close to|by the|on top of|under|in front of|behind|facing)\b")
 
 
-def _sentences(text: str) -> list[str]:
+def sentences(text: str) -> list[str]:
     return [s.strip() for s in re.split(r"(?<=[.!?])\s+", text.strip()) if s.strip()]
 
 
-def merge_facts(query: str, answers: list[str]) -> str:
-    room, has, other, seen = None, [], [], {query.strip().lower()}
-    for a in answers:
-        if is_unknown(a):
-            continue
-        for s in _sentences(a):
-            low = s.lower()
-            if low in seen:
-                continue
-            seen.add(low)
-            if (m := _ROOM.match(low)) is not None:
-                room = m.group("room")
-            elif (m := _HAS.match(low)) is not None:
-                what = m.group("what") or m.group("count")
-                has.append(("a " + what[4:]) if what.startswith("one ") else what)
-            else:
-                other.append(s if s.endswith((".", "!", "?")) else s + ".")
-    parts = [query.strip()]
-    if room:
-        parts.append(f"The room is {'an' if room[0] in 'aeiou' else 'a'} {room}.")
-    if has:
-        items = list(dict.fromkeys(has))
-        joined = items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
-        parts.append(f"The room has {joined}.")
-    parts += other
+@dataclass
+class ObjectNote:
+    """Step 1's output for one object class: what the dialog says of it."""
+
+    label: str
+    colors: list[str] = field(default_factory=list)
+    places: list[str] = field(default_factory=list)
+    near: list[str] = field(default_factory=list)
+
+
+def responses(st: DialogState) -> list[str]:
+    """The query and the informative answers (the texts the reconstruction may use)."""
+    return [st.query.strip(), *[a.strip() for a in st.answers if not is_unknown(a)]]
+
+
+def extract_objects(texts: list[str], vocabulary) -> tuple[str, list[ObjectNote]]:
+    """Step 1: (room type or "", the objects named in `texts` in order of first mention, with attributes)."""
+    said = [s for t in texts for s in sentences(t)]
+    room = ""
+    for s in said:  # "This is a bedroom." (memory) or "It is a bedroom." (the answerer's reply)
+        m = re.match(r"^(?:this|it) is (?:a |an )?(?P<room>[a-z ]+?)\.?$", s.strip().lower())
+        if m and answer_room([f"This is a {m.group('room')}."]) != DONT_KNOW:
+            room = m.group("room")
+            break
+    text = " ".join(said).lower()
+    notes = []
+    for label in labels_in(text, vocabulary):
+        near = []
+        for s in said:
+            if mentions(s, label) and _RELATION.search(s.lower()):
+                near += [x for x in labels_in(s, vocabulary) if x != label and x not in near]
+        notes.append(ObjectNote(label, colors_of(label, said)[:2], places_of(label, said)[:2], near[:3]))
+    # labels_in orders by length; the reconstruction follows the dialog (the query's target first)
+    first = {n.label: _label_regex(n.label).search(text).start() for n in notes}
+    return room, sorted(notes, key=lambda n: first[n.label])
+
+
+def _join(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def reconstruct(room: str, notes: list[ObjectNote]) -> str:
+    """Step 2: "The room is a bedroom. There is a brown chair near a window, next to the desk. ..."."""
+    parts = [f"The room is {article(room)}."] if room else []
+    for n in notes:
+        what = f"{n.colors[0]} {n.label}" if n.colors else n.label
+        extra = n.places + ([f"next to {_join([f'the {x}' for x in n.near])}"] if n.near else [])
+        parts.append(f"There is {article(what)}" + (" " + ", ".join(extra) if extra else "") + ".")
     return " ".join(parts)
 
 
+def one_step(texts: list[str]) -> str:
+    """w/o CoT: the responses' sentences, deduplicated, in order."""
+    return " ".join(dict.fromkeys(s if s.endswith((".", "!", "?")) else s + "."
+                                  for t in texts for s in sentences(t)))
+
+
 class GroundedSummariser:
+    """s without an LLM: two steps (extract, reconstruct) with `cot`, else one step."""
+
     name = "grounded"
 
+    def __init__(self, vocabulary=(), cot: bool = True):
+        self.vocabulary, self.cot = sorted(vocabulary), cot
+
     def summarise(self, states: list[DialogState]) -> list[str]:
-        return [merge_facts(st.query, st.answers) for st in states]
+        out = []
+        for st in states:
+            texts = responses(st)
+            if not self.cot:
+                out.append(one_step(texts))
+                continue
+            room, notes = extract_objects(texts, self.vocabulary)
+            out.append(reconstruct(room, notes) or one_step(texts))
+        return out
 
 
-def concat_dialog(st: DialogState, with_questions: bool = True) -> str:
-    """The query followed by every turn ("Q? A."), unknowns included: the plain dialog text."""
-    parts = [st.query.strip()]
-    for t in st.turns:
-        parts += [t.question.strip(), t.answer.strip()] if with_questions else [t.answer.strip()]
+def concat_dialog(st: DialogState) -> str:
+    """The query followed by every question and answer, unknowns included: the plain dialog text."""
+    parts = [st.query.strip()] + [x.strip() for t in st.turns for x in (t.question, t.answer)]
     return " ".join(p for p in parts if p)
 
 
-def enriched_query(st: DialogState) -> str:
-    """u-bar: the query enriched with the answers (unknowns dropped)."""
-    return " ".join([st.query.strip(), *[a.strip() for a in st.answers if not is_unknown(a)]])
-
-
-class ConcatSummariser:
-    """w/o CoT: the summary is just the dialog strung together."""
-
-    name = "concat"
-
-    def summarise(self, states: list[DialogState]) -> list[str]:
-        return [concat_dialog(st) for st in states]
-
-
 def segments(text: str) -> list[str]:
-    """A text as the sentences the retriever encodes one by one (Gallery.scores_composed)."""
-    return _sentences(text) or [text]
-
-
-def enriched_segments(st: DialogState) -> list[str]:
-    return [st.query.strip(), *[s for a in st.answers if not is_unknown(a) for s in _sentences(a)]]
+    """A text as the sentences the retriever encodes one by one (Gallery.embed_composed)."""
+    return sentences(text) or [text]
 
 
 def dialog_segments(st: DialogState) -> list[str]:
     return [st.query.strip(), *[x.strip() for t in st.turns for x in (t.question, t.answer) if x.strip()]]
+
+
+def answers_segments(st: DialogState) -> list[str]:
+    """The query and the informative answers, one segment each (SUM's merged description)."""
+    return responses(st)

@@ -1,7 +1,7 @@
 """A gallery: the scenes being searched, embedded once by a retriever, scored against texts exactly.
 
-Dialog rounds mix every scene's score with the previous round's, so a round needs all S scores (a matrix
-product; a faiss index serves top-K lookups for single-shot search instead).
+A dialog round needs every scene's score (p̂ is a softmax over the whole gallery: a matrix product; a faiss
+index serves top-K lookups for single-shot search instead).
 """
 from __future__ import annotations
 
@@ -61,6 +61,8 @@ class Gallery:
         self.batch_size, self.cache_size = batch_size, cache_size
         self._cache: dict[str, np.ndarray] = {}
         self._segments: Optional[SegmentEncoder] = None
+        self._density: dict[tuple[int, float], np.ndarray] = {}
+        self._knowledge = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -77,16 +79,42 @@ class Gallery:
             return np.zeros((0, self.embeddings.shape[1]), np.float32)
         return np.stack([self._cache[t] for t in texts])
 
-    def scores_composed(self, texts: list[list[str]]) -> np.ndarray:
-        """Scores of texts given as lists of segments (a dialog: query, answers ...); see SegmentEncoder.
-        Retrievers without `text_features`/`project_text` get the segments joined and encoded whole."""
+    def embed_composed(self, texts: list[list[str]]) -> np.ndarray:
+        """Embeddings of texts given as lists of segments (sentences); see SegmentEncoder. Retrievers without
+        `text_features`/`project_text` get the segments joined and encoded whole."""
         r = self.retriever
         if not (hasattr(r, "text_features") and hasattr(r, "project_text")):
-            return self.scores([" ".join(segs) for segs in texts])
+            return self.embed([" ".join(segs) for segs in texts])
         if self._segments is None:
             tok = getattr(getattr(r, "text_encoder", None), "tokenizer", None)
             self._segments = SegmentEncoder(r.text_features, tok, self.cache_size)
-        return np.asarray(r.score(r.project_text(self._segments.features(texts)), self.embeddings), np.float32)
+        return np.asarray(r.project_text(self._segments.features(texts)), np.float32)
+
+    def scores_composed(self, texts: list[list[str]]) -> np.ndarray:
+        """(len(texts), S) scores of texts given as lists of segments (see `embed_composed`)."""
+        return self.score_embeddings(self.embed_composed(texts))
+
+    def score_embeddings(self, text_emb: np.ndarray) -> np.ndarray:
+        """(B, S) retriever scores of text embeddings against every gallery scene."""
+        return np.asarray(self.retriever.score(text_emb, self.embeddings), np.float32)
+
+    @property
+    def knowledge(self):
+        """What the system reads off the scenes' 3D data (`ideal.dialog.knowledge.SceneKnowledge`), built once."""
+        if self._knowledge is None:
+            from ..dialog.knowledge import SceneKnowledge
+
+            self._knowledge = SceneKnowledge(self.scenes)
+        return self._knowledge
+
+    def density(self, k: int, eps: float) -> np.ndarray:
+        """ρ(v_i) of every scene (the router's density compensation), computed once per (k, ε)."""
+        from ..dialog.router import scene_density
+
+        key = (k, eps)
+        if key not in self._density:
+            self._density[key] = scene_density(self.embeddings, k, eps)
+        return self._density[key]
 
     def scores(self, texts: list[str]) -> np.ndarray:
         """(len(texts), S) retriever scores against every gallery scene."""

@@ -76,22 +76,50 @@ def load(scannet_dir: str | Path, scanrefer: Optional[str | Path] = None, nr3d: 
     return SceneDataset(scenes, kept, memories)
 
 
+SPLITS = ("train", "dev", "val", "all")
+
+
 def split_scene_ids(root: str | Path, split: str) -> list[str]:
-    path = Path(root) / f"scannetv2_{split}.txt"
-    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    """Scene ids of a split as listed in `scannetv2_{train,val}.txt`, with `dev` carved out of train.
+
+    train: the training scenes minus dev; dev: `dev_scene_ids` of the listed training scenes (defaults are
+    chosen there); val: the reported split, as listed.
+    """
+    if split not in ("train", "dev", "val", "train+dev"):
+        raise ValueError(f"split must be train, dev, val or train+dev, got {split!r}")
+    listed = "val" if split == "val" else "train"
+    path = Path(root) / f"scannetv2_{listed}.txt"
+    ids = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    if split in ("val", "train+dev"):
+        return ids
+    n_val = len(split_scene_ids(root, "val")) if (Path(root) / "scannetv2_val.txt").is_file() else 0
+    dev = set(dev_scene_ids(ids, n_val))
+    return [s for s in ids if (s in dev) == (split == "dev")]
+
+
+def dev_scene_ids(train_ids: list[str], n: int, seed: int = 0) -> list[str]:
+    """A seeded sample of `n` training scenes (at most a third of them): the dev split. As many scenes as
+    val by default, so thresholds chosen on dev see a gallery of the reported size."""
+    n = min(n, len(train_ids) // 3)
+    rng = np.random.default_rng([seed, 7_919])
+    ordered = sorted(train_ids)
+    return sorted(ordered[int(i)] for i in rng.permutation(len(ordered))[:n])
 
 
 def load_synthetic(root: str | Path, split: str = "val", points_per_object: int = 1024,
                    progress: bool = False) -> SceneDataset:
-    """Load a benchmark written by `ideal.scenes.synthetic` (split: train | val | all)."""
+    """Load a benchmark written by `ideal.scenes.synthetic` (split: train | dev | val | all).
+
+    dev is carved from the training scenes (`split_scene_ids`); train excludes it."""
     root = Path(root)
     if split == "all":
-        ids = split_scene_ids(root, "train") + split_scene_ids(root, "val")
+        ids = split_scene_ids(root, "train+dev") + split_scene_ids(root, "val")
         refs = None
-    elif split in ("train", "val"):
-        ids, refs = split_scene_ids(root, split), root / f"ScanRefer_filtered_{split}.json"
+    elif split in ("train", "dev", "val"):
+        listed = "val" if split == "val" else "train"
+        ids, refs = split_scene_ids(root, split), root / f"ScanRefer_filtered_{listed}.json"
     else:
-        raise ValueError(f"split must be train, val or all, got {split!r}")
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     ds = load(root / "scans", scanrefer=refs, nr3d=root / "nr3d.csv", sr3d=root / "sr3d.csv",
               label_map=root / "scannetv2-labels.combined.tsv", scene_ids=ids,
               points_per_object=points_per_object, progress=progress)

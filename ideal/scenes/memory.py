@@ -1,12 +1,16 @@
-"""Scene memory: what the (simulated) user knows about the scene they are looking for.
+"""Memory: what the (simulated) user knows about the scene they are looking for (paper §4.1).
 
-- coarse: 2-3 short room-level sentences (room type, main furniture, windows and doors);
-- fine: every description of the scene, then facts read off the geometry (counts, colours, placement).
+- coarse: an expansion of the user's own query: its sentences and clauses restated, nothing the query does
+  not already say (no leakage); the user answers anything else with "I don't know";
+- fine: fine-grained descriptions of the whole scene: every description of it, then facts read off the
+  geometry (counts, colours, placement, neighbours). It leaks information beyond the query (the paper's †).
 
-Built from a Scene and its descriptions only, so real and synthetic data get the same memory.
+Built from a Scene, its descriptions and the query only, so real and synthetic data get the same memory.
+`room_summary` is not a memory: it is what the system itself reads off a scene's 3D data.
 """
 from __future__ import annotations
 
+import re
 from collections import Counter
 
 from . import relations as rel
@@ -45,7 +49,36 @@ def _join(items: list[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
-def coarse_memory(scene: Scene, max_items: int = 4) -> list[str]:
+_CLAUSE_SPLIT = re.compile(r"[,;]\s*(?:and\s+)?|\s+and\s+(?=(?:it|its|the|there|this|a|an)\b)|\s+(?:which|that|where)\s+(?=is|are|has|sits|stands)")
+
+
+def coarse_memory(query: str) -> list[str]:
+    """The coarse memory of a dialog: the query's sentences, then each sentence's clauses as sentences of their
+    own ("the brown chair is by the desk, and it faces the window" -> + "The brown chair is by the desk.",
+    "It faces the window."). Only words of the query appear, so no answer can add information."""
+    out: list[str] = []
+    for sent in re.split(r"(?<=[.!?])\s+", query.strip()):
+        sent = sent.strip().rstrip(".!?").strip()
+        if not sent:
+            continue
+        out.append(_sentence(sent))
+        clauses = [c.strip() for c in _CLAUSE_SPLIT.split(sent) if c and c.strip()]
+        if len(clauses) > 1:
+            # a relative clause ("which is near the door") is about the same object: "It is near the door."
+            out += [_sentence(("it " + c) if c.split()[0] in _VERBS else c) for c in clauses if len(c.split()) >= 2]
+    return list(dict.fromkeys(out))
+
+
+_VERBS = {"is", "are", "has", "sits", "stands"}
+
+
+def _sentence(text: str) -> str:
+    text = text.strip()
+    return text[:1].upper() + text[1:] + "."
+
+
+def room_summary(scene: Scene, max_items: int = 4) -> list[str]:
+    """Room type, the most frequent furniture, windows and doors: what the system reads off the 3D data."""
     counts = Counter(o.label for o in scene.furniture() if o.label not in _OPENINGS)
     out = [f"This is {article(room_word(scene.scene_type))}."]
     if counts:
@@ -126,5 +159,5 @@ def fine_memory(scene: Scene, descriptions: list[Description]) -> list[str]:
 
 
 def build_memory(scene: Scene, descriptions: list[Description]) -> SceneMemory:
-    """Coarse and fine memory of `scene` (descriptions of other scenes are ignored)."""
-    return SceneMemory(scene.scene_id, coarse_memory(scene), fine_memory(scene, descriptions))
+    """The fine memory of `scene` (descriptions of other scenes are ignored); coarse memory is per query."""
+    return SceneMemory(scene.scene_id, fine_memory(scene, descriptions))

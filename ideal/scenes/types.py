@@ -71,21 +71,12 @@ class Description:
 
 @dataclass
 class SceneMemory:
-    """What a (simulated) user knows about a scene, as sentences.
-
-    coarse: a few short room-level sentences; fine: every description of the scene plus facts.
+    """What a simulated user with fine memory knows about a scene: every description of it plus facts read
+    off its geometry. (Coarse memory depends on the query, not the scene: `ideal.scenes.memory.coarse_memory`.)
     """
 
     scene_id: str
-    coarse: list[str]
     fine: list[str]
-
-    def sentences(self, granularity: str) -> list[str]:
-        if granularity == "coarse":
-            return self.coarse
-        if granularity == "fine":
-            return self.fine
-        raise ValueError(f"memory granularity must be 'coarse' or 'fine', got {granularity!r}")
 
 
 class FormatError(ValueError):

@@ -105,4 +105,4 @@ def scene_view(scene: Scene, memory: SceneMemory | None) -> dict:
             "objects": [{"object_id": o.object_id, "label": o.label, "center": [round(float(x), 4) for x in o.center],
                          "size": [round(float(x), 4) for x in o.size],
                          "color_rgb": [round(float(x), 4) for x in o.color_rgb]} for o in scene.objects],
-            "memory": {"coarse": list(memory.coarse), "fine": list(memory.fine)} if memory else None}
+            "memory": {"fine": list(memory.fine)} if memory else None}

@@ -19,7 +19,7 @@ import numpy as np
 from ..config import Config, load_config
 from ..dialog.build import build_questioner, build_summariser, build_user
 from ..dialog.methods import method_config
-from ..dialog.round import ranking, replay_batch, top_candidates
+from ..dialog.round import ask_next, ranking, replay_batch
 from ..dialog.types import DialogState
 from ..evaluate import DEFAULT_WEIGHTS, SHIPPED_IAT
 from ..metrics import target_ranks
@@ -78,11 +78,15 @@ def _text_encoder(cfg: Config):
 
 
 class Catalog:
-    """The gallery as the questioner sees it: scene ids and what is known of each scene, no embeddings."""
+    """The gallery as the questioner sees it: scene ids and what is known of each scene's 3D data, no
+    embeddings."""
 
     def __init__(self, scenes):
+        from ..dialog.knowledge import SceneKnowledge
+
         self.scenes = list(scenes)
         self.ids = [s.scene_id for s in self.scenes]
+        self.knowledge = SceneKnowledge(self.scenes)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -102,13 +106,14 @@ class Search:
         text = text_encoder or _text_encoder(cfg)
         retriever = TrainedRetriever.from_checkpoint(spec.weights, text)
         self.gallery = Gallery(retriever, [self.dataset.scenes[s] for s in sorted(self.dataset.scenes)])
-        self.summariser = build_summariser(self.cfg)
+        self.summariser = build_summariser(self.cfg, self.gallery)
 
     def __len__(self) -> int:
         return len(self.gallery)
 
     def rank(self, requests: list[RoundRequest]) -> list[DialogState]:
-        """Every dialog replayed round by round (shared rounds batched), ending ranked, no question yet."""
+        """Every dialog replayed round by round (shared rounds batched), ending ranked and routed (the next
+        question's type needs the gallery embeddings), no question yet."""
         return replay_batch([r.query for r in requests], [list(r.history) for r in requests], self.gallery, None,
                             self.cfg, self.summariser)
 
@@ -135,8 +140,7 @@ class Ask:
     def ask(self, states: list[DialogState]) -> list[DialogState]:
         if not states:
             return []
-        cands = top_candidates(np.stack([st.scores for st in states]), self.catalog, self.cfg.k, self.cfg.beta)
-        return [st.with_(question=q) for st, q in zip(states, self.questioner.ask(states, cands))]
+        return ask_next(states, self.catalog, self.questioner, self.cfg)
 
 
 class User:

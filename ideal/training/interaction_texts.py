@@ -1,15 +1,17 @@
-"""Interaction-like texts for IAT: simulated dialogs over the TRAINING scenes only.
+"""Interaction-like texts ũ for IAT (paper §3.3): simulated answers over the TRAINING scenes only.
 
-The simulated user's memory is built from training scenes and training descriptions; the gallery the
-questioner and retriever see holds only training scenes; queries are training descriptions. Each round of
-each dialog yields two texts with their scene: ū (query + answers, p2's view) and s (the CoT summary, p3's
-view). The same questioner, answerer, summariser and `run_round` as evaluation produce them.
+For each sampled training query, the simulated user — whose memory merges every training description of the
+scene with what its geometry shows (fine memory) — is asked a fixed number of detail probes (Q1, `iat.q1`)
+and then diverge explorations (Q2, `iat.q2`) by the same questioner, answerer and `run_round` as evaluation.
+Each informative answer is one text ũ whose positive is its scene. The gallery the questioner sees holds only
+training scenes.
 
-Written as parquet shards (text, scene_id, kind, round, dialog_id), reproducible from the seed; shards
-already on disk are kept, so an interrupted run continues.
+Written as parquet shards (text, segments, scene_id, kind, round, dialog_id), reproducible from the seed;
+shards already on disk are kept, so an interrupted run continues.
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +23,8 @@ from ..config import Config
 from ..dialog.build import build_questioner, build_summariser, build_user
 from ..dialog.methods import method_config
 from ..dialog.round import run_round, start
-from ..dialog.summary import enriched_query, enriched_segments, segments
+from ..dialog.summary import segments
+from ..dialog.types import is_unknown
 from ..retrieval.gallery import Gallery
 from ..scenes.dataset import SceneDataset
 
@@ -39,15 +42,21 @@ def pick_queries(ds: SceneDataset, n: int, seed: int, sources=("scanrefer", "nr3
 
 def generate_interaction_texts(train_ds: SceneDataset, retriever, text_encoder, cfg: Config, out_dir: str | Path,
                                progress: bool = True) -> list[Path]:
-    """Run cfg.iat.dialogs simulated dialogs (method `ideal`) on `train_ds` and write the texts; returns the shards."""
+    """Ask cfg.iat.q1 Q1 then cfg.iat.q2 Q2 questions about each of cfg.iat.dialogs training queries and write
+    the informative answers as texts; returns the shards."""
     ic = cfg.iat
+    if ic.q1 < 0 or ic.q2 < 0 or ic.q1 + ic.q2 < 1:
+        raise ValueError(f"iat.q1 and iat.q2 must be >= 0 and ask at least one question, got {ic.q1}, {ic.q2}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    dcfg = method_config("ideal", cfg.dialog)
+    dcfg = dataclasses.replace(method_config("ideal", cfg.dialog), memory="fine")
     queries = pick_queries(train_ds, ic.dialogs, ic.seed, cfg.train.sources)
     gallery = Gallery(retriever, [train_ds.scenes[s] for s in sorted(train_ds.scenes)])
-    questioner, summariser = build_questioner(dcfg, gallery), build_summariser(dcfg)
+    questioner, summariser = build_questioner(dcfg, gallery), build_summariser(dcfg, gallery)
     user = build_user(dcfg, train_ds.memories, text_encoder)
+    # round r's question is Q1 for the first q1 rounds, then Q2 (the router is not consulted)
+    rounds = ic.q1 + ic.q2
+    forced = [dataclasses.replace(dcfg, route="q1" if r < ic.q1 else "q2") for r in range(rounds)] + [dcfg]
     shards = []
     plan = range(0, len(queries), ic.shard_size)
     for a in tqdm(plan, desc="interaction texts", unit="shard", disable=not progress):
@@ -57,18 +66,11 @@ def generate_interaction_texts(train_ds: SceneDataset, retriever, text_encoder, 
         if path.exists():
             continue
         states = start([d.text for d in descs], [d.scene_id for d in descs], [d.desc_id for d in descs])
-        rows = []
-        for r in range(ic.rounds + 1):
-            states = run_round(states, gallery, questioner, user, dcfg, summariser, ask=r < ic.rounds)
-            if r == 0:
-                continue
-            for st in states:
-                # the segments are what the retriever encodes at evaluation time (Gallery.scores_composed)
-                rows.append({"text": enriched_query(st), "segments": enriched_segments(st), "scene_id": st.target,
-                             "kind": "u_bar", "round": r, "dialog_id": st.dialog_id})
-                if st.summary:
-                    rows.append({"text": st.summary, "segments": segments(st.summary), "scene_id": st.target,
-                                 "kind": "summary", "round": r, "dialog_id": st.dialog_id})
+        for r in range(rounds + 1):
+            states = run_round(states, gallery, questioner, user, forced[r], summariser, ask=r < rounds)
+        rows = [{"text": t.answer, "segments": segments(t.answer), "scene_id": st.target, "kind": t.kind,
+                 "round": j + 1, "dialog_id": st.dialog_id}
+                for st in states for j, t in enumerate(st.turns) if not is_unknown(t.answer)]
         tmp = path.with_suffix(".tmp")
         pq.write_table(pa.Table.from_pylist(rows, schema=SCHEMA), tmp)
         tmp.replace(path)  # whole or absent

@@ -4,8 +4,8 @@
 Positives are decided by scene id, so several descriptions of one scene in a batch are never each
 other's negatives, and a scene that appears twice (e.g. gathered from two workers) is a positive twice.
 
-`l_dis`, `l_div` and `iat_loss` are IAT's contrastive domain adaptation loss
-L = λ·L_dis + (1−λ)·L_div over interaction-like texts ũ (see DESIGN.md, "IAT").
+`l_dis`, `l_div` (with its weight `div_weight`) and `iat_loss` are IAT's contrastive domain adaptation loss
+L = λ·L_dis + (1−λ)·L_div over interaction-like texts ũ (paper §3.3; see DESIGN.md, "IAT").
 """
 from __future__ import annotations
 
@@ -39,61 +39,82 @@ def info_nce(text: torch.Tensor, scene: torch.Tensor, text_scene_ids: torch.Tens
 
 def l_dis(text_emb: torch.Tensor, scene_emb: torch.Tensor, targets: torch.Tensor,
           temperature: float) -> torch.Tensor:
-    """IAT positive aligning: L_dis = −Σ_i Σ_j y_ij log S(ũ_i, v_j), averaged over i.
+    """IAT positive aligning: L_dis = −(1/N) Σ_i Σ_j y_ij log S(ũ_i, v_j).
 
-    text_emb: (B, d) interaction texts ũ and scene_emb: (S, d) scenes v, both L2-normalised rows;
-    targets: (B,) long, the row of scene_emb that is each text's scene (y_ij = 1 iff j = targets[i]).
-    S(ũ_i, v_j) = softmax_j(ũ_i·v_j / temperature), the softmax over scenes of the cosine similarity.
-    The paper sums over i; we take the mean so the loss scale (and so the learning rate and λ) does not
-    depend on the batch size.
+    text_emb: (N, d) interaction texts ũ and scene_emb: (S, d) the batch's scene features v, both
+    L2-normalised rows. S(ũ_i, v_j) = softmax_j(ũ_i·v_j / temperature): the softmax over SCENES, whose
+    positive is the text's own scene feature (never another text). targets is either
+      (N,) long: the row of scene_emb that is each text's scene (y_ij = 1 iff j = targets[i]), or
+      (N, S) bool: y itself, for batches where one scene has several rows (e.g. gathered from two workers);
+      there a text's loss is −log of the softmax mass on all its scene's rows, which is the paper's term
+      when y is one-hot, and keeps a duplicate of the text's own scene from acting as its negative.
+    The paper sums over i; the mean keeps the loss scale (and so the learning rate and λ) independent of N.
     """
     if text_emb.dim() != 2 or scene_emb.dim() != 2 or text_emb.shape[1] != scene_emb.shape[1]:
-        raise ValueError(f"l_dis: need text_emb (B, d) and scene_emb (S, d), got {tuple(text_emb.shape)} "
+        raise ValueError(f"l_dis: need text_emb (N, d) and scene_emb (S, d), got {tuple(text_emb.shape)} "
                          f"and {tuple(scene_emb.shape)}")
-    if targets.shape != (text_emb.shape[0],):
-        raise ValueError(f"l_dis: targets must have shape ({text_emb.shape[0]},), got {tuple(targets.shape)}")
-    if len(targets) and not bool(((targets >= 0) & (targets < scene_emb.shape[0])).all()):
-        raise ValueError(f"l_dis: targets must index the {scene_emb.shape[0]} scene rows, got {targets.tolist()}")
+    n, n_scenes = text_emb.shape[0], scene_emb.shape[0]
     logits = text_emb @ scene_emb.T / temperature
+    if targets.dtype == torch.bool:
+        if targets.shape != (n, n_scenes):
+            raise ValueError(f"l_dis: a bool targets (y) must have shape ({n}, {n_scenes}), "
+                             f"got {tuple(targets.shape)}")
+        if not bool(targets.any(dim=1).all()):
+            raise ValueError("l_dis: every text needs its scene among the scene rows (a row of y is all False)")
+        return _multi_positive_nll(logits, targets)
+    if targets.shape != (n,):
+        raise ValueError(f"l_dis: targets must have shape ({n},) (row indices) or ({n}, {n_scenes}) (bool y), "
+                         f"got {tuple(targets.shape)}")
+    if len(targets) and not bool(((targets >= 0) & (targets < n_scenes)).all()):
+        raise ValueError(f"l_dis: targets must index the {n_scenes} scene rows, got {targets.tolist()}")
     return torch.nn.functional.cross_entropy(logits, targets)  # = mean_i −log S(ũ_i, v_{targets_i})
 
 
+def div_weight(s: torch.Tensor, gamma: float) -> torch.Tensor:
+    """The paper's L_div pair weight w_ij = exp(−max(0, S_ij − γ)), detached from the graph.
+
+    It is 1 for S ≤ γ and decays above γ, down-weighting different-scene pairs that look alike (likely
+    near-duplicate texts, for which pushing apart is noise). Detached because w is a weight, not a path:
+    left in the graph, dw/dS < 0 would reward raising S above γ and weaken the very push it weights.
+    """
+    return torch.exp(-torch.clamp(s.detach() - gamma, min=0.0))
+
+
 def l_div(text_emb: torch.Tensor, scene_ids: torch.Tensor, gamma: float, eps: float = 1e-6) -> torch.Tensor:
-    """IAT negative diverging over pairs of texts of different scenes.
+    """IAT negative diverging over pairs of texts of different scenes:
 
-    The paper writes L_div = Σ_i Σ_{j≠i} exp(−max(0, S(ũ_i, ũ_j) − γ)) · log(1 − S(ũ_i, ũ_j)).
-    As printed, minimising it would pull S → 1, against its purpose (a surrogate for the divergence risk
-    R_div = E[S(ũ⁻, ũ)], which IAT minimises). We therefore minimise the complementary-contrastive form
-        L_div = −(1/|P|) Σ_{(i,j)∈P} w_ij log(1 − S_ij),   w_ij = exp(−max(0, S_ij − γ)),
-    with P the ordered pairs i ≠ j whose scene_ids differ; −log(1 − S) ≥ S bounds R_div from above, so
-    minimising it pushes different-scene texts apart. The mean over pairs keeps the scale independent of
-    the batch size; with no such pair the loss is a zero that still backpropagates.
+        L_div = −(1/|P|) Σ_{(i,j)∈P} w_ij log(1 − S_ij),   w_ij = div_weight(S_ij, γ),
 
-    text_emb: (B, d) L2-normalised rows; scene_ids: (B,) the scene of each text.
-    S_ij = clamp(ũ_i·ũ_j, min=0): orthogonal texts already count as apart (S = 0 adds no loss and no
-    gradient), and γ reads directly as a cosine. (cos + 1)/2 would instead keep pushing towards cos = −1,
-    which many scenes cannot all reach. 1 − S is clamped to ≥ eps so identical texts stay finite.
-    The weight w_ij is detached: it only down-weights pairs above γ (likely near-duplicates across scenes),
-    and left in the graph it would also reward raising S above γ, weakening the push it weights.
+    P the ordered pairs i ≠ j with scene_ids[i] ≠ scene_ids[j]; same-scene pairs are not in the sum. The
+    paper prints +Σ w log(1 − S), which minimising would pull negatives together; −log(1 − S) ≥ S bounds
+    the divergence risk E[S(ũ⁻, ũ)] from above, so minimising this pushes different-scene texts apart.
+    The mean over pairs keeps the scale independent of the batch size; with no pair the loss is a zero
+    that still backpropagates.
+    S_ij = ũ_i·ũ_j clamped to [0, 1 − eps]: orthogonal texts already count as apart, γ reads as a cosine,
+    and identical texts stay finite. (The authors' code instead uses a text–text softmax probability
+    p_ij with τ 0.15 and w = 1 for p ≤ 0.05, exp(−5(p − 0.05)) above; not implemented here.)
+
+    text_emb: (N, d) L2-normalised rows; scene_ids: (N,) the scene of each text.
     """
     if text_emb.dim() != 2:
-        raise ValueError(f"l_div: need text_emb (B, d), got {tuple(text_emb.shape)}")
+        raise ValueError(f"l_div: need text_emb (N, d), got {tuple(text_emb.shape)}")
     if scene_ids.shape != (text_emb.shape[0],):
         raise ValueError(f"l_div: scene_ids must have shape ({text_emb.shape[0]},), got {tuple(scene_ids.shape)}")
     pairs = scene_ids[:, None] != scene_ids[None, :]  # i ≠ j follows: a text has its own scene
     if not bool(pairs.any()):
         return text_emb.sum() * 0.0
     s = (text_emb @ text_emb.T)[pairs].clamp(min=0.0)
-    w = torch.exp(-torch.clamp(s.detach() - gamma, min=0.0))
-    return -(w * torch.log((1.0 - s).clamp(min=eps))).mean()
+    # Clamping 1 − S at eps is S ≤ 1 − eps, but exact in float32 (1 − (1 − 1e-6) is not 1e-6 there).
+    return -(div_weight(s, gamma) * torch.log((1.0 - s).clamp(min=eps))).mean()
 
 
 def iat_loss(text_emb: torch.Tensor, scene_emb: torch.Tensor, targets: torch.Tensor, scene_ids: torch.Tensor,
              lam: float, gamma: float, temperature: float) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """IAT's loss L = λ·L_dis + (1−λ)·L_div; returns (L, {"l_dis": …, "l_div": …}).
 
-    text_emb (B, d), scene_emb (S, d): L2-normalised; targets (B,): each text's row in scene_emb, for L_dis;
-    scene_ids (B,): each text's scene id, for L_div's different-scene pairs. See `l_dis` and `l_div`.
+    text_emb (N, d), scene_emb (S, d): L2-normalised; targets: each text's scene among the scene rows for
+    L_dis, (N,) row indices or (N, S) bool y (see `l_dis`); scene_ids (N,): each text's scene id, for
+    L_div's different-scene pairs; temperature: τ of L_dis's softmax over scenes.
     """
     if not 0.0 <= lam <= 1.0:
         raise ValueError(f"iat_loss: lam (λ) must be in [0, 1], got {lam}")

@@ -70,8 +70,8 @@ def iat_objective(lam: float, gamma: float, temperature: float):
     """IAT's L = λ·L_dis + (1−λ)·L_div as a loss over (texts, scenes, text scene ids, scene ids)."""
 
     def loss(text, scene, text_ids, scene_ids):
-        order = torch.argsort(scene_ids)
-        targets = order[torch.searchsorted(scene_ids[order], text_ids)]  # each text's scene among the rows
+        # y: every row of the text's scene is a positive (gathered across workers a scene can appear twice)
+        targets = text_ids[:, None] == scene_ids[None, :]
         return iat_loss(text, scene, targets, text_ids, lam, gamma, temperature)[0]
 
     return loss
@@ -110,7 +110,8 @@ def save_checkpoint(path: str | Path, model: nn.Module, optimizer, cfg: Config, 
     path.mkdir(parents=True, exist_ok=True)
     module = getattr(model, "module", model)  # unwrap DDP
     save_file({k: v.detach().contiguous() for k, v in module.state_dict().items()}, path / "model.safetensors")
-    (path / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1) + "\n")
+    # the dialog section is how a retriever is used, not what it is: left out so checkpoints outlive its knobs
+    (path / "config.json").write_text(json.dumps({k: v for k, v in cfg.to_dict().items() if k != "dialog"}, indent=1) + "\n")
     if optimizer is not None:
         torch.save(optimizer.state_dict(), path / "optimizer.pt")
     (path / "state.json").write_text(json.dumps({"epoch": state.epoch, "history": state.history}, indent=1) + "\n")
@@ -122,7 +123,9 @@ def load_model(path: str | Path, text_dim: int = 384) -> tuple[RetrievalModel, C
     for name in ("model.safetensors", "config.json"):
         if not (path / name).is_file():
             raise FileNotFoundError(f"{path}: not a retriever checkpoint (no {name})")
-    cfg = config_from_dict(json.loads((path / "config.json").read_text()))
+    saved = json.loads((path / "config.json").read_text())
+    # the model is defined by its encoder sections; the rest records how it was trained
+    cfg = config_from_dict({k: v for k, v in saved.items() if k in ("text_encoder", "scene_encoder")})
     model = RetrievalModel(cfg, text_dim)
     model.load_state_dict(load_file(path / "model.safetensors"))
     return model.eval(), cfg

@@ -19,7 +19,7 @@ from deployments import llm
 from deployments.llm import (HandleChatClient, build_llm_deployment, llm_deployment_name, llm_model_id,
                              load_llm_config, read_chat)
 from ideal.dialog.llm import ChatClient, LLMQuestioner, question_messages
-from ideal.dialog.types import Candidate, DialogState, Question
+from ideal.dialog.types import Q1, Candidate, DialogState, Question
 
 ROOT = Path(__file__).resolve().parents[2]
 QUESTIONER_YAML = ROOT / "deployments" / "questioner_vllm.yaml"
@@ -234,13 +234,13 @@ def test_an_error_response_raises_and_the_questioner_falls_back(fake_serve_llm):
     class Grounded:
         name = "grounded"
 
-        def ask(self, states, candidates):
-            return [Question("Is there a window?") for _ in states]
+        def ask(self, states, kinds, candidates):
+            return [Question("Is there a window?", kind) for kind in kinds]
 
     questioner = LLMQuestioner(client, fallback=Grounded())
     state, cands = DialogState("the brown chair"), [Candidate("s0", 1.0, ("A kitchen with a brown chair.",))]
-    assert questioner.ask([state], [cands]) == [Question("Is there a window?")]
-    assert questioner.stats == {"calls": 1, "fallbacks": 1}
+    assert questioner.ask([state], [Q1], [cands]) == [Question("Is there a window?", Q1)]
+    assert questioner.stats == {"calls": 1, "parsed": 0, "fallbacks": 1}
 
 
 def test_the_questioner_asks_through_the_handle(fake_serve_llm):
@@ -248,11 +248,11 @@ def test_the_questioner_asks_through_the_handle(fake_serve_llm):
     questioner = LLMQuestioner(HandleChatClient(handle, model="qwen2.5-7b-instruct"), fallback=None, top_k=2)
     state = DialogState("the brown chair next to the table")
     cands = [Candidate(f"s{i}", 1.0, (f"Room {i} has a table.",)) for i in range(3)]
-    (question,) = questioner.ask([state], [cands])
+    (question,) = questioner.ask([state], [Q1], [cands])
     sent = handle.calls[0][1][0].messages
-    assert sent == question_messages(state, cands, top_k=2)
+    assert sent == question_messages(state, Q1, cands, top_k=2)
     assert question.text == f"Is the chair {len(sent[-1]['content'])} cm tall?"
-    assert questioner.stats == {"calls": 1, "fallbacks": 0}
+    assert questioner.stats == {"calls": 1, "parsed": 1, "fallbacks": 0}
 
 
 def test_a_slow_deployment_times_out_and_its_calls_are_cancelled(fake_serve_llm):

@@ -1,7 +1,10 @@
-"""Gallery scoring: whole texts, and texts composed of separately encoded segments (dialog rounds)."""
+"""Gallery scoring: whole texts, and texts composed of separately encoded segments (dialog rounds); the scene
+density ρ and the 3D knowledge, each built once."""
 import numpy as np
 import pytest
 
+from ideal.dialog.knowledge import SceneKnowledge
+from ideal.dialog.router import scene_density
 from ideal.encoders.text import TextEncoder
 from ideal.retrieval.gallery import Gallery
 from ideal.retrieval.retriever import BagOfLabelsRetriever
@@ -62,3 +65,52 @@ def test_composed_ranks_like_the_concatenation(gallery):
 def test_empty_text_is_refused(gallery):
     with pytest.raises(ValueError, match="text 0 has no segments"):
         gallery.scores_composed([[]])
+
+
+def test_embed_composed_is_what_scores_composed_scores(gallery):
+    texts = [["the chair by the desk.", "There is a lamp."], ["It is a bedroom."]]
+    emb = gallery.embed_composed(texts)
+    assert emb.shape == (2, gallery.embeddings.shape[1]) and emb.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)  # projected: L2-normalised
+    np.testing.assert_allclose(gallery.scores_composed(texts), gallery.score_embeddings(emb), atol=1e-6)
+    np.testing.assert_allclose(gallery.score_embeddings(emb), emb @ gallery.embeddings.T, atol=1e-6)
+
+
+class WholeTextRetriever:
+    """A retriever without `text_features`/`project_text`: it can only encode whole texts."""
+
+    name = "whole-text"
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def encode_text(self, texts):
+        return self.inner.encode_text(texts)
+
+    def encode_scenes(self, scenes):
+        return self.inner.encode_scenes(scenes)
+
+    def score(self, text_emb, scene_emb):
+        return self.inner.score(text_emb, scene_emb)
+
+
+def test_without_segment_features_segments_are_joined(gallery):
+    whole = Gallery(WholeTextRetriever(gallery.retriever), gallery.scenes)
+    segs = ["the chair by the desk.", "There is a lamp."]
+    np.testing.assert_allclose(whole.embed_composed([segs]), whole.embed([" ".join(segs)]), atol=0)
+
+
+def test_density_is_the_routers_and_computed_once(gallery):
+    rho = gallery.density(2, 1e-6)
+    np.testing.assert_allclose(rho, scene_density(gallery.embeddings, 2, 1e-6), rtol=1e-12)
+    assert gallery.density(2, 1e-6) is rho  # cached per (k, ε)
+    other = gallery.density(1, 1e-6)
+    assert other is not rho
+    np.testing.assert_allclose(other, scene_density(gallery.embeddings, 1, 1e-6), rtol=1e-12)
+
+
+def test_knowledge_is_read_off_the_scenes_once(gallery):
+    kn = gallery.knowledge
+    assert gallery.knowledge is kn
+    assert kn.ids == gallery.ids and kn.labels == SceneKnowledge(gallery.scenes).labels
+    assert kn.labels == ["bed", "chair", "desk", "lamp", "sofa", "tv"]
