@@ -69,7 +69,7 @@ class IATConfig:
     lr: float = 3e-4
     weight_decay: float = 0.01
     temperature: float = 0.05  # S in L_dis: softmax over scenes
-    lam: float = 0.5  # L = lam * L_dis + (1 - lam) * L_div (paper: [0.2, 0.5]; chosen on dev)
+    lam: float = 0.2  # L = lam * L_dis + (1 - lam) * L_div (paper: [0.2, 0.5]; 0.2 chosen on dev)
     gamma: float = 0.5  # L_div's weight margin (paper: [0.1, 0.8])
     tune: str = "head"  # head: the text projection head | all: head + scene encoder
     seed: int = 0
@@ -102,17 +102,17 @@ class DialogConfig:
     route: str = "router"  # router | q1 (w/o Q2: detail probes only) | q2 (w/o Q1: diverge explorations only)
     router_k: int = 20  # k nearest scenes N_k(u) of the entropy
     tau: float = 0.05  # softmax temperature of the affinity p(u, v_j)
-    beta: float = 2.0  # entropy threshold: above -> Q1 (detail probe), else Q2 (diverge exploration)
+    beta: float = 2.5  # entropy threshold: above -> Q1 (detail probe), else Q2 (diverge exploration)
     density_k: int = 20  # neighbours of the density rho(v_i)
     density_eps: float = 1e-6  # epsilon of rho(v_i)
     force_q2_after: int = 2  # this many Q1 rounds in a row force a Q2 (0: never)
     k: int = 5  # candidate scenes whose 3D data the grounded questioner reads to choose what to ask
     # retriever (paper Eqs. 3-5): p̂c = λ1·p̂1(u) + λ2·p̂2(ū) + λ3·p̂3(s), each a softmax over the gallery
-    temperature: float = 0.05  # of p̂ = softmax(S(u, v)/temperature) over the whole gallery
+    temperature: float = 0.1  # of p̂ = softmax(S(u, v)/temperature) over the whole gallery
     lambda1: float = 0.2  # p̂1: the initial query u
     lambda2: float = 0.4  # p̂2: ū, the feature-level fusion of the responses
     lambda3: float = 0.4  # p̂3: s, the semantic-level (CoT) reconstruction
-    alpha: float = 0.75  # Q1 responses: u^j <- α·u^j + (1−α)·u^{j−1}
+    alpha: float = 0.5  # Q1 responses: u^j <- α·u^j + (1−α)·u^{j−1}
     shell: float = 0.1  # hypersphere: features at >= (1 − shell)·R* from the centre are the boundary set
     scoring: str = "ideal"  # ideal | dialog (chatir) | answers (sum) | rewrite | refine (merlin) | rerank (ir)
     compose: bool = True  # encode texts sentence by sentence and pool (no 256-token cut; each sentence once)

@@ -93,8 +93,19 @@ class EvalContext:
             cfg = method_config("ideal" if method in PLUG else method, self.cfg.dialog)
             gallery = self.gallery(weights_for(method, self.spec))
             self._parts[method] = (cfg, gallery, build_questioner(cfg, gallery), build_summariser(cfg, gallery),
-                                   build_user(cfg, self.ds.memories, self.text))
+                                   build_user(cfg, self.ds.memories, embed=self.embed))
         return self._parts[method]
+
+    def embed(self, texts: list[str]):
+        """The text encoder's backbone embeddings, each text encoded once per process: every method's simulated
+        user reads the same memory sentences."""
+        cache = _EMBEDDED.setdefault(id(self.text), {})
+        todo = list(dict.fromkeys(t for t in texts if t not in cache))
+        if todo:
+            if len(cache) + len(todo) > 500_000:
+                cache.clear()
+            cache.update(zip(todo, self.text.embed_backbone(todo)))
+        return np.stack([cache[t] for t in texts]) if texts else np.zeros((0, self.text.dim), np.float32)
 
     def gallery(self, retriever: str):
         from .retrieval.gallery import Gallery
@@ -112,6 +123,7 @@ class EvalContext:
 
 _CONTEXTS: dict[str, EvalContext] = {}
 _TEXT: dict = {}
+_EMBEDDED: dict = {}  # id(text encoder) -> {text: backbone embedding}
 MAX_CONTEXTS = 4  # a worker alternating between a few settings (memory, query set) keeps their caches
 
 

@@ -2,8 +2,8 @@
 
     python jobs/tune.py --out results/tune
 
-Coordinate search over the router threshold β, the fusion weights λ, the Q1 blend α and the softmax
-temperature of p̂: each stage keeps the best value of its knob (final-round Rsum, fine memory) and moves on.
+Coordinate search over the router threshold β and neighbourhood k, the fusion weights λ, the Q1 blend α
+and the softmax temperature of p̂: each stage keeps the best value of its knob (final-round Rsum, fine memory) and moves on.
 Prints every run and writes OUT/tune.json and OUT/tune.md; copy the winners into ideal/config.py.
 """
 from __future__ import annotations
@@ -21,7 +21,10 @@ from ideal.evaluate import DEFAULT_WEIGHTS, SHIPPED_IAT
 from ideal.scenes.synthetic import generate
 
 STAGES = [
-    ("beta", [1.5, 2.0, 2.5]),  # the paper's 2.0 and its Fig. 3c neighbours
+    # the paper's 2.0 and its Fig. 3c range; the entropy over k scenes is at most ln k (3.0 for k = 20), so a
+    # β at or above it never routes to Q1 after round 0: that is the "w/o Q1" ablation, not a router setting
+    ("beta", [1.5, 2.0, 2.5]),
+    ("router_k", [10, 20]),  # the authors' two values
     ("lambdas", [(0.2, 0.4, 0.4), (0.1, 0.35, 0.55), (0.55, 0.35, 0.1)]),  # ours, the authors' 5- and 3-round
     ("alpha", [0.5, 0.75]),  # the authors' two values
     ("temperature", [0.05, 0.1]),
@@ -53,6 +56,9 @@ def main(argv=None) -> None:
     for knob, values in STAGES:
         scored = []
         for v in values:
+            if knob == "router_k" and best["beta"] >= np.log(v):
+                print(f"router_k={v}: skipped, beta {best['beta']} >= ln {v} would never route to Q1", flush=True)
+                continue
             trial = dict(best)
             if knob == "lambdas":
                 trial["lambda1"], trial["lambda2"], trial["lambda3"] = v
@@ -62,14 +68,17 @@ def main(argv=None) -> None:
             scored.append((rsum, v))
             runs.append({"knob": knob, "value": v, "rsum": rsum})
             print(f"{knob}={v}: dev Rsum {rsum:.1f}", flush=True)
-        _, v = max(scored, key=lambda t: t[0])
+        # ties keep the value already in place (the paper's, or the earlier stage's)
+        current = (best["lambda1"], best["lambda2"], best["lambda3"]) if knob == "lambdas" else best[knob]
+        top = max(r for r, _ in scored)
+        v = current if any(r == top and x == current for r, x in scored) else next(x for r, x in scored if r == top)
         if knob == "lambdas":
             best["lambda1"], best["lambda2"], best["lambda3"] = v
         else:
             best[knob] = v
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    chosen = {k: best[k] for k in ("beta", "lambda1", "lambda2", "lambda3", "alpha", "temperature")}
+    chosen = {k: best[k] for k in ("beta", "router_k", "lambda1", "lambda2", "lambda3", "alpha", "temperature")}
     (out / "tune.json").write_text(json.dumps({"weights": str(weights), "limit": args.limit, "runs": runs,
                                                "chosen": chosen}, indent=1) + "\n")
     lines = ["| knob | value | dev Rsum (round 5, fine) |", "|---|---|---:|"]

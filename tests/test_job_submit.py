@@ -185,8 +185,8 @@ def test_submitted_eval_job(cluster, bench, tmp_path):
     assert code == 200 and json.loads(body)["status"] == "SUCCEEDED"
 
     res = json.loads((out / "results.json").read_text())
-    assert set(res["results"]) == {"static"} and res["queries"] == 10
-    r = res["results"]["static"]["0"]
+    assert set(res["results"]) == {"scanrefer/fine/s0"} and res["queries"] == {"scanrefer/fine/s0": 10}
+    r = res["results"]["scanrefer/fine/s0"]["static"]["0"]
     assert 0 <= r["R@1"] <= r["R@5"] <= r["R@10"] <= 100
     assert r["Rsum"] == pytest.approx(r["R@1"] + r["R@5"] + r["R@10"])
     # the code (and shipped weights) the job ran are the uploaded working dir, unpacked on the cluster

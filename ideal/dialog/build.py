@@ -28,8 +28,10 @@ def build_questioner(cfg: DialogConfig, gallery: Gallery, client=None):
     raise ValueError(f"dialog.questioner must be 'grounded' or 'llm', got {cfg.questioner!r}")
 
 
-def build_answerer(cfg: DialogConfig, text_encoder=None, client=None):
-    embed = text_encoder.embed_backbone if text_encoder is not None else None
+def build_answerer(cfg: DialogConfig, text_encoder=None, client=None, embed=None):
+    """The answerer; `embed` (texts -> rows) overrides `text_encoder.embed_backbone`, e.g. a cache shared by
+    several simulated users."""
+    embed = embed or (text_encoder.embed_backbone if text_encoder is not None else None)
     grounded = GroundedAnswerer(embed=embed, min_relevance=cfg.min_relevance, support=cfg.answer_support)
     if cfg.answerer == "grounded":
         return grounded
@@ -52,8 +54,8 @@ def build_summariser(cfg: DialogConfig, gallery: Gallery, client=None):
     raise ValueError(f"dialog.summariser must be 'grounded' or 'llm', got {cfg.summariser!r}")
 
 
-def build_user(cfg: DialogConfig, memories, text_encoder=None, client=None) -> SimulatedUser:
+def build_user(cfg: DialogConfig, memories, text_encoder=None, client=None, embed=None) -> SimulatedUser:
     """The simulated user: the answerer over each dialog's memory (coarse or fine, cfg.memory)."""
     if cfg.memory not in ("coarse", "fine"):
         raise ValueError(f"dialog.memory must be 'coarse' or 'fine', got {cfg.memory!r}")
-    return SimulatedUser(build_answerer(cfg, text_encoder, client), memories, cfg.memory, cfg.noise, cfg.seed)
+    return SimulatedUser(build_answerer(cfg, text_encoder, client, embed), memories, cfg.memory, cfg.noise, cfg.seed)

@@ -3,7 +3,8 @@
 For each sampled training query, the simulated user — whose memory merges every training description of the
 scene with what its geometry shows (fine memory) — is asked a fixed number of detail probes (Q1, `iat.q1`)
 and then diverge explorations (Q2, `iat.q2`) by the same questioner, answerer and `run_round` as evaluation.
-Each informative answer is one text ũ whose positive is its scene. The gallery the questioner sees holds only
+Each informative answer is one text ũ (encoded whole, as evaluation encodes a response) whose positive is
+its scene. The gallery the questioner sees holds only
 training scenes.
 
 Written as parquet shards (text, segments, scene_id, kind, round, dialog_id), reproducible from the seed;
@@ -23,7 +24,6 @@ from ..config import Config
 from ..dialog.build import build_questioner, build_summariser, build_user
 from ..dialog.methods import method_config
 from ..dialog.round import run_round, start
-from ..dialog.summary import segments
 from ..dialog.types import is_unknown
 from ..retrieval.gallery import Gallery
 from ..scenes.dataset import SceneDataset
@@ -68,7 +68,7 @@ def generate_interaction_texts(train_ds: SceneDataset, retriever, text_encoder, 
         states = start([d.text for d in descs], [d.scene_id for d in descs], [d.desc_id for d in descs])
         for r in range(rounds + 1):
             states = run_round(states, gallery, questioner, user, forced[r], summariser, ask=r < rounds)
-        rows = [{"text": t.answer, "segments": segments(t.answer), "scene_id": st.target, "kind": t.kind,
+        rows = [{"text": t.answer.strip(), "segments": [t.answer.strip()], "scene_id": st.target, "kind": t.kind,
                  "round": j + 1, "dialog_id": st.dialog_id}
                 for st in states for j, t in enumerate(st.turns) if not is_unknown(t.answer)]
         tmp = path.with_suffix(".tmp")

@@ -1,4 +1,5 @@
-"""IAT's interaction texts: simulated dialogs over training scenes only, reproducible, resumable."""
+"""IAT's interaction texts: answers to a fixed number of Q1 then Q2 questions per training query, over
+training scenes only, reproducible, resumable."""
 import pyarrow.parquet as pq
 import pytest
 
@@ -13,7 +14,7 @@ from ideal.scenes.synthetic import generate
 from ideal.training.data import build_train_arrays
 from ideal.training.interaction_texts import generate_interaction_texts, iat_arrays, read_interaction_texts
 
-CFG = ["iat.dialogs=6", "iat.rounds=2", "iat.shard_size=4", "scene_encoder.width=32", "scene_encoder.ffn=64"]
+CFG = ["iat.dialogs=6", "iat.q1=1", "iat.q2=2", "iat.shard_size=4", "scene_encoder.width=32", "scene_encoder.ffn=64"]
 
 
 @pytest.fixture(scope="module")
@@ -31,9 +32,15 @@ def run(setup, out):
 def test_only_training_scenes_and_descriptions(setup, tmp_path):
     root, train_ds, _, _ = setup
     table = read_interaction_texts(run(setup, tmp_path)).to_pylist()
-    assert len(table) > 0 and {r["kind"] for r in table} == {"u_bar", "summary"}
-    assert {r["round"] for r in table} == {1, 2}
+    assert len(table) > 0
+    # round 1 is the detail probe, rounds 2-3 the diverge explorations; only informative answers are kept
+    assert {r["round"] for r in table} <= {1, 2, 3} and {r["kind"] for r in table} <= {"Q1", "Q2"}
+    assert all((r["kind"] == "Q1") == (r["round"] == 1) for r in table)
+    assert not any(r["text"].lower().startswith("i don't know") for r in table)
+    assert all(r["segments"] == [r["text"]] for r in table)
+    assert len({(r["dialog_id"], r["round"]) for r in table}) == len(table)  # one text per answer
     train_ids, val_ids = set(split_scene_ids(root, "train")), set(split_scene_ids(root, "val"))
+    assert not train_ids & set(split_scene_ids(root, "dev"))
     assert {r["scene_id"] for r in table} <= train_ids
     val_texts = [d.text.lower() for d in read_scanrefer(root / "ScanRefer_filtered_val.json")]
     val_texts += [d.text.lower() for d in load_synthetic(root, "val", points_per_object=0).descriptions]
