@@ -416,3 +416,17 @@ def test_coarse_answers_never_name_what_the_query_does_not(synthetic, embed, req
         assert not leaked, (question, st.query, a, leaked)
     # most questions are about what the query does not say, but many are answered from it
     assert said > 5 * len(queries)
+
+
+def test_open_detail_probe_and_explore_answer_from_memory_sentences():
+    memory = ["a brown chair. it is next to the desk.", "the lamp is on the desk.", "There is a red chair in a corner.",
+              "a green sofa faces the window."]
+    a = GroundedAnswerer(embed=None, support=2)
+    # detail: sentences about the named object, descriptions before facts
+    (ans,) = a.answer(["Can you describe the chair and what is around it in more detail?"], [memory])
+    assert ans == "A brown chair. it is next to the desk. There is a red chair in a corner."
+    # explore: sentences about anything but the named objects
+    (ans,) = a.answer(["Apart from the chair and the desk, what else is in the room?"], [memory])
+    assert ans == "A green sofa faces the window."
+    (ans,) = a.answer(["Can you describe the bed and what is around it in more detail?"], [memory])
+    assert ans == DONT_KNOW
