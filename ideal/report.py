@@ -1,5 +1,5 @@
 """Evaluation outputs: results.json, results.md (the paper's Tables 1–3 with its numbers beside ours),
-recall-vs-round PNGs and the dialog transcripts as parquet.
+recall-vs-round PNGs (methods; ablations apart) and the dialog transcripts as parquet.
 
 Results are keyed by setting "<query set>/<memory>/s<seed>" (e.g. "scanrefer/fine/s0"), then method, then
 round: {"R@1", "R@5", "R@10", "Rsum"}.
@@ -168,6 +168,7 @@ def plot(results: dict, methods: list[str], path: Path, query_set: str = "scanre
         runs = {m: r for m, r in runs.items() if r}
         n = max(max(int(k) for k in r[0]) for r in runs.values())
         for ax, metric in zip(row, ("Rsum", "R@1")):
+            ax.set_prop_cycle(color=plt.cm.tab20.colors)  # up to 20 distinct lines
             for m, rs in runs.items():
                 rounds = sorted(int(k) for k in rs[0])
                 ys = [np.mean([r[str(k)][metric] for r in rs]) for k in rounds]
@@ -189,13 +190,16 @@ def plot(results: dict, methods: list[str], path: Path, query_set: str = "scanre
 def write_all(out: Path, results: dict, meta: dict, methods: list[str], ablations: list[str],
               transcripts: list[dict], plug: list[tuple] = ()) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
-    paths = [out / "results.json", out / "results.md", out / "recall_vs_round.png", out / "transcripts.parquet"]
+    paths = [out / "results.json", out / "results.md", out / "recall_vs_round.png"]
     paths[0].write_text(json.dumps({**meta, "results": results}, indent=1) + "\n")
     paths[1].write_text(markdown(results, meta, methods, ablations, list(plug)))
     sets = {key.split("/")[0] for key in results}
-    plot(results, methods + ablations, paths[2], "scanrefer" if "scanrefer" in sets else sorted(sets)[0])
+    main = "scanrefer" if "scanrefer" in sets else sorted(sets)[0]
+    plot(results, methods, paths[2], main)
+    if ablations:
+        paths.append(out / "ablations_vs_round.png")
+        plot(results, ["ideal"] + ablations, paths[-1], main)
     if transcripts:
-        pq.write_table(pa.Table.from_pylist(transcripts), paths[3])
-    else:
-        paths.pop()
+        paths.append(out / "transcripts.parquet")
+        pq.write_table(pa.Table.from_pylist(transcripts), paths[-1])
     return paths

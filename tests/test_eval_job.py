@@ -136,7 +136,7 @@ def test_dialog_eval_writes_everything_and_resumes(bench, tmp_path):
     assert json.loads((tmp_path / "results.json").read_text())["results"] == res["results"]
 
     # the same folder with a different config is refused, not mixed
-    p = run(*args[:-2], "--set", "data.seed=7", "--set", "dialog.alpha=0.5")
+    p = run(*args[:-2], "--set", "data.seed=7", "--set", "dialog.alpha=0.9")
     assert p.returncode != 0 and "different evaluation" in p.stderr
 
 

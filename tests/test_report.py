@@ -147,8 +147,10 @@ def test_write_all(tmp_path):
     out = tmp_path / "nested" / "results"
     args = (RESULTS, META, ["static", "ideal"], ["w/o Q1", "w/o CoT"])
     paths = write_all(out, *args, TRANSCRIPTS, PLUG)
-    assert [p.name for p in paths] == ["results.json", "results.md", "recall_vs_round.png", "transcripts.parquet"]
+    assert [p.name for p in paths] == ["results.json", "results.md", "recall_vs_round.png", "ablations_vs_round.png",
+                                       "transcripts.parquet"]
     assert all(p.parent == out and p.is_file() and p.stat().st_size > 0 for p in paths)
+    assert (out / "ablations_vs_round.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     assert json.loads((out / "results.json").read_text()) == {**META, "results": RESULTS}
     assert (out / "results.md").read_text() == markdown(*args, PLUG)
