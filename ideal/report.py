@@ -88,6 +88,8 @@ def table2(results: dict, pairs: list[tuple[str, str, str]], query_set: str = "s
     """Plug-and-play: (retriever name, static method, IDeal method) rows, Rsum static -> +IDeal per memory."""
     lines = ["| retriever | memory | static Rsum | +IDeal Rsum | gain |", "|---|---|---:|---:|---:|"]
     for memory in MEMORIES:
+        if not any(key.split("/")[1] == memory for key in results):
+            continue
         for name, static, plugged in pairs:
             a, b = _runs(results, query_set, memory, static), _runs(results, query_set, memory, plugged)
             if a and b:

@@ -37,7 +37,7 @@ def main(argv=None) -> None:
     ap.add_argument("--scannet-dir", help="ScanNet scans folder (default: the synthetic benchmark's scans)")
     ap.add_argument("--label-map", help="scannetv2-labels.combined.tsv")
     ap.add_argument("--scenes-parquet", help="a scenes parquet file (one row per object, ideal.scenes.parquet)")
-    ap.add_argument("--split", default="val", choices=["train", "val", "all"], help="synthetic: which scenes")
+    ap.add_argument("--split", default="val", choices=["train", "dev", "val", "all"], help="synthetic: which scenes")
     ap.add_argument("--weights", default=str(DEFAULT_WEIGHTS))
     ap.add_argument("--retriever", default="trained", choices=["trained", "labels"])
     ap.add_argument("--shard-size", type=int, default=64, help="scenes per shard")
