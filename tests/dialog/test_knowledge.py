@@ -10,7 +10,7 @@ from ideal.dialog.knowledge import ABSENT, SceneKnowledge, answer_entropy, scene
 from ideal.scenes.memory import build_memory, room_summary
 from ideal.scenes.types import Description
 
-from .rooms import room
+from .rooms import A, B, C, D, SCENES, bed, chair, room
 
 
 def H(*p):
@@ -104,20 +104,6 @@ def test_answer_entropy_batch_and_aspects():
 
 # ------------------------------------------------------------------------------------------------ SceneKnowledge
 
-def bed(colour="white"):
-    return ("bed", (0.1, 1, 0), (1.7, 3, 0.5), colour)
-
-
-def chair(colour):
-    return ("chair", (2.5, 2.5, 0), (3, 3, 0.9), colour)  # mid-room: no placement, no neighbour
-
-
-# A and B differ only in the chair's colour; C is a kitchen, D an office (each with a brown chair).
-A = room("A", "Bedroom / Hotel", [bed(), chair("brown")])
-B = room("B", "Bedroom / Hotel", [bed(), chair("blue")])
-C = room("C", "Kitchen", [("table", (2, 2, 0), (3.2, 3, 0.75), "black"), ("chair", (3.5, 3.5, 0), (4, 4, 0.9), "brown")])
-D = room("D", "Office", [("desk", (2, 0.1, 0), (3.4, 0.8, 0.75), "brown"), ("chair", (2.5, 1.2, 0), (3, 1.7, 0.9), "brown")])
-SCENES = [A, B, C, D]
 
 
 @pytest.fixture(scope="module")

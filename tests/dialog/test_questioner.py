@@ -15,23 +15,9 @@ from ideal.dialog.types import Q1, Q2, Candidate, DialogState, Question, Turn
 from ideal.scenes.memory import build_memory
 from ideal.scenes.types import Description, Scene, SceneMemory
 
-from .rooms import room
+from .rooms import A, B, C, D, SCENES, bed, chair, room
 
 
-def bed(colour="white"):
-    return ("bed", (0.1, 1, 0), (1.7, 3, 0.5), colour)
-
-
-def chair(colour):
-    return ("chair", (2.5, 2.5, 0), (3, 3, 0.9), colour)  # mid-room: no placement, no neighbour
-
-
-# A and B differ only in the chair's colour; C is a kitchen, D an office (each with a brown chair).
-A = room("A", "Bedroom / Hotel", [bed(), chair("brown")])
-B = room("B", "Bedroom / Hotel", [bed(), chair("blue")])
-C = room("C", "Kitchen", [("table", (2, 2, 0), (3.2, 3, 0.75), "black"), ("chair", (3.5, 3.5, 0), (4, 4, 0.9), "brown")])
-D = room("D", "Office", [("desk", (2, 0.1, 0), (3.4, 0.8, 0.75), "brown"), ("chair", (2.5, 1.2, 0), (3, 1.7, 0.9), "brown")])
-SCENES = [A, B, C, D]
 
 
 @pytest.fixture(scope="module")
