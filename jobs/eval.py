@@ -126,10 +126,6 @@ def settings(args, cfg, methods: list[str], ablations: list[str]) -> list[tuple[
     return out
 
 
-def slug(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_")
-
-
 def main(argv=None) -> None:
     args, methods = parse(argv)
     try:

@@ -10,7 +10,7 @@ from ideal.dialog.knowledge import ABSENT, SceneKnowledge, answer_entropy, scene
 from ideal.scenes.memory import build_memory, room_summary
 from ideal.scenes.types import Description
 
-from .rooms import A, B, C, D, SCENES, bed, chair, room
+from .rooms import A, C, D, SCENES, bed, chair, room
 
 
 def H(*p):

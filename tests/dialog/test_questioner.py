@@ -15,7 +15,7 @@ from ideal.dialog.types import Q1, Q2, Candidate, DialogState, Question, Turn
 from ideal.scenes.memory import build_memory
 from ideal.scenes.types import Description, Scene, SceneMemory
 
-from .rooms import A, B, C, D, SCENES, bed, chair, room
+from .rooms import A, SCENES, bed, room
 
 
 

@@ -114,7 +114,7 @@ def test_badoiu_clarkson_on_50_points_in_8d_with_a_known_ball():
     eps = 0.01
     c, r = minimum_enclosing_ball(pts, eps=eps, max_iter=10_000)
     assert _contains(pts, c, r)
-    assert 1.0 - 1e-12 <= r <= 1.0 + eps
+    assert r >= 1.0 - 1e-12 and r <= 1.0 + eps
     # any centre c reaches at least √(R*² + |c − o*|²), so a ball of radius r is centred within √(r² − R*²) of o*
     assert np.linalg.norm(c - centre) <= math.sqrt(r**2 - 1.0) + 1e-9
 
