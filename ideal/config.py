@@ -114,8 +114,8 @@ class DialogConfig:
     lambda3: float = 0.4  # p̂3: s, the semantic-level (CoT) reconstruction
     alpha: float = 0.5  # Q1 responses: u^j <- α·u^j + (1−α)·u^{j−1}
     shell: float = 0.1  # hypersphere: features at >= (1 − shell)·R* from the centre are the boundary set
-    scoring: str = "ideal"  # ideal | dialog (chatir) | answers (sum) | rewrite | refine (merlin) | rerank (ir)
-    compose: bool = True  # encode texts sentence by sentence and pool (no 256-token cut; each sentence once)
+    scoring: str = "ideal"  # ideal (also rewrite) | dialog (chatir) | answers (sum) | refine (merlin) | rerank (ir)
+    compose: bool = True  # a dialog's turns encoded one by one (each once) and pooled; false: joined, one text
     noise: float = 0.0  # share of answers taken from a random other scene's memory
     min_relevance: float = 0.35  # the answerer says "I don't know" below this sentence similarity
     answer_support: int = 2  # memory sentences the answerer adds to a short answer (what came to mind)
