@@ -45,8 +45,8 @@ def top_candidates(scores: np.ndarray, gallery: Gallery, k: int) -> list[list[Ca
         return [[] for _ in range(len(scores))]
     k = min(k, len(gallery))
     top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-    w = np.take_along_axis(scores, top, axis=1).astype(np.float64)
-    w = np.clip(w, 0, None) / np.clip(np.clip(w, 0, None).sum(axis=1, keepdims=True), 1e-30, None)
+    w = np.take_along_axis(scores, top, axis=1).astype(np.float64)  # p̂c: non-negative
+    w /= np.clip(w.sum(axis=1, keepdims=True), 1e-30, None)
     summaries = gallery.knowledge.summaries
     return [[Candidate(gallery.ids[j], float(wj), summaries[j]) for j, wj in zip(row, wrow)]
             for row, wrow in zip(top, w)]

@@ -103,18 +103,8 @@ class GroundedSummariser:
         return out
 
 
-def concat_dialog(st: DialogState) -> str:
-    """The query followed by every question and answer, unknowns included: the plain dialog text."""
-    parts = [st.query.strip()] + [x.strip() for t in st.turns for x in (t.question, t.answer)]
-    return " ".join(p for p in parts if p)
-
-
-def segments(text: str) -> list[str]:
-    """A text as the sentences the retriever encodes one by one (Gallery.embed_composed)."""
-    return sentences(text) or [text]
-
-
 def dialog_segments(st: DialogState) -> list[str]:
+    """The query and every question and answer, unknowns included (ChatIR's text), one segment each."""
     return [st.query.strip(), *[x.strip() for t in st.turns for x in (t.question, t.answer) if x.strip()]]
 
 

@@ -52,7 +52,7 @@ class BagOfLabelsRetriever:
         return self.text_encoder.embed_backbone(texts, batch_size=self.batch_size)
 
     def text_features(self, texts: list[str]) -> np.ndarray:
-        """Backbone features that `project_text` turns into embeddings (see Gallery.scores_composed)."""
+        """Backbone features that `project_text` turns into embeddings (see Gallery.embed_composed)."""
         return self.text_encoder.embed_backbone(texts, batch_size=self.batch_size)
 
     def project_text(self, feats: np.ndarray) -> np.ndarray:

@@ -1,7 +1,7 @@
 """The semantic-level fusion s (p̂3): CoT in two steps (extract_objects -> reconstruct), one step for w/o CoT, and
 the texts the baselines retrieve on (the whole dialog, the query with the answers)."""
 from ideal.dialog.answerer import GroundedAnswerer, answer_place, answer_room
-from ideal.dialog.summary import (GroundedSummariser, ObjectNote, answers_segments, concat_dialog, dialog_segments,
+from ideal.dialog.summary import (GroundedSummariser, ObjectNote, answers_segments, dialog_segments,
                                   extract_objects, one_step, reconstruct, responses, sentences)
 from ideal.dialog.types import DONT_KNOW, DialogState, Turn
 
@@ -125,7 +125,6 @@ def test_texts_of_the_baselines():
     assert dialog_segments(st) == [QUERY, "What colour is the lamp?",
                                    "The lamp is red. There is a red lamp in a corner.",
                                    "Is there a sofa in the room?", DONT_KNOW]
-    assert concat_dialog(st) == " ".join(dialog_segments(st))
     # SUM: the query and the informative answers, one segment each
     assert answers_segments(st) == responses(st) == [QUERY, "The lamp is red. There is a red lamp in a corner."]
     assert sentences("One. Two!  Three?") == ["One.", "Two!", "Three?"]
