@@ -16,7 +16,7 @@ import time
 
 from ray import serve
 
-from ideal.serving import Ask, Search, ServiceSpec, User
+from ideal.serving import QuestionerService, RetrieverService, ServiceSpec, AnswererService
 
 BATCH = {"max_batch_size": 32, "batch_wait_timeout_s": 0.0}
 
@@ -69,7 +69,7 @@ class Retriever:
 
     def __init__(self, spec: dict, max_batch_size: int = BATCH["max_batch_size"],
                  batch_wait_timeout_s: float = BATCH["batch_wait_timeout_s"]):
-        self.search = Search(ServiceSpec(**spec))
+        self.search = RetrieverService(ServiceSpec(**spec))
         self.gate = Gate()
         _batching(self._rank, max_batch_size, batch_wait_timeout_s)
 
@@ -103,7 +103,7 @@ class Questioner:
             from deployments.llm import HandleChatClient
 
             client = HandleChatClient(llm, **(llm_options or {}))
-        self.asker = Ask(ServiceSpec(**spec), client=client)
+        self.asker = QuestionerService(ServiceSpec(**spec), client=client)
         self.gate = Gate()
         _batching(self._ask, max_batch_size, batch_wait_timeout_s)
 
@@ -128,7 +128,7 @@ class Answerer:
 
     def __init__(self, spec: dict, max_batch_size: int = BATCH["max_batch_size"],
                  batch_wait_timeout_s: float = BATCH["batch_wait_timeout_s"]):
-        self.user = User(ServiceSpec(**spec))
+        self.user = AnswererService(ServiceSpec(**spec))
         self.gate = Gate()
         _batching(self._answer, max_batch_size, batch_wait_timeout_s)
 

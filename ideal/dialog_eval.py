@@ -15,7 +15,7 @@ from typing import Optional
 import numpy as np
 
 from .config import config_from_dict
-from .dialog.build import build_questioner, build_summariser, build_user
+from .dialog.build import build_questioner, build_summariser, build_answerer
 from .dialog.methods import ABLATIONS, METHODS, method_config
 from .dialog.round import run_round, start
 from .evaluate import DEFAULT_WEIGHTS, queries
@@ -93,7 +93,7 @@ class EvalContext:
             cfg = method_config("ideal" if method in PLUG else method, self.cfg.dialog)
             gallery = self.gallery(weights_for(method, self.spec))
             self._parts[method] = (cfg, gallery, build_questioner(cfg, gallery), build_summariser(cfg, gallery),
-                                   build_user(cfg, self.ds.memories, embed=self.embed))
+                                   build_answerer(cfg, self.ds.memories, embed=self.embed))
         return self._parts[method]
 
     def embed(self, texts: list[str]):

@@ -38,7 +38,7 @@ import torch
 from tqdm import tqdm
 
 from ideal.config import load_config
-from ideal.dialog.build import build_questioner, build_summariser, build_user
+from ideal.dialog.build import build_questioner, build_summariser, build_answerer
 from ideal.dialog.methods import method_config
 from ideal.dialog.round import run_round, start
 from ideal.encoders.text import TextEncoder
@@ -64,7 +64,7 @@ def load_data(cfg):
 def build(cfg, ds, text, weights):
     """Fresh components for one mode, built as run_shard builds them: (gallery, questioner, user, summariser)."""
     gallery = Gallery(TrainedRetriever.from_checkpoint(weights, text), [ds.scenes[s] for s in sorted(ds.scenes)])
-    return gallery, build_questioner(cfg, gallery), build_user(cfg, ds.memories, text), build_summariser(cfg, gallery)
+    return gallery, build_questioner(cfg, gallery), build_answerer(cfg, ds.memories, text), build_summariser(cfg, gallery)
 
 
 def run_dialogs(descs, dialog_ids, parts, cfg, rounds: int, progress: str = "") -> np.ndarray:

@@ -9,7 +9,7 @@ Parts (each on freshly started replicas, so no cache warmed by one part serves a
             ceiling batching has on this machine: the same roles in-process on 1 torch thread (what the
             Retriever replica gets), 192 of the requests in batches of 32 vs one at a time.
 2. latency  one client, one request at a time: p50/p99 over HTTP vs the same roles called in-process
-            (`Search.rank` + `Ask.ask`: `replay_batch` → `run_round` + the questioner) on 1 torch thread, as
+            (`RetrieverService.rank` + `QuestionerService.ask`: `replay_batch` → `run_round` + the questioner) on 1 torch thread, as
             the Retriever replica (1 CPU) runs them; target p50 <= 1.5x. Also: the front door alone (a request
             refused with 422 before any inner call) and the roles' own batch time in the replicas.
 3. soak     `--soak-seconds` (60) at `--soak-clients` (200) concurrent clients: status counts (target: no 5xx),
@@ -48,7 +48,7 @@ from deployments.roles import BATCH
 from ideal.config import load_config
 from ideal.dialog_eval import EvalSpec, context, run_shard
 from ideal.evaluate import DEFAULT_WEIGHTS
-from ideal.serving import Ask, RoundRequest, Search, ServiceSpec
+from ideal.serving import QuestionerService, RoundRequest, RetrieverService, ServiceSpec
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -72,10 +72,10 @@ def deployment_options(simulated_user: bool) -> dict:
 
 def workload(spec: ServiceSpec, n: int, seed: int = 0) -> list[dict]:
     """n request bodies: val queries with 0-2 answered turns of their own simulated dialog (made in-process)."""
-    from ideal.serving import User
+    from ideal.serving import AnswererService
 
-    search = Search(spec)
-    ask, user = Ask(spec, dataset=search.dataset), User(spec, dataset=search.dataset)
+    search = RetrieverService(spec)
+    ask, user = QuestionerService(spec, dataset=search.dataset), AnswererService(spec, dataset=search.dataset)
     descs = [d for d in search.dataset.descriptions if d.desc_id.startswith("scanrefer")] or search.dataset.descriptions
     rng = np.random.default_rng(seed)
     bodies = []
@@ -190,7 +190,7 @@ def part_batch(spec, port, bodies, args):
 
 
 def in_process_ceiling(spec, bodies: list[dict], batch: int = 32) -> dict:
-    """ms per request of Search.rank + Ask.ask in batches of `batch` vs one at a time, fresh roles (cold caches)
+    """ms per request of RetrieverService.rank + QuestionerService.ask in batches of `batch` vs one at a time, fresh roles (cold caches)
     for each, on 1 torch thread."""
     import torch
 
@@ -199,8 +199,8 @@ def in_process_ceiling(spec, bodies: list[dict], batch: int = 32) -> dict:
     torch.set_num_threads(1)
     out = {}
     for name, size in (("batched", batch), ("single", 1)):
-        search = Search(spec)
-        ask = Ask(spec, dataset=search.dataset)
+        search = RetrieverService(spec)
+        ask = QuestionerService(spec, dataset=search.dataset)
         t = time.perf_counter()
         for i in range(0, len(reqs), size):
             ask.ask(search.rank(reqs[i:i + size]))
@@ -218,8 +218,8 @@ def part_latency(spec, port, bodies, args):
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # what the Retriever replica gets: num_cpus 1 -> OMP_NUM_THREADS=1
-    search = Search(spec)
-    ask = Ask(spec, dataset=search.dataset)
+    search = RetrieverService(spec)
+    ask = QuestionerService(spec, dataset=search.dataset)
     ask.ask(search.rank(reqs[:4]))  # warm-up, on the requests the HTTP run warms up with too
     local = []
     for r in reqs[4:]:

@@ -1,10 +1,10 @@
 """The answerer: the user, simulated from its memory alone.
 
-`GroundedAnswerer` reads the question into an aspect (room, has, count, colour, place, near, explore) and
+`GroundedAnswerWriter` reads the question into an aspect (room, has, count, colour, place, near, explore) and
 answers from the memory sentences that name it; questions it cannot read (and "what is next to ...") get the
 memory sentence most relevant to the question under the text encoder; "what else is in the room" gets
 remembered sentences about other objects. Whatever the memory does not say gets "I don't know."
-`SimulatedUser` gives each dialog its memory (coarse: the query's expansion; fine: the target scene's) and
+`SimulatedAnswerer` gives each dialog its memory (coarse: the query's expansion; fine: the target scene's) and
 applies the `noise` knob.
 """
 from __future__ import annotations
@@ -149,7 +149,7 @@ def answer_place(label: str, memory: list[str]) -> str:
     return f"There is {article(label)} {places[0]}, and another one {places[1]}."
 
 
-class GroundedAnswerer:
+class GroundedAnswerWriter:
     """Answers from memory sentences; `embed` (texts -> L2-normalised rows) ranks sentences by relevance for
     questions that are not about a room/has/count/colour/place aspect. Without `embed`, word overlap ranks them."""
 
@@ -254,7 +254,7 @@ class GroundedAnswerer:
         return _cap(best) if best is not None and best_score >= 0.5 else DONT_KNOW
 
 
-class SimulatedUser:
+class SimulatedAnswerer:
     """The user in an evaluation: answers each dialog's question from that dialog's memory.
 
     memory "coarse": the expansion of the dialog's own query (`coarse_memory`); "fine": the target scene's
@@ -262,13 +262,13 @@ class SimulatedUser:
     (seed, dialog, round) so seeds vary which remembered sentences come up. noise: the share of answers
     given from a random other scene's fine memory (deterministic per dialog and round)."""
 
-    def __init__(self, answerer, memories: dict[str, SceneMemory], granularity: str = "fine", noise: float = 0.0,
+    def __init__(self, writer, memories: dict[str, SceneMemory], granularity: str = "fine", noise: float = 0.0,
                  seed: int = 0):
         if granularity not in ("coarse", "fine"):
             raise ValueError(f"memory must be 'coarse' or 'fine', got {granularity!r}")
         if not 0.0 <= noise <= 1.0:
             raise ValueError(f"noise must be in [0, 1], got {noise}")
-        self.answerer, self.memories, self.granularity = answerer, memories, granularity
+        self.writer, self.memories, self.granularity = writer, memories, granularity
         self.noise, self.seed = noise, seed
         self._ids = sorted(memories)
 
@@ -290,4 +290,4 @@ class SimulatedUser:
         return [memory[i] for i in rng.permutation(len(memory))]
 
     def answer(self, states: list[DialogState], questions: list[str]) -> list[str]:
-        return self.answerer.answer(list(questions), [self.memory_of(st) for st in states])
+        return self.writer.answer(list(questions), [self.memory_of(st) for st in states])

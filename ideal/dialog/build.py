@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from ..config import DialogConfig
 from ..retrieval.gallery import Gallery
-from .answerer import GroundedAnswerer, SimulatedUser
+from .answerer import GroundedAnswerWriter, SimulatedAnswerer
 from .questioner import GroundedQuestioner
 from .summary import GroundedSummariser
 
@@ -28,17 +28,17 @@ def build_questioner(cfg: DialogConfig, gallery: Gallery, client=None):
     raise ValueError(f"dialog.questioner must be 'grounded' or 'llm', got {cfg.questioner!r}")
 
 
-def build_answerer(cfg: DialogConfig, text_encoder=None, client=None, embed=None):
+def build_answer_writer(cfg: DialogConfig, text_encoder=None, client=None, embed=None):
     """The answerer; `embed` (texts -> rows) overrides `text_encoder.embed_backbone`, e.g. a cache shared by
     several simulated users."""
     embed = embed or (text_encoder.embed_backbone if text_encoder is not None else None)
-    grounded = GroundedAnswerer(embed=embed, min_relevance=cfg.min_relevance, support=cfg.answer_support)
+    grounded = GroundedAnswerWriter(embed=embed, min_relevance=cfg.min_relevance, support=cfg.answer_support)
     if cfg.answerer == "grounded":
         return grounded
     if cfg.answerer == "llm":
-        from .llm import LLMAnswerer
+        from .llm import LLMAnswerWriter
 
-        return LLMAnswerer(client or _llm_client(cfg), fallback=grounded)
+        return LLMAnswerWriter(client or _llm_client(cfg), fallback=grounded)
     raise ValueError(f"dialog.answerer must be 'grounded' or 'llm', got {cfg.answerer!r}")
 
 
@@ -54,8 +54,9 @@ def build_summariser(cfg: DialogConfig, gallery: Gallery, client=None):
     raise ValueError(f"dialog.summariser must be 'grounded' or 'llm', got {cfg.summariser!r}")
 
 
-def build_user(cfg: DialogConfig, memories, text_encoder=None, client=None, embed=None) -> SimulatedUser:
+def build_answerer(cfg: DialogConfig, memories, text_encoder=None, client=None, embed=None) -> SimulatedAnswerer:
     """The simulated user: the answerer over each dialog's memory (coarse or fine, cfg.memory)."""
     if cfg.memory not in ("coarse", "fine"):
         raise ValueError(f"dialog.memory must be 'coarse' or 'fine', got {cfg.memory!r}")
-    return SimulatedUser(build_answerer(cfg, text_encoder, client, embed), memories, cfg.memory, cfg.noise, cfg.seed)
+    writer = build_answer_writer(cfg, text_encoder, client, embed)
+    return SimulatedAnswerer(writer, memories, cfg.memory, cfg.noise, cfg.seed)

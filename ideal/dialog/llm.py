@@ -2,7 +2,7 @@
 
 - `LLMQuestioner`: one question of the type the router chose (Q1 detail probe | Q2 diverge exploration), from
   the dialog and the candidate scenes' 3D-data summaries; never from a user's memory.
-- `LLMAnswerer`: the simulated user, answering from its memory sentences only.
+- `LLMAnswerWriter`: the simulated user, answering from its memory sentences only.
 - `LLMSummariser`: the CoT reconstruction s (p̂3), two chat turns (list the objects, then describe them), or
   one turn without the extraction ("w/o CoT").
 
@@ -331,7 +331,7 @@ class LLMQuestioner:
             [states[i] for i in idx], [kinds[i] for i in idx], [candidates[i] for i in idx]))
 
 
-class LLMAnswerer:
+class LLMAnswerWriter:
     """The simulated user as a chat model that sees only the target's memory sentences and the question."""
 
     name = "llm"
@@ -379,7 +379,7 @@ class LLMSummariser:
         return _fill(out, self.stats, lambda idx: self.fallback.summarise([states[i] for i in idx]))
 
 
-__all__ = ["ChatClient", "LLMAnswerer", "LLMQuestioner", "LLMSummariser", "LocalChatClient", "OpenAIChatClient",
+__all__ = ["ChatClient", "LLMAnswerWriter", "LLMQuestioner", "LLMSummariser", "LocalChatClient", "OpenAIChatClient",
            "QUESTION_TYPES", "answer_messages", "extraction_messages", "make_chat_client", "one_step_messages",
            "parse_answer", "parse_objects", "parse_question", "parse_summary", "question_messages",
            "reconstruction_messages"]

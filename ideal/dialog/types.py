@@ -86,6 +86,15 @@ class Questioner(Protocol):
 
 
 class Answerer(Protocol):
+    """The user's side of a round: what `run_round` calls with each dialog's pending question."""
+
+    def answer(self, states: list[DialogState], questions: list[str]) -> list[str]:
+        """One answer per dialog to its pending question."""
+
+
+class AnswerWriter(Protocol):
+    """How an answer is written from a memory (grounded extraction or an LLM); an Answerer picks the memory."""
+
     name: str
 
     def answer(self, questions: list[str], memories: list[list[str]]) -> list[str]:
@@ -106,5 +115,5 @@ def is_unknown(answer: str) -> bool:
     return not a or a.startswith(("i don't know", "i do not know", "not sure", "unknown"))
 
 
-__all__ = ["Answerer", "Candidate", "DONT_KNOW", "DialogState", "Q1", "Q2", "Question", "Questioner", "Summariser",
+__all__ = ["AnswerWriter", "Answerer", "Candidate", "DONT_KNOW", "DialogState", "Q1", "Q2", "Question", "Questioner", "Summariser",
            "Turn", "is_unknown"]

@@ -1,12 +1,12 @@
 """The three roles of the interactive search as plain objects, one per Serve deployment (or all in one process).
 
     spec = ServiceSpec()                      # the default synthetic benchmark's val gallery, shipped weights
-    search, ask = Search(spec), Ask(spec)
+    search, ask = RetrieverService(spec), QuestionerService(spec)
     states = ask.ask(search.rank([RoundRequest("the brown chair by the window")]))
     search.ranking(states[0], 10), states[0].question
 
-`Search` ranks (text encoder + retriever + gallery; `replay_batch`, the dialog loop's own rounds), `Ask` asks
-(the questioner over the top-k candidates), `User` answers as the simulated user of an evaluation.
+`RetrieverService` ranks (text encoder + retriever + gallery; `replay_batch`, the dialog loop's own rounds), `QuestionerService` asks
+(the questioner over the top-k candidates), `AnswererService` answers as the simulated user of an evaluation.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from ..config import Config, load_config
-from ..dialog.build import build_questioner, build_summariser, build_user
+from ..dialog.build import build_questioner, build_summariser, build_answerer
 from ..dialog.methods import method_config
 from ..dialog.round import ask_next, ranking, replay_batch
 from ..dialog.types import DialogState
@@ -92,7 +92,7 @@ class Catalog:
         return len(self.ids)
 
 
-class Search:
+class RetrieverService:
     """Ranks stateless dialogs: text encoder + retriever + gallery embeddings (a Retriever replica)."""
 
     def __init__(self, spec: ServiceSpec, dataset=None, text_encoder=None):
@@ -126,7 +126,7 @@ class Search:
         return scene_view(self.dataset.scenes[scene_id], self.dataset.memories.get(scene_id))
 
 
-class Ask:
+class QuestionerService:
     """Asks each ranked dialog's next question from its top-k candidates (a Questioner replica).
     `client`: a ChatClient for dialog.questioner=llm (e.g. the vLLM deployment's handle)."""
 
@@ -143,7 +143,7 @@ class Ask:
         return ask_next(states, self.catalog, self.questioner, self.cfg)
 
 
-class User:
+class AnswererService:
     """The simulated user of an evaluation: answers from the target scene's memory (an Answerer replica)."""
 
     def __init__(self, spec: ServiceSpec, dataset=None, text_encoder=None):
@@ -151,7 +151,7 @@ class User:
         cfg = spec.config()
         self.cfg = method_config(spec.method, cfg.dialog)
         ds = dataset or load_dataset(spec)
-        self.user = build_user(self.cfg, ds.memories, text_encoder or _text_encoder(cfg))
+        self.user = build_answerer(self.cfg, ds.memories, text_encoder or _text_encoder(cfg))
 
     def answer(self, states: list[DialogState]) -> list[str]:
         """The answer to each dialog's pending question (states carry `target` and `question`)."""

@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from ..config import Config
-from ..dialog.build import build_questioner, build_summariser, build_user
+from ..dialog.build import build_questioner, build_summariser, build_answerer
 from ..dialog.methods import method_config
 from ..dialog.round import run_round, start
 from ..dialog.types import is_unknown
@@ -53,7 +53,7 @@ def generate_interaction_texts(train_ds: SceneDataset, retriever, text_encoder, 
     queries = pick_queries(train_ds, ic.dialogs, ic.seed, cfg.train.sources)
     gallery = Gallery(retriever, [train_ds.scenes[s] for s in sorted(train_ds.scenes)])
     questioner, summariser = build_questioner(dcfg, gallery), build_summariser(dcfg, gallery)
-    user = build_user(dcfg, train_ds.memories, text_encoder)
+    user = build_answerer(dcfg, train_ds.memories, text_encoder)
     # round r's question is Q1 for the first q1 rounds, then Q2 (the router is not consulted)
     rounds = ic.q1 + ic.q2
     forced = [dataclasses.replace(dcfg, route="q1" if r < ic.q1 else "q2") for r in range(rounds)] + [dcfg]

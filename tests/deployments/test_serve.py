@@ -16,7 +16,7 @@ from ideal.config import load_config
 from ideal.dialog_eval import EvalSpec, context, run_shard
 from ideal.evaluate import DEFAULT_WEIGHTS, SHIPPED_IAT
 from ideal.scenes.synthetic import generate
-from ideal.serving import Ask, RoundRequest, Search, ServiceSpec
+from ideal.serving import QuestionerService, RoundRequest, RetrieverService, ServiceSpec
 from tests.dialog.test_llm import tiny_lm  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.integration
@@ -57,8 +57,8 @@ def url(spec):
 @pytest.fixture(scope="module")
 def local(spec):
     """The same roles in this process: what the HTTP answers must equal."""
-    search = Search(spec)
-    return search, Ask(spec, dataset=search.dataset)
+    search = RetrieverService(spec)
+    return search, QuestionerService(spec, dataset=search.dataset)
 
 
 def expected(local, query, history, k):

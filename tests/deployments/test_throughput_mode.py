@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from ideal.scenes.synthetic import generate
-from ideal.serving import Ask, RoundRequest, Search, ServiceSpec, User, simulate
+from ideal.serving import QuestionerService, RoundRequest, RetrieverService, ServiceSpec, AnswererService, simulate
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,8 +28,8 @@ def free_port() -> int:
 def test_throughput_optimized_mode(tmp_path_factory):
     bench = generate(tmp_path_factory.mktemp("bench"), n_scenes=40, seed=3, progress=False)
     spec = ServiceSpec(data={"synthetic": str(bench)}, overrides=("data.scenes=40", "data.seed=3")).resolved()
-    search = Search(spec)
-    ask, user = Ask(spec, dataset=search.dataset), User(spec, dataset=search.dataset)
+    search = RetrieverService(spec)
+    ask, user = QuestionerService(spec, dataset=search.dataset), AnswererService(spec, dataset=search.dataset)
     target = sorted(search.dataset.scenes)[0]
     env = {**os.environ, "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"}
     p = subprocess.run([sys.executable, "-m", "tests.deployments.throughput_mode_app", str(bench), str(free_port()),

@@ -8,7 +8,7 @@ import zlib
 import numpy as np
 import pytest
 
-from ideal.dialog.answerer import GroundedAnswerer, SimulatedUser
+from ideal.dialog.answerer import GroundedAnswerWriter, SimulatedAnswerer
 from ideal.dialog.aspects import COLORS, KINDS, aspect_key, mentions, question_text
 from ideal.dialog.knowledge import SceneKnowledge
 from ideal.dialog.types import DONT_KNOW, DialogState, Turn
@@ -53,7 +53,7 @@ def text():
 
 
 def ask(questions, memory, **kw):
-    return GroundedAnswerer(**kw).answer(list(questions), [memory] * len(questions))
+    return GroundedAnswerWriter(**kw).answer(list(questions), [memory] * len(questions))
 
 
 # ------------------------------------------------------------------------------------------------ facts present
@@ -176,7 +176,7 @@ def test_room_from_memory_of_an_unlisted_room_type():
 
 
 def test_free_question_by_relevance_with_the_text_encoder(text):
-    a = GroundedAnswerer(embed=text.embed_backbone)
+    a = GroundedAnswerWriter(embed=text.embed_backbone)
     unrelated, near_sofa, near_desk = a.answer(
         ["What is the weather like outside today?", "What is next to the sofa?", "What is next to the desk?"],
         [FINE] * 3)
@@ -186,10 +186,10 @@ def test_free_question_by_relevance_with_the_text_encoder(text):
 
 def test_lengths_must_match():
     with pytest.raises(ValueError, match="2 questions but 1 memories"):
-        GroundedAnswerer().answer(["a?", "b?"], [FINE])
+        GroundedAnswerWriter().answer(["a?", "b?"], [FINE])
 
 
-# ------------------------------------------------------------------------------------------------ SimulatedUser
+# ------------------------------------------------------------------------------------------------ SimulatedAnswerer
 
 QUESTIONS = ["What kind of room is it?", "Is there a lamp in the room?", "How many chairs are there in the room?",
              "What colour is the chair?", "Where is the lamp in the room?", "What is next to the desk?",
@@ -203,7 +203,7 @@ def state(query="the brown chair", target=SCENE_ID, dialog_id="d0", turns=()):
 @pytest.mark.parametrize("granularity", ["coarse", "fine"])
 def test_answers_never_contain_the_scene_id(granularity, text):
     for embed in (None, text.embed_backbone):
-        user = SimulatedUser(GroundedAnswerer(embed=embed), {SCENE_ID: MEMORY}, granularity)
+        user = SimulatedAnswerer(GroundedAnswerWriter(embed=embed), {SCENE_ID: MEMORY}, granularity)
         answers = user.answer([state() for _ in QUESTIONS], QUESTIONS)
         assert len(answers) == len(QUESTIONS)
         for a in answers:
@@ -217,7 +217,7 @@ def two_scenes():
 
 
 def test_noise_zero_answers_from_the_target():
-    user = SimulatedUser(GroundedAnswerer(support=0), two_scenes(), "fine", noise=0.0)
+    user = SimulatedAnswerer(GroundedAnswerWriter(support=0), two_scenes(), "fine", noise=0.0)
     states = [state(dialog_id=str(i)) for i in range(10)]
     assert user.answer(states, ["What colour is the chair?"] * 10) == ["The chair is brown."] * 10
     other = [state(target="scene0007_00", dialog_id=str(i)) for i in range(3)]
@@ -225,7 +225,7 @@ def test_noise_zero_answers_from_the_target():
 
 
 def test_noise_one_answers_from_another_scene():
-    user = SimulatedUser(GroundedAnswerer(support=0), two_scenes(), "fine", noise=1.0)
+    user = SimulatedAnswerer(GroundedAnswerWriter(support=0), two_scenes(), "fine", noise=1.0)
     states = [state(dialog_id=str(i)) for i in range(10)]
     assert user.answer(states, ["What colour is the chair?"] * 10) == ["The chair is blue."] * 10
 
@@ -235,7 +235,7 @@ def test_noise_half_is_a_mix_and_repeats_with_the_seed():
     qs = ["What colour is the chair?"] * 40
 
     def run(seed):
-        return SimulatedUser(GroundedAnswerer(support=0), two_scenes(), "fine", noise=0.5, seed=seed).answer(states, qs)
+        return SimulatedAnswerer(GroundedAnswerWriter(support=0), two_scenes(), "fine", noise=0.5, seed=seed).answer(states, qs)
 
     first = run(0)
     assert first == run(0)
@@ -244,7 +244,7 @@ def test_noise_half_is_a_mix_and_repeats_with_the_seed():
 
 
 def test_does_not_repeat_what_the_dialog_already_holds():
-    user = SimulatedUser(GroundedAnswerer(), {SCENE_ID: MEMORY}, "fine")
+    user = SimulatedAnswerer(GroundedAnswerWriter(), {SCENE_ID: MEMORY}, "fine")
     q = "What is next to the desk?"
     (first,) = user.answer([state()], [q])
     assert first != DONT_KNOW
@@ -259,16 +259,16 @@ def test_does_not_repeat_what_the_dialog_already_holds():
 def test_simulated_user_errors():
     memories = {SCENE_ID: MEMORY}
     with pytest.raises(ValueError, match="coarse"):
-        SimulatedUser(GroundedAnswerer(), memories, "medium")
+        SimulatedAnswerer(GroundedAnswerWriter(), memories, "medium")
     with pytest.raises(ValueError, match="noise"):
-        SimulatedUser(GroundedAnswerer(), memories, noise=1.5)
-    user = SimulatedUser(GroundedAnswerer(), memories)
+        SimulatedAnswerer(GroundedAnswerWriter(), memories, noise=1.5)
+    user = SimulatedAnswerer(GroundedAnswerWriter(), memories)
     with pytest.raises(ValueError, match="no target"):
         user.answer([state(target=None)], ["What kind of room is it?"])
     with pytest.raises(KeyError, match="scene9999_00"):
         user.memory_of(state(target="scene9999_00"))
     # a coarse user needs no target: it remembers its query
-    coarse = SimulatedUser(GroundedAnswerer(), memories, "coarse")
+    coarse = SimulatedAnswerer(GroundedAnswerWriter(), memories, "coarse")
     assert coarse.memory_of(state(query="the brown chair. it is by the desk", target=None)) == \
         ["The brown chair.", "It is by the desk."]
 
@@ -278,16 +278,16 @@ def test_coarse_memory_is_what_the_coarse_user_knows():
     memories = {SCENE_ID: SceneMemory(SCENE_ID, ["This is a bedroom.", "The chair is blue."])}
     st = state(query="This is a kitchen. The brown chair is by the table.")
     q = ["What kind of room is it?", "What colour is the chair?", "Is there a table in the room?"]
-    coarse = SimulatedUser(GroundedAnswerer(support=0), memories, "coarse")
+    coarse = SimulatedAnswerer(GroundedAnswerWriter(support=0), memories, "coarse")
     assert coarse.memory_of(st) == coarse_memory(st.query) == ["This is a kitchen.", "The brown chair is by the table."]
     assert coarse.answer([st] * 3, q) == ["It is a kitchen.", "The chair is brown.", "Yes, there is a table."]
-    fine = SimulatedUser(GroundedAnswerer(support=0), memories, "fine")
+    fine = SimulatedAnswerer(GroundedAnswerWriter(support=0), memories, "fine")
     assert fine.answer([st] * 3, q) == ["It is a bedroom.", "The chair is blue.", DONT_KNOW]
 
 
 def test_coarse_user_knows_nothing_beyond_its_query():
     st = state(query="the brown chair in the corner.")
-    user = SimulatedUser(GroundedAnswerer(), {SCENE_ID: MEMORY}, "coarse")
+    user = SimulatedAnswerer(GroundedAnswerWriter(), {SCENE_ID: MEMORY}, "coarse")
     # the target's fine memory knows all of these; the query does not
     qs = ["What kind of room is it?", "Is there a lamp in the room?", "How many chairs are there in the room?",
           "What colour is the desk?", "Where is the lamp in the room?", "What is next to the desk?"]
@@ -299,7 +299,7 @@ def test_coarse_user_knows_nothing_beyond_its_query():
 # ------------------------------------------------------------------------------------------------ fine memory
 
 def test_fine_user_remembers_the_target_fine_memory_minus_the_dialog():
-    user = SimulatedUser(GroundedAnswerer(), {SCENE_ID: MEMORY}, "fine")
+    user = SimulatedAnswerer(GroundedAnswerWriter(), {SCENE_ID: MEMORY}, "fine")
     assert sorted(user.memory_of(state(query="a room"))) == sorted(FINE)
     said = "There is a yellow lamp on the bed."
     assert said in FINE
@@ -315,7 +315,7 @@ def sentences(answer):
 
 
 def test_fine_answers_come_from_the_target_and_never_repeat_the_dialog():
-    user = SimulatedUser(GroundedAnswerer(support=1), two_scenes(), "fine", seed=1)
+    user = SimulatedAnswerer(GroundedAnswerWriter(support=1), two_scenes(), "fine", seed=1)
     low = {m.lower() for m in two_scenes()[SCENE_ID].fine}
     st, said = state(query="a room"), []
     for _ in range(30):
@@ -335,7 +335,7 @@ def test_seeds_change_what_is_remembered_first():
     states = [state(query="a room", dialog_id=f"d{i}") for i in range(5)]
 
     def run(seed):
-        return SimulatedUser(GroundedAnswerer(support=1), {SCENE_ID: MEMORY}, "fine", seed=seed).answer(
+        return SimulatedAnswerer(GroundedAnswerWriter(support=1), {SCENE_ID: MEMORY}, "fine", seed=seed).answer(
             states, [WHAT_ELSE] * len(states))
 
     by_seed = {seed: run(seed) for seed in range(6)}
@@ -345,7 +345,7 @@ def test_seeds_change_what_is_remembered_first():
     assert all(s.lower() in low for answers in by_seed.values() for a in answers for s in sentences(a))
     # the same seed, the same dialog, a later round: the order is drawn again
     later = [st.with_(turns=(Turn("What kind of room is it?", "It is a bedroom."),), round=1) for st in states]
-    user = SimulatedUser(GroundedAnswerer(support=1), {SCENE_ID: MEMORY}, "fine", seed=0)
+    user = SimulatedAnswerer(GroundedAnswerWriter(support=1), {SCENE_ID: MEMORY}, "fine", seed=0)
     assert user.answer(later, [WHAT_ELSE] * 5) == user.answer(later, [WHAT_ELSE] * 5)
 
 
@@ -403,7 +403,7 @@ def test_coarse_answers_never_name_what_the_query_does_not(synthetic, embed, req
     assert len(queries) > 200 and len(vocabulary) > 20 and len(questions) > 150
     targets = [d.scene_id for d in synthetic.descriptions] + [scenes[0].scene_id] * len(HAND_QUERIES)
     # the users hold every scene's fine memory: a coarse one must not use it
-    user = SimulatedUser(GroundedAnswerer(embed=embed_fn, support=2), synthetic.memories, "coarse")
+    user = SimulatedAnswerer(GroundedAnswerWriter(embed=embed_fn, support=2), synthetic.memories, "coarse")
     states = [DialogState(q, dialog_id=str(i), target=t) for i, (q, t) in enumerate(zip(queries, targets))]
     # one batch: the answerer embeds every text once
     pairs = [(st, question) for question in questions for st in states]
@@ -421,7 +421,7 @@ def test_coarse_answers_never_name_what_the_query_does_not(synthetic, embed, req
 def test_open_detail_probe_and_explore_answer_from_memory_sentences():
     memory = ["a brown chair. it is next to the desk.", "the lamp is on the desk.", "There is a red chair in a corner.",
               "a green sofa faces the window."]
-    a = GroundedAnswerer(embed=None, support=2)
+    a = GroundedAnswerWriter(embed=None, support=2)
     # detail: sentences about the named object, descriptions before facts
     (ans,) = a.answer(["Can you describe the chair and what is around it in more detail?"], [memory])
     assert ans == "A brown chair. it is next to the desk. There is a red chair in a corner."

@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from ideal.dialog.llm import (EXTRACT, QUESTION_TYPES, LLMAnswerer, LLMQuestioner, LLMSummariser, LocalChatClient,
+from ideal.dialog.llm import (EXTRACT, QUESTION_TYPES, LLMAnswerWriter, LLMQuestioner, LLMSummariser, LocalChatClient,
                               OpenAIChatClient, answer_messages, extraction_messages, make_chat_client,
                               one_step_messages, parse_answer, parse_objects, parse_question, parse_summary,
                               question_messages)
@@ -233,7 +233,7 @@ def test_questioner_prompts_never_hold_the_memory():
     client = ScriptedClient(lambda c: "What colour is the fridge?")
     answerer_client = ScriptedClient(lambda c: "The fridge is white.")
     questioner = LLMQuestioner(client, RecordingQuestioner())
-    answerer = LLMAnswerer(answerer_client, RecordingAnswerer())
+    answerer = LLMAnswerWriter(answerer_client, RecordingAnswerer())
     st = DIALOG
     for kind in (Q1, Q2, Q1):  # a few rounds, the user answering from the fine memory
         (q,) = questioner.ask([st], [kind], [cands(*ALL)])
@@ -364,12 +364,12 @@ def test_answerer_batches_and_falls_back_per_question():
                "Where is the oven?": "..."}
     client = ScriptedClient(lambda c: replies[last_user(c).split("Question: ")[1].split("\n")[0]])
     fb = RecordingAnswerer()
-    answerer = LLMAnswerer(client, fb)
+    answerer = LLMAnswerWriter(client, fb)
     assert answerer.answer(list(replies), [MEMORY] * 3) == ["The fridge is white.", DONT_KNOW, FALLBACK_A]
     assert [len(b) for b in client.batches] == [3]
     assert fb.seen == ["Where is the oven?"] and answerer.stats == {"calls": 3, "parsed": 2, "fallbacks": 1}
     assert answer_messages("Q?", ["a."])[1]["content"] == "Memory:\n- a.\nQuestion: Q?\nAnswer:"
-    assert LLMQuestioner.name == LLMAnswerer.name == LLMSummariser.name == "llm"
+    assert LLMQuestioner.name == LLMAnswerWriter.name == LLMSummariser.name == "llm"
 
 
 # ----------------------------------------------------------------------------------------------- local LM
@@ -442,7 +442,7 @@ def test_local_model_junk_falls_back_for_every_dialog(local_client):
     assert fq.seen == [("d0", Q1), ("d1", Q2), ("d2", Q1)]
     assert questioner.stats == {"calls": n, "parsed": 0, "fallbacks": n}
 
-    answerer = LLMAnswerer(client, fa)
+    answerer = LLMAnswerWriter(client, fa)
     questions = ["What colour is the chair?", "Is there a bed?", "Where is the lamp?"]
     assert answerer.answer(questions, [["There is a brown chair."]] * n) == [FALLBACK_A] * n
     assert fa.seen == questions and answerer.stats == {"calls": n, "parsed": 0, "fallbacks": n}
@@ -626,7 +626,7 @@ def test_llm_backends_from_config_in_the_dialog_loop(tiny_lm):
     import dataclasses
 
     from ideal.config import DialogConfig
-    from ideal.dialog.build import build_questioner, build_summariser, build_user
+    from ideal.dialog.build import build_questioner, build_summariser, build_answerer
     from ideal.dialog.round import run_round, start
     from ideal.encoders.text import TextEncoder
     from ideal.retrieval.gallery import Gallery
@@ -644,13 +644,13 @@ def test_llm_backends_from_config_in_the_dialog_loop(tiny_lm):
     gallery = Gallery(BagOfLabelsRetriever(TextEncoder()), scenes)
     client = make_chat_client(str(tiny_lm), max_new_tokens=8)
     q, s = build_questioner(cfg, gallery, client), build_summariser(cfg, gallery, client)
-    user = build_user(cfg, {x.scene_id: build_memory(x, []) for x in scenes}, None, client)
-    assert isinstance(q, LLMQuestioner) and isinstance(s, LLMSummariser) and isinstance(user.answerer, LLMAnswerer)
+    user = build_answerer(cfg, {x.scene_id: build_memory(x, []) for x in scenes}, None, client)
+    assert isinstance(q, LLMQuestioner) and isinstance(s, LLMSummariser) and isinstance(user.writer, LLMAnswerWriter)
     states = start(["the brown chair in the bedroom", "a lamp"], ["scene0000_00", "scene0005_00"])
     for r in range(3):
         states = run_round(states, gallery, q, user, cfg, s, ask=r < 2)
     assert all(len(st.turns) == 2 for st in states)
     assert q.stats == {"calls": 4, "parsed": 0, "fallbacks": 4}  # every junk question replaced by a grounded one
-    assert user.answerer.stats["calls"] == 4 and s.stats["fallbacks"] == 4 and s.stats["parsed"] == 0
+    assert user.writer.stats["calls"] == 4 and s.stats["fallbacks"] == 4 and s.stats["parsed"] == 0
     assert all(t.aspect and t.kind in (Q1, Q2) for st in states for t in st.turns)  # grounded, of the routed type
     assert all(st.summary for st in states)  # the grounded CoT reconstruction

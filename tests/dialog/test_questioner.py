@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pytest
 
-from ideal.dialog.answerer import GroundedAnswerer, SimulatedUser
+from ideal.dialog.answerer import GroundedAnswerWriter, SimulatedAnswerer
 from ideal.dialog.aspects import DETAIL_KINDS, question_text, split_aspect
 from ideal.dialog.knowledge import SceneKnowledge
 from ideal.dialog.questioner import GroundedQuestioner
@@ -164,7 +164,7 @@ def test_q1_asks_the_querys_target_first_when_gains_tie(query, target):
 def dialog(q: GroundedQuestioner, candidates, kinds, target: Scene, with_aspects: bool, query="the bed next to the chair"):
     """Ask one question per routed kind against fixed candidates, answering from the target's memory."""
     memory = build_memory(target, []).fine
-    answerer = GroundedAnswerer(embed=None)
+    answerer = GroundedAnswerWriter(embed=None)
     st = DialogState(query, round=0)
     asked = []
     for kind in kinds:
@@ -343,7 +343,7 @@ def test_questioner_sees_no_memory(kn):
     assert not MARKERS & set(" ".join(kn.labels).split())  # the 3D data knows none of them
     # a questioner of scenes only: the knowledge is all it is given
     q = GroundedQuestioner(SceneKnowledge(SCENES))
-    user = SimulatedUser(GroundedAnswerer(support=1), memories, "fine", seed=3)
+    user = SimulatedAnswerer(GroundedAnswerWriter(support=1), memories, "fine", seed=3)
     kinds = [Q1, Q2, Q1, Q1, Q2, Q2, Q1, Q2]
     said_markers = set()
     questions = []

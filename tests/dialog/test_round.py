@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from ideal.config import DialogConfig
-from ideal.dialog.answerer import GroundedAnswerer, SimulatedUser
+from ideal.dialog.answerer import GroundedAnswerWriter, SimulatedAnswerer
 from ideal.dialog.build import build_summariser
 from ideal.dialog.methods import ABLATIONS, METHODS, method_config
 from ideal.dialog.questioner import GroundedQuestioner
@@ -85,7 +85,7 @@ def questioner(gallery):
 
 @pytest.fixture(scope="module")
 def user():
-    return SimulatedUser(GroundedAnswerer(embed=None), {s.scene_id: build_memory(s, []) for s in SCENES}, "fine")
+    return SimulatedAnswerer(GroundedAnswerWriter(embed=None), {s.scene_id: build_memory(s, []) for s in SCENES}, "fine")
 
 
 def simulate(gallery, questioner, user, cfg, rounds, queries=QUERIES, targets=TARGETS):

@@ -1,6 +1,6 @@
 """The semantic-level fusion s (p̂3): CoT in two steps (extract_objects -> reconstruct), one step for w/o CoT, and
 the texts the baselines retrieve on (the whole dialog, the query with the answers)."""
-from ideal.dialog.answerer import GroundedAnswerer, answer_place, answer_room
+from ideal.dialog.answerer import GroundedAnswerWriter, answer_place, answer_room
 from ideal.dialog.summary import (GroundedSummariser, ObjectNote, answers_segments, dialog_segments,
                                   extract_objects, one_step, reconstruct, responses, sentences)
 from ideal.dialog.types import DONT_KNOW, DialogState, Turn
@@ -111,7 +111,7 @@ def test_without_any_object_the_summary_falls_back_to_one_step():
 
 def test_grounded_answers_to_the_questioner_survive_the_summary():
     memory = ["There is a bed in the room.", "There are two chairs in the room.", "There is a window."]
-    answers = GroundedAnswerer(support=0).answer(
+    answers = GroundedAnswerWriter(support=0).answer(
         ["Is there a bed in the room?", "Are there any chairs?", "Is there a window in the room?"], [memory] * 3)
     assert answers == ["Yes, there is one bed.", "Yes, there are two chairs.", "Yes, there is a window."]
     (s,) = GroundedSummariser(VOCAB).summarise([state(list(zip(["q1", "q2", "q3"], answers)), query="a room")])
