@@ -21,9 +21,10 @@ class AppArgs(BaseModel):
     """`args:` of the application in serve_config.yaml (or `serve run deployments.app:build_app key=value`)."""
 
     model_config = ConfigDict(extra="forbid")
-    data: Optional[dict] = Field(None, description="gallery: None = default synthetic benchmark; {synthetic: root, "
-                                 "split: val} or {scannet_dir, scanrefer, nr3d, sr3d, label_map}")
-    weights: Optional[str] = Field(None, description="retriever checkpoint folder (default: shipped IAT weights)")
+    gallery: Optional[str] = Field(None, description="an encoded gallery directory (jobs/encode_scenes.py --out G); "
+                                   "None = the default synthetic benchmark's, built on first use")
+    weights: Optional[str] = Field(None, description="retriever checkpoint folder or shipped name (default: iat); "
+                                   "the gallery must hold an encoding made with it")
     overrides: list[str] = Field(default_factory=list, description="config overrides section.key=value")
     method: str = "ideal"
     max_batch_size: int = Field(BATCH["max_batch_size"], ge=1, description="@serve.batch size (1 = no batching)")
@@ -42,7 +43,7 @@ class AppArgs(BaseModel):
 def build_app(args: dict | AppArgs | None = None) -> Application:
     a = args if isinstance(args, AppArgs) else AppArgs(**(args or {}))
     overrides = list(a.overrides) + (["dialog.questioner=llm"] if a.llm else [])
-    spec = asdict(ServiceSpec(a.data, a.weights, tuple(overrides), a.method).resolved())
+    spec = asdict(ServiceSpec(a.gallery, a.weights, tuple(overrides), a.method).resolved())
     batch = {"max_batch_size": a.max_batch_size, "batch_wait_timeout_s": a.batch_wait_timeout_s}
     unknown = set(a.deployment_options) - {"Ingress", "Retriever", "Questioner", "Answerer"}
     if unknown:

@@ -103,8 +103,7 @@ class Ingress:
 
     async def _rank_and_ask(self, req: RoundRequest):
         """The round's two inner calls as one chain: the ranked state goes from the Retriever straight to the
-        Questioner, not back through here (measured: ~1.7 ms of a ~50 ms round at p50). A chain that fails in a
-        way not recognised above (a lost Retriever replica can arrive as the Questioner's RayServeException) is
+        Questioner, not back through here. A chain that fails in a way not recognised above (a lost Retriever replica can arrive as the Questioner's RayServeException) is
         done again as two calls, whose errors speak for themselves: rounds are idempotent."""
         deadline = time.monotonic() + self.timeout_s
         try:
@@ -141,18 +140,15 @@ class Ingress:
         """Rank the gallery for the dialog so far and ask the next question."""
         ids = await self.scene_ids()
         req = parse_round_request(await self._body(request), self.limits, n_scenes=len(ids))
-        # two calls, not a chained DeploymentResponse: a lost Retriever replica then surfaces as its own error,
-        # which is retried here (chained, it arrives as the Questioner's RayServeException)
-        state = await self._rank_and_ask(req)
-        top = sorted(range(len(ids)), key=lambda j: -state.scores[j])[:req.k]
-        return round_response(state, [(ids[j], float(state.scores[j])) for j in top])
+        state = await self._rank_and_ask(req)  # the Retriever ranked and cut to the top k; no score vector here
+        return round_response(state, list(state.top[:req.k]))
 
     @app.get("/v1/scenes/{scene_id}")
     async def scene(self, scene_id: str) -> dict:
-        """A gallery scene's objects and what is known of it (its memory sentences)."""
+        """A gallery scene's objects (label, box, colour) and its scene type."""
         if scene_id not in set(await self.scene_ids()):
             raise ApiError(404, f"unknown scene id {scene_id!r}")
-        return await self._call("retriever", self.retriever.scene, scene_id)
+        return await self._call("questioner", self.questioner.scene, scene_id)
 
     @app.get("/healthz")
     async def healthz(self) -> dict:
@@ -167,5 +163,5 @@ class Ingress:
         def call(role, method):
             return lambda x: self._call(role, method, x)
 
-        return await simulate(query, target, rounds, await self.scene_ids(), call("retriever", self.retriever.rank),
+        return await simulate(query, target, rounds, call("retriever", self.retriever.rank),
                               call("questioner", self.questioner.ask), call("answerer", self.answerer.answer), dialog_id)

@@ -3,9 +3,8 @@
 Serve forms a batch as calls arrive and only then waits for the previous batch to finish, so under steady load
 every call would become its own batch. A `Gate` holds calls while a batch runs and lets them into the batch
 queue together when it ends: a batch then holds everything that waited (up to max_batch_size), so no batch
-needs to wait for arrivals (batch_wait_timeout_s 0: a lone request starts at once; in jobs/bench_serve.py at
-32 clients, 0 gave 1.52x-1.61x the unbatched throughput over four runs and 2 ms 1.52x in one). Batched
-work runs in a worker thread, one batch at a time per replica (the encoders' caches are not shared across
+needs to wait for arrivals (batch_wait_timeout_s 0: a lone request starts at once; docs/benchmarks.md has the
+measurements). Batched work runs in a worker thread, one batch at a time per replica (the encoders' caches are not shared across
 threads).
 """
 from __future__ import annotations
@@ -65,11 +64,11 @@ def _batching(method, max_batch_size: int, batch_wait_timeout_s: float) -> None:
 
 @serve.deployment(ray_actor_options={"num_cpus": 1})
 class Retriever:
-    """Ranks stateless dialogs over the gallery (text encoder + retriever; GPU when the cluster has one)."""
+    """Ranks stateless dialogs over the gallery's stored embeddings; sends on each dialog's top scenes only."""
 
     def __init__(self, spec: dict, max_batch_size: int = BATCH["max_batch_size"],
                  batch_wait_timeout_s: float = BATCH["batch_wait_timeout_s"]):
-        self.search = RetrieverService(ServiceSpec(**spec))
+        self.service = RetrieverService(ServiceSpec(**spec))
         self.gate = Gate()
         _batching(self._rank, max_batch_size, batch_wait_timeout_s)
 
@@ -79,17 +78,14 @@ class Retriever:
 
     @serve.batch(**BATCH)
     async def _rank(self, requests):
-        return await self.gate.run(self.search.rank, requests)
+        return await self.gate.run(self.service.rank, requests)
 
     def stats(self) -> dict:
         """How the rank calls were batched on this replica so far, and how long the batches took."""
         return self.gate.stats()
 
     def scene_ids(self) -> list[str]:
-        return list(self.search.gallery.ids)
-
-    def scene(self, scene_id: str) -> dict:
-        return self.search.scene(scene_id)
+        return self.service.scene_ids()
 
 
 @serve.deployment(ray_actor_options={"num_cpus": 0.5})
@@ -103,7 +99,7 @@ class Questioner:
             from deployments.llm import HandleChatClient
 
             client = HandleChatClient(llm, **(llm_options or {}))
-        self.asker = QuestionerService(ServiceSpec(**spec), client=client)
+        self.service = QuestionerService(ServiceSpec(**spec), client=client)
         self.gate = Gate()
         _batching(self._ask, max_batch_size, batch_wait_timeout_s)
 
@@ -113,12 +109,15 @@ class Questioner:
 
     @serve.batch(**BATCH)
     async def _ask(self, states):
-        return await self.gate.run(self.asker.ask, states)
+        return await self.gate.run(self.service.ask, states)
+
+    def scene(self, scene_id: str) -> dict:
+        return self.service.scene(scene_id)
 
     def stats(self) -> dict:
         """The backend (and for an LLM how many dialogs it was asked about and how many fell back to grounded),
         and how the calls were batched."""
-        q = self.asker.questioner
+        q = self.service.questioner
         return {"backend": q.name, **getattr(q, "stats", {}), **self.gate.stats()}
 
 
@@ -128,7 +127,7 @@ class Answerer:
 
     def __init__(self, spec: dict, max_batch_size: int = BATCH["max_batch_size"],
                  batch_wait_timeout_s: float = BATCH["batch_wait_timeout_s"]):
-        self.user = AnswererService(ServiceSpec(**spec))
+        self.service = AnswererService(ServiceSpec(**spec))
         self.gate = Gate()
         _batching(self._answer, max_batch_size, batch_wait_timeout_s)
 
@@ -138,7 +137,7 @@ class Answerer:
 
     @serve.batch(**BATCH)
     async def _answer(self, states):
-        return await self.gate.run(self.user.answer, states)
+        return await self.gate.run(self.service.answer, states)
 
     def stats(self) -> dict:
         return self.gate.stats()

@@ -79,8 +79,13 @@ class IATConfig:
 
 @dataclass
 class IndexConfig:
-    kind: str = "auto"  # flat | ivf | hnsw | auto (flat below ivf_threshold)
+    """The faiss index of an encoded gallery. Below ivf_threshold scenes every score is exact (one matrix
+    product over the gallery); at or above it each p̂ is a softmax over the `candidates` scenes the index finds
+    nearest to the text (the rest get 0), so a round costs about the same at 100k scenes as at 100."""
+
+    kind: str = "auto"  # flat | ivf | hnsw | auto (flat below ivf_threshold, else ivf)
     ivf_threshold: int = 50_000
+    candidates: int = 1024  # scenes each text is scored against in a gallery served from an approximate index
 
 
 @dataclass

@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
+from . import build, checkpoints
 from .config import config_from_dict
-from .dialog.build import build_questioner, build_summariser, build_answerer
+from .io import atomic_write
 from .dialog.methods import ABLATIONS, METHODS, method_config
 from .dialog.round import run_round, start
-from .evaluate import DEFAULT_WEIGHTS, queries
 from .metrics import recall_from_ranks, target_ranks
+from .scenes.types import Description
 
 # methods that are a retriever alone, evaluated on the initial query (round 0)
 STATIC = {"static": "base", "bag-of-labels": "labels"}
@@ -34,15 +37,26 @@ BASELINES = ("chatir", "rewrite", "merlin", "ir", "sum")
 ALL_METHODS = tuple(STATIC) + tuple(m for m in METHODS if m != "static") + tuple(PLUG)
 
 
+def queries(descriptions: list[Description], sources=("scanrefer",), limit: Optional[int] = None
+            ) -> list[Description]:
+    """The evaluation descriptions: the chosen sources, in file order, the first `limit` of them."""
+    picked = [d for d in descriptions if d.source in sources] or list(descriptions)
+    return picked[:limit] if limit else picked
+
+
 @dataclass(frozen=True)
 class EvalSpec:
-    """Everything a worker needs to rebuild the evaluation (JSON-able)."""
+    """Everything a worker needs to rebuild the evaluation (JSON-able).
 
-    data: dict  # {"synthetic": root} or {"scannet_dir": .., "scanrefer": .., "nr3d": .., "sr3d": .., "label_map": ..}
+    gallery: an encoded gallery directory (`ideal.store`); query_files: {"scanrefer": path, "nr3d": .., "sr3d": ..}
+    whose descriptions (of the gallery's scenes) are the queries, else the gallery's own descriptions.
+    weights / iat_weights: the checkpoints of the base and IAT retrievers; the gallery holds their encodings."""
+
+    gallery: str
+    query_files: dict = field(default_factory=dict)
     sources: tuple = ("scanrefer",)
-    split: str = "val"  # synthetic: the split whose scenes are the gallery and whose descriptions are queries
     limit: Optional[int] = None
-    weights: str = str(DEFAULT_WEIGHTS)
+    weights: str = str(checkpoints.DEFAULT_WEIGHTS)
     iat_weights: dict = field(default_factory=dict)  # {"iat": dir, "iat_no_ldis": dir, "iat_no_ldiv": dir}
     config: dict = field(default_factory=dict)
 
@@ -51,40 +65,29 @@ class EvalSpec:
 
 
 class EvalContext:
-    """Dataset, text encoder, retrievers and galleries for one EvalSpec (built lazily, reused by shards)."""
+    """Dataset, retrievers, galleries and roles for one EvalSpec, read from the gallery directory (built lazily,
+    reused by shards)."""
 
     def __init__(self, spec: EvalSpec):
-        from .scenes import load, load_synthetic
+        from .scenes.dataset import attach_descriptions, read_descriptions
 
         self.spec, self.cfg = spec, config_from_dict(spec.config)
-        d = spec.data
-        if "synthetic" in d:
-            self.ds = load_synthetic(d["synthetic"], spec.split, points_per_object=0)
-            sources = spec.sources
-        else:
-            self.ds = load(d["scannet_dir"], scanrefer=d.get("scanrefer"), nr3d=d.get("nr3d"), sr3d=d.get("sr3d"),
-                           label_map=d.get("label_map"), points_per_object=0)
-            sources = spec.sources
-        self.descs = queries(self.ds, sources, spec.limit)
+        self.store = build.open_gallery(spec.gallery)
+        descs = None
+        if spec.query_files:
+            scenes = {s.scene_id: s for s in self.store.scenes()}
+            descs = attach_descriptions(read_descriptions(**spec.query_files), scenes)
+        self.ds = self.store.dataset(descs)
+        self.descs = queries(self.ds.descriptions, spec.sources, spec.limit)
         if not self.descs:
-            raise ValueError(f"no queries to evaluate in {d}")
-        self._text = None
+            raise ValueError(f"no queries to evaluate in {spec.gallery} {spec.query_files or ''}")
         self._galleries: dict = {}
         self._parts: dict = {}
 
     @property
     def text(self):
-        """The text encoder, loaded on first use (a job's driver reads only the data) and shared by every
-        context of the process."""
-        if self._text is None:
-            from .encoders.text import TextEncoder
-
-            tc = self.cfg.text_encoder
-            key = (tc.model_dir, tc.max_length)
-            if key not in _TEXT:
-                _TEXT[key] = TextEncoder(tc.model_dir, max_length=tc.max_length)
-            self._text = _TEXT[key]
-        return self._text
+        """The text encoder, loaded on first use (a job's driver reads only the data)."""
+        return build.text_encoder(self.cfg.text_encoder)
 
     def parts(self, method: str):
         """(config, gallery, questioner, summariser, simulated user) of a dialog method, built once: their
@@ -92,8 +95,8 @@ class EvalContext:
         if method not in self._parts:
             cfg = method_config("ideal" if method in PLUG else method, self.cfg.dialog)
             gallery = self.gallery(weights_for(method, self.spec))
-            self._parts[method] = (cfg, gallery, build_questioner(cfg, gallery), build_summariser(cfg, gallery),
-                                   build_answerer(cfg, self.ds.memories, embed=self.embed))
+            r = build.roles(cfg, gallery, self.ds.memories, embed=self.embed)
+            self._parts[method] = (cfg, gallery, r.questioner, r.summariser, r.answerer)
         return self._parts[method]
 
     def embed(self, texts: list[str]):
@@ -107,22 +110,25 @@ class EvalContext:
             cache.update(zip(todo, self.text.embed_backbone(todo)))
         return np.stack([cache[t] for t in texts]) if texts else np.zeros((0, self.text.dim), np.float32)
 
-    def gallery(self, retriever: str):
-        from .retrieval.gallery import Gallery
-        from .retrieval.retriever import BagOfLabelsRetriever, TrainedRetriever
+    def checkpoint(self, retriever: str) -> str:
+        """The checkpoint of "base", "labels" or an IAT checkpoint key."""
+        return {"base": self.spec.weights, "labels": "labels"}.get(retriever) or self.spec.iat_weights[retriever]
 
+    def check(self, methods: list[str]) -> None:
+        """ValueError, saying how to add it, when the gallery lacks an encoding a method needs."""
+        for m in methods:
+            self.store.encoding_name(self.checkpoint(STATIC.get(m) or weights_for(m, self.spec)))
+
+    def gallery(self, retriever: str):
+        """The gallery under "base", "labels" or an IAT checkpoint key, from its stored encoding."""
         if retriever not in self._galleries:
-            if retriever == "labels":
-                r = BagOfLabelsRetriever(self.text)
-            else:
-                path = self.spec.weights if retriever == "base" else self.spec.iat_weights[retriever]
-                r = TrainedRetriever.from_checkpoint(path, self.text)
-            self._galleries[retriever] = Gallery(r, [self.ds.scenes[s] for s in sorted(self.ds.scenes)])
+            ckpt = self.checkpoint(retriever)
+            scenes = next(iter(self._galleries.values())).scenes if self._galleries else None
+            self._galleries[retriever] = build.gallery(self.store, ckpt, self.text, self.cfg.index, scenes=scenes)
         return self._galleries[retriever]
 
 
 _CONTEXTS: dict[str, EvalContext] = {}
-_TEXT: dict = {}
 _EMBEDDED: dict = {}  # id(text encoder) -> {text: backbone embedding}
 MAX_CONTEXTS = 4  # a worker alternating between a few settings (memory, query set) keeps their caches
 
@@ -208,3 +214,41 @@ def check_methods(names: list[str]) -> list[str]:
                              f"ablations: {', '.join(ABLATIONS)}")
         out.append(n)
     return out
+
+
+def slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_")
+
+
+class ShardStore:
+    """Finished shards of one evaluation setting on disk: OUT/shards/SETTING/METHOD/START-STOP.json, each written
+    whole or not at all, and OUT/shards/SETTING/spec.json, the EvalSpec that made them. A resubmitted job skips
+    the shards that exist; shards of another spec in the same folder are refused."""
+
+    def __init__(self, out: str | Path, setting: str, spec: EvalSpec):
+        self.dir = Path(out) / "shards" / slug(setting)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        fingerprint, path = json.loads(spec.key()), self.dir / "spec.json"
+        if path.exists() and json.loads(path.read_text()) != fingerprint:
+            raise ValueError(f"{self.dir} holds shards of a different evaluation (data, config or weights differ); "
+                             "use another --out or delete that folder")
+        atomic_write(path, json.dumps(fingerprint, indent=1) + "\n")
+
+    def path(self, method: str, start_at: int, stop_at: int) -> Path:
+        return self.dir / slug(method) / f"{start_at:07d}-{stop_at:07d}.json"
+
+    def save(self, method: str, start_at: int, stop_at: int, result: dict) -> None:
+        atomic_write(self.path(method, start_at, stop_at), json.dumps(result))
+
+    def collect(self, method: str, shards: list[tuple[int, int]], n_queries: int) -> tuple[np.ndarray, list[dict]]:
+        """(ranks (n, R+1), transcript rows) of a method from its finished shards; every dialog exactly once."""
+        ranks, ids, rows = [], [], []
+        for a, b in shards:
+            res = json.loads(self.path(method, a, b).read_text())
+            ranks += res["ranks"]
+            ids += res["dialog_ids"]
+            rows += res["transcript"]
+        if len(ids) != n_queries or len(set(ids)) != n_queries:
+            raise ValueError(f"{self.dir.name} {method}: {len(ids)} dialogs in shards, {len(set(ids))} distinct, "
+                             f"expected {n_queries}")
+        return np.array(ranks), rows

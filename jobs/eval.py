@@ -10,10 +10,14 @@ merlin and ideal, 5 rounds, fine memory, every ScanRefer-style val query.
     python jobs/eval.py --memory coarse --queries nr3d --out results/nr3d_coarse
     python jobs/eval.py --ablations --out results/ablations
     python jobs/eval.py --split dev --out results/dev          # the dev split, where defaults are chosen
+    python jobs/eval.py --gallery G --out results/scanrefer    # an encoded gallery (jobs/encode_scenes.py --out G)
+    python jobs/eval.py --gallery G --scanrefer ScanRefer_filtered_val.json --out results/scanrefer   # other queries
     python jobs/eval.py --scannet-dir ScanNet/scans --scanrefer ScanRefer_filtered_val.json --out results/scanrefer
     RAY_AUTH_MODE=token ray job submit --address http://127.0.0.1:8265 --working-dir . -- \
         python jobs/eval.py --out /tmp/results/default       # a cluster with token auth (README: Ray)
 
+Every evaluation starts from an encoded gallery directory (stored embeddings, scene tables, memories): --gallery
+G, or one built here into OUT/gallery from --scannet-dir, or the embedded default's (built once, cached).
 Dialogs run as Ray tasks over shards (a setting x a method x a slice of the queries; a setting is a query set,
 a memory and a seed of the simulated user). Each finished shard is stored under OUT/shards/, so a killed job
 resubmitted with the same flags continues where it stopped, without losing or repeating a dialog. Writes
@@ -26,15 +30,14 @@ import argparse
 import dataclasses
 import json
 import os
-import re
 import sys
 from pathlib import Path
 
+from ideal.checkpoints import DEFAULT_WEIGHTS, SHIPPED
 from ideal.config import load_config
 from ideal.dialog.methods import ABLATIONS
-from ideal.dialog_eval import (ALL_METHODS, IAT_REQUIRES, PLUG, EvalSpec, check_methods, method_rounds,
+from ideal.dialog_eval import (ALL_METHODS, IAT_REQUIRES, PLUG, EvalSpec, ShardStore, check_methods, method_rounds,
                                recall_per_round, shard_plan)
-from ideal.evaluate import DEFAULT_WEIGHTS, SHIPPED_IAT
 from ideal.report import QUERY_SETS, setting
 
 DEFAULT_METHODS = "static,chatir,merlin,ideal"
@@ -55,8 +58,9 @@ def parse(argv):
     ap.add_argument("--seeds", type=int, default=None,
                     help="seeds of the simulated user for the headline (ideal) rows (default 1; 3 with --tables)")
     ap.add_argument("--split", default="val", choices=["val", "dev"], help="synthetic: the split evaluated")
-    ap.add_argument("--scannet-dir", help="ScanNet scans folder (else: the synthetic benchmark)")
-    ap.add_argument("--scanrefer", help="ScanRefer JSON (queries)")
+    ap.add_argument("--gallery", help="an encoded gallery directory (jobs/encode_scenes.py --out G)")
+    ap.add_argument("--scannet-dir", help="ScanNet scans folder, encoded into OUT/gallery first")
+    ap.add_argument("--scanrefer", help="ScanRefer JSON (queries; default with --gallery: the gallery's own)")
     ap.add_argument("--nr3d", help="Nr3D CSV (queries)")
     ap.add_argument("--sr3d", help="Sr3D CSV (queries)")
     ap.add_argument("--label-map", help="scannetv2-labels.combined.tsv for raw label normalisation")
@@ -83,6 +87,10 @@ def parse(argv):
         ap.error("--rounds must be >= 0")
     if args.scannet_dir and not (args.scanrefer or args.nr3d or args.sr3d):
         ap.error("--scannet-dir needs description files: --scanrefer, --nr3d and/or --sr3d")
+    if args.scannet_dir and args.gallery:
+        ap.error("give --gallery or --scannet-dir, not both")
+    if args.label_map and not args.scannet_dir:
+        ap.error("--label-map goes with --scannet-dir")
     if args.limit is not None and args.limit < 1:
         ap.error("--limit must be >= 1")
     if args.shard_size < 1:
@@ -95,13 +103,9 @@ def parse(argv):
     return args, methods
 
 
-def slug(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_")
-
-
 def settings(args, cfg, methods: list[str], ablations: list[str]) -> list[tuple[str, str, int, list[str]]]:
     """(query set, memory, seed, methods) to run: the flags' one setting, or the whole of Tables 1-3."""
-    if args.scannet_dir:
+    if args.scannet_dir or (args.gallery and any(getattr(args, q) for q in QUERY_SETS)):
         sets = [q for q in QUERY_SETS if getattr(args, q)]
     elif args.queries:
         sets = [q.strip() for q in args.queries.split(",") if q.strip()]
@@ -134,8 +138,8 @@ def main(argv=None) -> None:
         sys.exit(f"eval.py: {e}")
     iat = {}
     if (args.iat_weights or "").lower() != "none":
-        iat["iat"] = Path(args.iat_weights) if args.iat_weights else SHIPPED_IAT["iat"]
-        no = args.iat_ablation_weights or (SHIPPED_IAT["iat_no_ldis"], SHIPPED_IAT["iat_no_ldiv"])
+        iat["iat"] = Path(args.iat_weights) if args.iat_weights else SHIPPED["iat"]
+        no = args.iat_ablation_weights or (SHIPPED["iat_no_ldis"], SHIPPED["iat_no_ldiv"])
         iat["iat_no_ldis"], iat["iat_no_ldiv"] = Path(no[0]), Path(no[1])
     iat = {k: str(v.resolve()) for k, v in iat.items() if (v / "model.safetensors").is_file()}
     if args.iat_weights and args.iat_weights.lower() != "none" and "iat" not in iat:
@@ -146,82 +150,74 @@ def main(argv=None) -> None:
         print(f"note: no IAT checkpoints for {', '.join(missing)}: those ablations are left out", flush=True)
         ablations = [a for a in ablations if a not in missing]
 
-    import numpy as np
     import ray
     from tqdm import tqdm
 
+    from ideal import build
     from ideal.dialog_eval import context, run_shard
     from ideal.report import write_all
+    from ideal.retrieval.encode import Source
     from ideal.scenes import dataset_stats, format_stats
-    from ideal.scenes.synthetic import generate
 
-    if args.scannet_dir:
-        data = {"scannet_dir": args.scannet_dir, "scanrefer": args.scanrefer, "nr3d": args.nr3d, "sr3d": args.sr3d,
-                "label_map": args.label_map}
-        dataset = args.scannet_dir
-    else:
-        root = generate(cfg.data.synthetic_root(), cfg.data.scenes, cfg.data.seed)
-        data = {"synthetic": str(Path(root).resolve())}
-        dataset = str(root)
     out = Path(args.out)
-    jobs, specs, n_queries, stats = [], {}, {}, None
-    for q, memory, seed, names in settings(args, cfg, methods, ablations):
-        c = dataclasses.replace(cfg, dialog=dataclasses.replace(cfg.dialog, memory=memory, seed=seed))
-        rounds = args.rounds if args.rounds is not None else ROUNDS[memory]
-        c.dialog.rounds = rounds
-        spec = EvalSpec(data=data, sources=(q,), split=args.split, limit=args.limit,
-                        weights=str(Path(args.weights).resolve()), iat_weights=iat, config=c.to_dict())
-        ctx = context(spec)  # the driver reads the data once too: stats, query count, early errors
-        if stats is None:
-            stats = dataset_stats(ctx.ds)
-            print(f"\n== gallery and queries: {dataset} ({args.split}) ==\n{format_stats(stats)}\n", flush=True)
-        key = setting(q, memory, seed)
-        specs[key], n_queries[key] = spec, len(ctx.descs)
-        shard_dir = out / "shards" / slug(key)
-        shard_dir.mkdir(parents=True, exist_ok=True)
-        fingerprint, fp_path = json.loads(spec.key()), shard_dir / "spec.json"
-        if fp_path.exists() and json.loads(fp_path.read_text()) != fingerprint:
-            sys.exit(f"eval.py: {shard_dir} holds shards of a different evaluation (data, config or weights "
-                     f"differ); use another --out or delete that folder")
-        fp_path.write_text(json.dumps(fingerprint, indent=1) + "\n")
-        for m, a, b in shard_plan(len(ctx.descs), names, args.shard_size):
-            jobs.append((key, m, a, b, method_rounds(m, rounds), shard_dir / slug(m) / f"{a:07d}-{b:07d}.json"))
+    query_files = {q: getattr(args, q) for q in QUERY_SETS if getattr(args, q)}
+    try:
+        if args.gallery:
+            gallery = Path(args.gallery)
+        elif args.scannet_dir:
+            print(f"encoding {args.scannet_dir} into {out / 'gallery'}", flush=True)
+            gallery = build.build_gallery(Source(args.scannet_dir, args.label_map, **query_files), out / "gallery",
+                                          density_k=cfg.dialog.density_k, index=cfg.index)
+            query_files = {}  # the gallery holds exactly these descriptions
+        else:
+            gallery = build.ensure_gallery(cfg, args.split)
+        dataset = str(gallery.resolve())
+        jobs, specs, n_queries, stores, stats = [], {}, {}, {}, None
+        for q, memory, seed, names in settings(args, cfg, methods, ablations):
+            c = dataclasses.replace(cfg, dialog=dataclasses.replace(cfg.dialog, memory=memory, seed=seed))
+            rounds = args.rounds if args.rounds is not None else ROUNDS[memory]
+            c.dialog.rounds = rounds
+            spec = EvalSpec(gallery=dataset, query_files=query_files, sources=(q,), limit=args.limit,
+                            weights=str(Path(args.weights).resolve()), iat_weights=iat, config=c.to_dict())
+            ctx = context(spec)  # the driver reads the data once too: stats, query count, early errors
+            ctx.check(names)
+            if stats is None:
+                stats = dataset_stats(ctx.ds)
+                print(f"\n== gallery and queries: {dataset} ==\n{format_stats(stats)}\n", flush=True)
+            key = setting(q, memory, seed)
+            specs[key], n_queries[key], stores[key] = spec, len(ctx.descs), ShardStore(out, key, spec)
+            for m, a, b in shard_plan(len(ctx.descs), names, args.shard_size):
+                jobs.append((key, m, a, b, method_rounds(m, rounds)))
+    except ValueError as e:
+        sys.exit(f"eval.py: {e}")
 
-    todo = [j for j in jobs if not j[-1].exists()]
+    todo = [j for j in jobs if not stores[j[0]].path(*j[1:4]).exists()]
     print(f"{len(jobs)} shards ({len(jobs) - len(todo)} already done) over {len(specs)} settings", flush=True)
     if todo:
         ray.init(address=args.address or os.environ.get("RAY_ADDRESS"), include_dashboard=False,
                  log_to_driver=False)
         task = ray.remote(num_cpus=1, max_retries=2)(run_shard)
-        pending = {task.remote(specs[key], m, a, b, r): (key, m, a, b, path) for key, m, a, b, r, path in todo}
+        pending = {task.remote(specs[key], m, a, b, r): (key, m, a, b) for key, m, a, b, r in todo}
         with tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc="shards", unit="shard") as bar:
             while pending:
                 done, _ = ray.wait(list(pending), num_returns=1)
-                key, m, a, b, path = pending.pop(done[0])
-                res = ray.get(done[0])
-                path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_suffix(".tmp")
-                tmp.write_text(json.dumps(res))
-                tmp.replace(path)  # atomic: a shard file is either whole or absent
+                key, m, a, b = pending.pop(done[0])
+                stores[key].save(m, a, b, ray.get(done[0]))
                 bar.set_postfix_str(f"{key} {m} {a}-{b}")
                 bar.update(1)
 
     results, transcripts = {}, []
     for key in specs:
         for m in dict.fromkeys(j[1] for j in jobs if j[0] == key):
-            ranks, ids = [], []
-            for k2, mm, a, b, _, path in jobs:
-                if k2 == key and mm == m:
-                    res = json.loads(path.read_text())
-                    ranks += res["ranks"]
-                    ids += res["dialog_ids"]
-                    transcripts += [{**row, "setting": key} for row in res["transcript"]]
-            n = n_queries[key]
-            if len(ids) != n or len(set(ids)) != n:
-                sys.exit(f"eval.py: {key} {m}: {len(ids)} dialogs in shards, {len(set(ids))} distinct, expected {n}")
-            results.setdefault(key, {})[m] = recall_per_round(np.array(ranks))
+            try:
+                ranks, rows = stores[key].collect(m, [(a, b) for k2, mm, a, b, _ in jobs if (k2, mm) == (key, m)],
+                                                  n_queries[key])
+            except ValueError as e:
+                sys.exit(f"eval.py: {e}")
+            transcripts += [{**row, "setting": key} for row in rows]
+            results.setdefault(key, {})[m] = recall_per_round(ranks)
     shown = [m for m in (TABLE_METHODS + list(PLUG) if args.tables else methods)]
-    meta = {"dataset": dataset, "split": args.split, "queries": n_queries, "gallery": stats["scenes"],
+    meta = {"dataset": dataset, "split": "" if (args.gallery or args.scannet_dir) else args.split, "queries": n_queries, "gallery": stats["scenes"],
             "rounds": {k: specs[k].config["dialog"]["rounds"] for k in specs}, "weights": args.weights,
             "iat_weights": iat.get("iat"), "argv": sys.argv[1:] if argv is None else list(argv)}
     plug = [("trained", "static", "ideal"), ("bag-of-labels", "bag-of-labels", "ideal (bag-of-labels)")]

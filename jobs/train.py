@@ -4,6 +4,7 @@
     python jobs/train.py --num-workers 2 --out runs/base
     python jobs/train.py --stage iat --init ideal/weights/base --out runs/iat     # Interaction Adaptation Tuning
     ray job submit --working-dir . -- python jobs/train.py --num-workers 4 --set train.use_gpu=true
+    ray job submit --working-dir . -- python jobs/train.py --stage iat --init ideal/weights/base --set iat.use_gpu=true
 
 IAT first runs simulated dialogs over the TRAINING scenes (OUT/interaction_texts/*.parquet, kept across runs),
 then tunes from --init with L = λ·L_dis + (1−λ)·L_div (config section `iat`). Embeddings are gathered across
@@ -42,7 +43,11 @@ from ideal.training.train import fit, save_checkpoint
 
 
 def train_loop(config: dict) -> None:
-    """Runs on every Ray Train worker: the plain `fit` loop with DDP and Ray checkpoints."""
+    """Runs on every Ray Train worker: the plain `fit` loop with DDP and Ray checkpoints.
+
+    prepare_model puts the model on this worker's device (ray.train.torch.get_device()); `fit` sends each
+    batch to wherever the model is, so the same loop runs on CPU and GPU workers.
+    """
     cfg = config_from_dict(config["cfg"])
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
@@ -87,8 +92,8 @@ def run_trainer(cfg, arrays_path: str, storage: Path, name: str, stop_after_epoc
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--config", help="YAML config file")
-    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override, repeatable")
-    ap.add_argument("--num-workers", type=int, help="Ray Train workers (= train.num_workers)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override, repeatable; e.g. train.use_gpu=true (with --stage iat: iat.use_gpu=true)")
+    ap.add_argument("--num-workers", type=int, help="Ray Train workers (= train.num_workers; with --stage iat, iat.num_workers)")
     ap.add_argument("--stage", default="base", choices=["base", "iat"], help="what to train")
     ap.add_argument("--init", help="IAT: the checkpoint folder to start from (e.g. ideal/weights/base)")
     ap.add_argument("--out", default=None, help="run folder (default runs/<stage>)")

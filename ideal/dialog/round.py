@@ -38,18 +38,42 @@ def start(queries: list[str], targets: Optional[list[str]] = None, dialog_ids: O
     return [DialogState(query=q, target=t, dialog_id=d) for q, t, d in zip(queries, targets, dialog_ids)]
 
 
+def best(scores: np.ndarray, k: int) -> np.ndarray:
+    """Column indices of the k largest scores of each row, best first (ties in gallery order)."""
+    k = min(k, scores.shape[1])
+    if k <= 0:
+        return np.zeros((len(scores), 0), np.int64)
+    part = np.argpartition(-scores, k - 1, axis=1)[:, :k] if k < scores.shape[1] else np.tile(
+        np.arange(scores.shape[1]), (len(scores), 1))
+    order = np.lexsort((part, -np.take_along_axis(scores, part, axis=1)), axis=1)
+    return np.take_along_axis(part, order, axis=1)
+
+
+def candidates(top: list[tuple[str, float]], knowledge, k: int) -> list[Candidate]:
+    """The k best scenes of one ranking ((scene id, p̂c) pairs, best first), weighted by their share of p̂c
+    among the k, with what the system reads off their 3D data (`knowledge`: a SceneKnowledge)."""
+    top = list(top)[:max(k, 0)]
+    total = sum(max(float(s), 0.0) for _, s in top)
+    return [Candidate(sid, max(float(s), 0.0) / total if total > 0 else 1.0 / len(top),
+                      knowledge.summaries[knowledge.row[sid]]) for sid, s in top]
+
+
 def top_candidates(scores: np.ndarray, gallery: Gallery, k: int) -> list[list[Candidate]]:
-    """The k best scenes of each dialog, best first, weighted by their share of p̂c among the k, with what the
-    system reads off their 3D data (k = 0: none, a dialog-only questioner)."""
+    """The k best scenes of each dialog's p̂c (see `candidates`; k = 0: none, a dialog-only questioner)."""
     if k <= 0:
         return [[] for _ in range(len(scores))]
-    k = min(k, len(gallery))
-    top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-    w = np.take_along_axis(scores, top, axis=1).astype(np.float64)  # p̂c: non-negative
-    w /= np.clip(w.sum(axis=1, keepdims=True), 1e-30, None)
-    summaries = gallery.knowledge.summaries
-    return [[Candidate(gallery.ids[j], float(wj), summaries[j]) for j, wj in zip(row, wrow)]
-            for row, wrow in zip(top, w)]
+    return [candidates([(gallery.ids[j], float(row[j])) for j in cols], gallery.knowledge, k)
+            for row, cols in zip(scores, best(scores, k))]
+
+
+def compact(states: list[DialogState], gallery: Gallery, k: int) -> list[DialogState]:
+    """Ranked dialogs with `scores` replaced by their top-k (scene id, score) pairs: a few hundred bytes to
+    send on instead of one float per scene."""
+    if not states:
+        return []
+    scores = np.stack([st.scores for st in states])
+    return [st.with_(scores=None, top=tuple((gallery.ids[j], float(row[j])) for j in cols))
+            for st, row, cols in zip(states, scores, best(scores, k))]
 
 
 def _embed(gallery: Gallery, texts: list[list[str]], cfg: DialogConfig) -> np.ndarray:
@@ -165,10 +189,10 @@ def run_round(states: list[DialogState], gallery: Gallery, questioner, answerer,
 def ranking(state: DialogState, gallery: Gallery, k: int) -> list[tuple[str, float]]:
     """The top-k (scene id, score) of a dialog, best first."""
     if state.scores is None:
+        if state.top:
+            return list(state.top[:k])
         raise ValueError("the dialog has not been ranked yet: run a round first")
-    k = min(k, len(gallery))
-    top = np.argsort(-state.scores, kind="stable")[:k]
-    return [(gallery.ids[j], float(state.scores[j])) for j in top]
+    return [(gallery.ids[j], float(state.scores[j])) for j in best(state.scores[None], k)[0]]
 
 
 def replay_batch(queries: list[str], histories: list[list[tuple[str, str]]], gallery: Gallery, questioner,
@@ -192,8 +216,12 @@ def replay_batch(queries: list[str], histories: list[list[tuple[str, str]]], gal
 
 
 def ask_next(states: list[DialogState], gallery, questioner, cfg: DialogConfig) -> list[DialogState]:
-    """Ranked, routed dialogs with their next question written (`gallery` needs `ids` and `knowledge` only)."""
-    cands = top_candidates(np.stack([st.scores for st in states]), gallery, cfg.k)
+    """Ranked, routed dialogs (full `scores`, or `top` pairs of at least cfg.k scenes) with their next question
+    written (`gallery` needs `ids` and `knowledge` only: a Gallery or a Catalog)."""
+    if all(st.scores is not None for st in states):
+        cands = top_candidates(np.stack([st.scores for st in states]), gallery, cfg.k)
+    else:
+        cands = [candidates(st.top, gallery.knowledge, cfg.k) for st in states]
     kinds = [st.next_kind or Q1 for st in states]
     return [st.with_(question=q) for st, q in zip(states, questioner.ask(states, kinds, cands))]
 
@@ -204,4 +232,4 @@ def replay(query: str, history: list[tuple[str, str]], gallery: Gallery, questio
     return replay_batch([query], [history], gallery, questioner, cfg, summariser)[0]
 
 
-__all__ = ["ask_next", "predict", "ranking", "replay", "replay_batch", "route_next", "run_round", "start", "top_candidates"]
+__all__ = ["ask_next", "best", "candidates", "compact", "predict", "ranking", "replay", "replay_batch", "route_next", "run_round", "start", "top_candidates"]

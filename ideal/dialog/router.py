@@ -20,24 +20,46 @@ def scene_density(scene_emb: np.ndarray, k: int, eps: float, chunk: int = 256) -
 
     scene_emb: (S, d) scene features v. D is the Euclidean distance; N_k(v_i) are the k nearest OTHER scenes
     (a scene is never its own neighbour, an identical copy of it is, at distance 0). k is clipped to S − 1;
-    a gallery of one scene gets ρ = 1/ε. Rows are processed `chunk` at a time, so memory is about
-    2·chunk·S·8 bytes rather than S².
+    a gallery of one scene gets ρ = 1/ε.
     """
+    if eps <= 0:
+        raise ValueError(f"eps must be > 0, got {eps}")
+    return density_from_distance(mean_knn_distance(scene_emb, k, chunk=chunk), eps)
+
+
+def density_from_distance(mean_dist: np.ndarray, eps: float) -> np.ndarray:
+    """ρ = 1 / (mean distance to the k nearest scenes + ε)."""
+    return 1.0 / (np.asarray(mean_dist, np.float64) + eps)
+
+
+def mean_knn_distance(scene_emb: np.ndarray, k: int, index=None, chunk: int = 256) -> np.ndarray:
+    """Each scene's mean Euclidean distance to its k nearest other scenes, float64 (S,) (0 for a gallery of one).
+
+    Exact, `chunk` rows at a time (memory about 2·chunk·S·8 bytes rather than S²); with an approximate
+    `index` (a SceneIndex over the same rows, e.g. IVF for a large gallery), its top-(k+1) search instead."""
     v = np.asarray(scene_emb, np.float64)
     if v.ndim != 2 or v.shape[0] == 0:
         raise ValueError(f"scene_emb must be a non-empty (S, d) array, got shape {v.shape}")
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
-    if eps <= 0:
-        raise ValueError(f"eps must be > 0, got {eps}")
     if chunk < 1:
         raise ValueError(f"chunk must be >= 1, got {chunk}")
     n = v.shape[0]
     if n == 1:
-        return np.full(1, 1.0 / eps)
+        return np.zeros(1)
     k = min(k, n - 1)
     sq = np.einsum("ij,ij->i", v, v)
     mean_dist = np.empty(n)
+    if index is not None and index.kind != "flat":
+        row = {sid: i for i, sid in enumerate(index.ids)}
+        for start in range(0, n, 4096):
+            stop = min(start + 4096, n)
+            ids, ips = index.search(v[start:stop].astype(np.float32), k + 1)
+            for i, (found, ip) in enumerate(zip(ids, ips)):
+                pairs = [(row[sid], float(x)) for sid, x in zip(found, ip) if row[sid] != start + i][:k]
+                d2 = np.array([sq[start + i] + sq[j] - 2.0 * x for j, x in pairs])
+                mean_dist[start + i] = np.sqrt(np.maximum(d2, 0.0)).mean() if len(d2) else 0.0
+        return mean_dist
     for start in range(0, n, chunk):
         stop = min(start + chunk, n)
         # |a − b|² = |a|² + |b|² − 2a·b, built in place in the one (chunk, S) buffer
@@ -49,7 +71,7 @@ def scene_density(scene_emb: np.ndarray, k: int, eps: float, chunk: int = 256) -
         d2[np.arange(stop - start), np.arange(start, stop)] = np.inf   # exclude the scene itself
         nearest = np.partition(d2, k - 1, axis=1)[:, :k]  # squared distances order like distances
         mean_dist[start:stop] = np.sqrt(nearest).mean(axis=1)
-    return 1.0 / (mean_dist + eps)
+    return mean_dist
 
 
 def affinity_entropy(sims: np.ndarray, k: int, tau: float, density: Optional[np.ndarray] = None) -> np.ndarray:

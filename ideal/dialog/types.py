@@ -38,14 +38,16 @@ class DialogState:
     """One dialog after `round` rounds (round 0 = ranking on the initial query alone).
 
     `scores` are this round's fused prediction p̂c over the gallery (in gallery order); nothing is carried
-    from one round's scores to the next. `target` is the scene the simulated user has in mind: only the
-    simulated user reads it.
+    from one round's scores to the next. `top` is the same ranking cut to its best (scene id, score) pairs:
+    what crosses a network hop instead of `scores` (see `ideal.dialog.round.compact`). `target` is the scene
+    the simulated user has in mind: only the simulated user reads it.
     """
 
     query: str
     turns: tuple[Turn, ...] = ()
     summary: str = ""
     scores: Optional[np.ndarray] = None
+    top: tuple[tuple[str, float], ...] = ()
     round: int = -1
     dialog_id: str = ""
     target: Optional[str] = None

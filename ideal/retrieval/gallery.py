@@ -1,7 +1,8 @@
-"""A gallery: the scenes being searched, embedded once by a retriever, scored against texts exactly.
+"""A gallery: the scenes being searched and their embeddings under one retriever, scored against texts.
 
-A dialog round needs every scene's score (p̂ is a softmax over the whole gallery: a matrix product; a faiss
-index serves top-K lookups for single-shot search instead).
+A dialog round needs every scene's score (p̂ is a softmax over the whole gallery): a matrix product over the
+gallery. A gallery given an approximate faiss index (IVF, for large galleries) scores each text only against
+the `candidates` scenes the index finds nearest, the others get -inf (so p̂ gives them 0).
 """
 from __future__ import annotations
 
@@ -48,7 +49,15 @@ class SegmentEncoder:
 
 
 class Gallery:
-    def __init__(self, retriever, scenes: list[Scene], batch_size: int = 256, cache_size: int = 200_000):
+    """Scenes (in the given order) and their embeddings under `retriever`.
+
+    embeddings: the scenes' stored embeddings (an encoded gallery's), else they are encoded here.
+    knn: (k, each scene's mean distance to its k nearest scenes), stored with the embeddings, for the router's
+    density at that k. index: an approximate SceneIndex over the same rows (see the module docstring)."""
+
+    def __init__(self, retriever, scenes: list[Scene], batch_size: int = 256, cache_size: int = 200_000,
+                 embeddings: Optional[np.ndarray] = None, knn: Optional[tuple[int, np.ndarray]] = None,
+                 index=None, candidates: int = 1024):
         if not scenes:
             raise ValueError("a gallery needs at least one scene")
         self.retriever = retriever
@@ -57,10 +66,20 @@ class Gallery:
         if len(set(self.ids)) != len(self.ids):
             raise ValueError("gallery scene ids must be unique")
         self.index_of = {sid: i for i, sid in enumerate(self.ids)}
-        self.embeddings = np.ascontiguousarray(retriever.encode_scenes(self.scenes), np.float32)
+        if embeddings is None:
+            embeddings = retriever.encode_scenes(self.scenes)
+        self.embeddings = np.ascontiguousarray(embeddings, np.float32)
+        if self.embeddings.shape[0] != len(self.ids):
+            raise ValueError(f"{self.embeddings.shape[0]} embeddings for {len(self.ids)} scenes")
+        if index is not None and index.ids != self.ids:
+            raise ValueError("the index's rows are not the gallery's scenes in order")
+        if candidates < 1:
+            raise ValueError(f"candidates must be >= 1, got {candidates}")
+        self.index, self.candidates = index, candidates
         self.batch_size, self.cache_size = batch_size, cache_size
         self._cache: dict[str, np.ndarray] = {}
         self._segments: Optional[SegmentEncoder] = None
+        self._knn = knn
         self._density: dict[tuple[int, float], np.ndarray] = {}
         self._knowledge = None
 
@@ -95,8 +114,16 @@ class Gallery:
         return self.score_embeddings(self.embed_composed(texts))
 
     def score_embeddings(self, text_emb: np.ndarray) -> np.ndarray:
-        """(B, S) retriever scores of text embeddings against every gallery scene."""
-        return np.asarray(self.retriever.score(text_emb, self.embeddings), np.float32)
+        """(B, S) retriever scores of text embeddings against every gallery scene (with an approximate index:
+        against each text's `candidates` nearest scenes, -inf elsewhere)."""
+        if self.index is None or not len(text_emb):
+            return np.asarray(self.retriever.score(text_emb, self.embeddings), np.float32)
+        found, _ = self.index.search(np.asarray(text_emb, np.float32), self.candidates)
+        out = np.full((len(text_emb), len(self.ids)), -np.inf, np.float32)
+        for i, ids in enumerate(found):
+            cols = np.fromiter((self.index_of[s] for s in ids), np.int64, len(ids))
+            out[i, cols] = self.retriever.score(text_emb[i:i + 1], self.embeddings[cols])[0]
+        return out
 
     @property
     def knowledge(self):
@@ -109,13 +136,17 @@ class Gallery:
 
     def density(self, k: int, eps: float) -> np.ndarray:
         """ρ(v_i) of every scene (the router's density compensation), computed once per (k, ε)."""
-        from ..dialog.router import scene_density
+        from ..dialog.router import density_from_distance, mean_knn_distance
 
         key = (k, eps)
         if key not in self._density:
-            self._density[key] = scene_density(self.embeddings, k, eps)
+            if self._knn is not None and self._knn[0] == k:
+                dist = self._knn[1]
+            else:
+                dist = mean_knn_distance(self.embeddings, k, self.index)
+            self._density[key] = density_from_distance(dist, eps)
         return self._density[key]
 
     def scores(self, texts: list[str]) -> np.ndarray:
-        """(len(texts), S) retriever scores against every gallery scene."""
-        return np.asarray(self.retriever.score(self.embed(texts), self.embeddings), np.float32)
+        """(len(texts), S) retriever scores against every gallery scene (see `score_embeddings`)."""
+        return self.score_embeddings(self.embed(texts))

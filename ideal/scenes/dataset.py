@@ -39,17 +39,11 @@ def load(scannet_dir: str | Path, scanrefer: Optional[str | Path] = None, nr3d: 
     scannet_dir = Path(scannet_dir)
     if isinstance(label_map, (str, Path)):
         label_map = labelmap.read_label_map(label_map, to_column=label_column)
-    sources = [(p, reader) for p, reader in ((scanrefer, scanrefer_format.read_scanrefer), (nr3d, referit3d.read_nr3d),
-                                             (sr3d, referit3d.read_sr3d)) if p is not None]
-    descriptions: list[tuple[Path, str, Description]] = []
-    for path, reader in sources:
-        # Where a description sits in its file, in the readers' own words: JSON entries 0-based, CSV rows 1-based.
-        csv = str(path).endswith(".csv")
-        descriptions += [(Path(path), f"row {i + 1}" if csv else f"entry {i}", d) for i, d in enumerate(reader(path))]
-
+    descriptions = read_descriptions(scanrefer, nr3d, sr3d)
     wanted = set(scene_ids) if scene_ids is not None else None
     if wanted is None:
-        wanted = {d.scene_id for _, _, d in descriptions} if sources else set(scannet.list_scans(scannet_dir))
+        has_files = any(p is not None for p in (scanrefer, nr3d, sr3d))
+        wanted = {d.scene_id for _, _, d in descriptions} if has_files else set(scannet.list_scans(scannet_dir))
     on_disk = set(scannet.list_scans(scannet_dir))
     for path, where, d in descriptions:
         if d.scene_id in wanted and d.scene_id not in on_disk:
@@ -62,18 +56,42 @@ def load(scannet_dir: str | Path, scanrefer: Optional[str | Path] = None, nr3d: 
         scannet.read_scans(scannet_dir, scene_ids=sorted(wanted), label_map=label_map,
                            points_per_object=points_per_object),
         total=len(wanted), desc="reading scans", unit="scan", disable=not progress)}
+    kept = attach_descriptions(descriptions, scenes)
+    return SceneDataset(scenes, kept, build_memories(scenes, kept))
+
+
+def read_descriptions(scanrefer=None, nr3d=None, sr3d=None) -> list[tuple[Path, str, Description]]:
+    """Every description of the given files, in file order (ScanRefer, Nr3D, Sr3D), with where it sits in its
+    file in the readers' own words (JSON entries 0-based, CSV rows 1-based) for error messages."""
+    out: list[tuple[Path, str, Description]] = []
+    for path, reader in ((scanrefer, scanrefer_format.read_scanrefer), (nr3d, referit3d.read_nr3d),
+                         (sr3d, referit3d.read_sr3d)):
+        if path is not None:
+            csv = str(path).endswith(".csv")
+            out += [(Path(path), f"row {i + 1}" if csv else f"entry {i}", d) for i, d in enumerate(reader(path))]
+    return out
+
+
+def attach_descriptions(descriptions: list[tuple[Path, str, Description]], scenes: dict[str, Scene]
+                        ) -> list[Description]:
+    """The descriptions of `scenes` (others dropped); one naming an object the scene lacks is a FormatError."""
+    objects = {sid: {o.object_id for o in s.objects} for sid, s in scenes.items()}
     kept = []
     for path, where, d in descriptions:
         if d.scene_id not in scenes:
             continue
-        if d.object_id not in {o.object_id for o in scenes[d.scene_id].objects}:
+        if d.object_id not in objects[d.scene_id]:
             raise FormatError(path, where, f"object_id {d.object_id} is not an object of {d.scene_id}")
         kept.append(d)
+    return kept
+
+
+def build_memories(scenes: dict[str, Scene], descriptions: list[Description]) -> dict[str, SceneMemory]:
+    """Each scene's fine memory from its descriptions (in the given order) and its geometry."""
     by_scene: dict[str, list[Description]] = {}
-    for d in kept:
+    for d in descriptions:
         by_scene.setdefault(d.scene_id, []).append(d)
-    memories = {sid: build_memory(s, by_scene.get(sid, [])) for sid, s in scenes.items()}
-    return SceneDataset(scenes, kept, memories)
+    return {sid: build_memory(s, by_scene.get(sid, [])) for sid, s in scenes.items()}
 
 
 SPLITS = ("train", "dev", "val", "all")
@@ -127,7 +145,7 @@ def load_synthetic(root: str | Path, split: str = "val", points_per_object: int 
         both = scanrefer_format.read_scanrefer(root / "ScanRefer_filtered_train.json")
         both += scanrefer_format.read_scanrefer(root / "ScanRefer_filtered_val.json")
         ds.descriptions = both + ds.descriptions
-        ds.memories = {sid: build_memory(s, ds.descriptions_of(sid)) for sid, s in ds.scenes.items()}
+        ds.memories = build_memories(ds.scenes, ds.descriptions)
     return ds
 
 

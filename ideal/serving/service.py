@@ -1,12 +1,14 @@
-"""The three roles of the interactive search as plain objects, one per Serve deployment (or all in one process).
+"""The three roles of the interactive search as plain objects, one per Serve deployment (or all in one process),
+each started from an encoded gallery directory (`ideal.store`): no scan is read, nothing re-encoded.
 
-    spec = ServiceSpec()                      # the default synthetic benchmark's val gallery, shipped weights
-    search, ask = RetrieverService(spec), QuestionerService(spec)
-    states = ask.ask(search.rank([RoundRequest("the brown chair by the window")]))
-    search.ranking(states[0], 10), states[0].question
+    spec = ServiceSpec()                      # the default synthetic gallery (encoded once, cached), IAT weights
+    retriever, questioner = RetrieverService(spec), QuestionerService(spec)
+    states = questioner.ask(retriever.rank([RoundRequest("the brown chair by the window")]))
+    states[0].top, states[0].question
 
-`RetrieverService` ranks (text encoder + retriever + gallery; `replay_batch`, the dialog loop's own rounds), `QuestionerService` asks
-(the questioner over the top-k candidates), `AnswererService` answers as the simulated user of an evaluation.
+`RetrieverService` ranks (text encoder + retriever + the stored embeddings; `replay_batch`, the dialog loop's
+own rounds) and sends on only each dialog's top (scene id, score) pairs; `QuestionerService` asks from the top-k
+candidates' 3D data; `AnswererService` answers as the simulated user of an evaluation.
 """
 from __future__ import annotations
 
@@ -14,15 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
-import numpy as np
-
+from .. import build, checkpoints
 from ..config import Config, load_config
-from ..dialog.build import build_questioner, build_summariser, build_answerer
 from ..dialog.methods import method_config
-from ..dialog.round import ask_next, ranking, replay_batch
+from ..dialog.round import ask_next, compact, replay_batch
 from ..dialog.types import DialogState
-from ..evaluate import DEFAULT_WEIGHTS, SHIPPED_IAT
-from ..metrics import target_ranks
 from .api import ApiError, RoundRequest, scene_view
 
 
@@ -30,12 +28,11 @@ from .api import ApiError, RoundRequest, scene_view
 class ServiceSpec:
     """What every role is built from (JSON-able, so a Serve builder can pass it to each deployment).
 
-    data: None (the default synthetic benchmark, generated on first use), {"synthetic": root, "split": "val"}
-    or {"scannet_dir": .., "scanrefer": .., "nr3d": .., "sr3d": .., "label_map": ..}.
-    weights: retriever checkpoint folder; None = the shipped IAT weights (base if absent).
-    overrides: config overrides "section.key=value" (as `--set` in the jobs)."""
+    gallery: an encoded gallery directory (jobs/encode_scenes.py --out G); None = the default synthetic
+    benchmark's val gallery, built on first use. weights: the retriever checkpoint (a folder or a shipped name);
+    None = the shipped IAT weights. overrides: config overrides "section.key=value" (as `--set` in the jobs)."""
 
-    data: Optional[dict] = None
+    gallery: Optional[str] = None
     weights: Optional[str] = None
     overrides: tuple[str, ...] = field(default_factory=tuple)
     method: str = "ideal"
@@ -44,37 +41,13 @@ class ServiceSpec:
         return load_config(None, list(self.overrides))
 
     def resolved(self) -> "ServiceSpec":
-        """Absolute paths (replicas may run in another directory); generates the default benchmark if absent."""
-        data = dict(self.data) if self.data else None
-        if data is None:
-            from ..scenes.synthetic import generate
+        """Absolute paths (replicas may run in another directory); builds the default gallery if absent."""
+        gallery = self.gallery or str(build.ensure_gallery(self.config(), progress=False))
+        weights = checkpoints.resolve(self.weights or checkpoints.serving_default())
+        return ServiceSpec(str(Path(gallery).resolve()), str(weights), tuple(self.overrides), self.method)
 
-            c = self.config().data
-            data = {"synthetic": str(Path(generate(c.synthetic_root(), c.scenes, c.seed, progress=False)).resolve())}
-        for key in ("synthetic", "scannet_dir", "scanrefer", "nr3d", "sr3d", "label_map"):
-            if data.get(key):
-                data[key] = str(Path(data[key]).resolve())
-        weights = self.weights or str(SHIPPED_IAT["iat"] if (SHIPPED_IAT["iat"] / "model.safetensors").is_file()
-                                      else DEFAULT_WEIGHTS)
-        return ServiceSpec(data, str(Path(weights).resolve()), tuple(self.overrides), self.method)
-
-
-def load_dataset(spec: ServiceSpec):
-    from ..scenes import load, load_synthetic
-
-    d = spec.resolved().data
-    if "synthetic" in d:
-        return load_synthetic(d["synthetic"], d.get("split", "val"), points_per_object=0)
-    if "scannet_dir" not in d:
-        raise ValueError(f"data must name 'synthetic' or 'scannet_dir', got {sorted(d)}")
-    return load(d["scannet_dir"], scanrefer=d.get("scanrefer"), nr3d=d.get("nr3d"), sr3d=d.get("sr3d"),
-                label_map=d.get("label_map"), points_per_object=0)
-
-
-def _text_encoder(cfg: Config):
-    from ..encoders.text import TextEncoder
-
-    return TextEncoder(cfg.text_encoder.model_dir, max_length=cfg.text_encoder.max_length)
+    def open(self):
+        return build.open_gallery(self.resolved().gallery)
 
 
 class Catalog:
@@ -93,88 +66,88 @@ class Catalog:
 
 
 class RetrieverService:
-    """Ranks stateless dialogs: text encoder + retriever + gallery embeddings (a Retriever replica)."""
+    """Ranks stateless dialogs over the gallery's stored embeddings (a Retriever replica)."""
 
-    def __init__(self, spec: ServiceSpec, dataset=None, text_encoder=None):
-        from ..retrieval.gallery import Gallery
-        from ..retrieval.retriever import TrainedRetriever
-
+    def __init__(self, spec: ServiceSpec, text_encoder=None):
         spec = spec.resolved()
         cfg = spec.config()
         self.cfg = method_config(spec.method, cfg.dialog)
-        self.dataset = dataset or load_dataset(spec)
-        text = text_encoder or _text_encoder(cfg)
-        retriever = TrainedRetriever.from_checkpoint(spec.weights, text)
-        self.gallery = Gallery(retriever, [self.dataset.scenes[s] for s in sorted(self.dataset.scenes)])
-        self.summariser = build_summariser(self.cfg, self.gallery)
+        self.store = spec.open()
+        self.gallery = build.gallery(self.store, spec.weights, text_encoder or build.text_encoder(cfg.text_encoder),
+                                     cfg.index)
+        self.summariser = build.roles(self.cfg, self.gallery).summariser
 
     def __len__(self) -> int:
         return len(self.gallery)
 
     def rank(self, requests: list[RoundRequest]) -> list[DialogState]:
-        """Every dialog replayed round by round (shared rounds batched), ending ranked and routed (the next
-        question's type needs the gallery embeddings), no question yet."""
-        return replay_batch([r.query for r in requests], [list(r.history) for r in requests], self.gallery, None,
-                            self.cfg, self.summariser)
+        """Every dialog replayed round by round (shared rounds batched), ranked and routed (the next question's
+        type needs the gallery embeddings), no question yet; each carries its top max(k, dialog.k) scenes."""
+        states = replay_batch([r.query for r in requests], [list(r.history) for r in requests], self.gallery, None,
+                              self.cfg, self.summariser)
+        return [compact([st], self.gallery, max(r.k, self.cfg.k))[0] for st, r in zip(states, requests)]
 
-    def ranking(self, state: DialogState, k: int) -> list[tuple[str, float]]:
-        return ranking(state, self.gallery, k)
-
-    def scene(self, scene_id: str) -> dict:
-        if scene_id not in self.dataset.scenes:
-            raise ApiError(404, f"unknown scene id {scene_id!r}")
-        return scene_view(self.dataset.scenes[scene_id], self.dataset.memories.get(scene_id))
+    def scene_ids(self) -> list[str]:
+        return list(self.gallery.ids)
 
 
 class QuestionerService:
-    """Asks each ranked dialog's next question from its top-k candidates (a Questioner replica).
-    `client`: a ChatClient for dialog.questioner=llm (e.g. the vLLM deployment's handle)."""
+    """Asks each ranked dialog's next question from its top-k candidates (a Questioner replica); also serves the
+    scenes' pages (it holds their 3D data). `client`: a ChatClient for dialog.questioner=llm."""
 
-    def __init__(self, spec: ServiceSpec, dataset=None, client=None):
+    def __init__(self, spec: ServiceSpec, client=None):
         spec = spec.resolved()
         self.cfg = method_config(spec.method, spec.config().dialog)
-        ds = dataset or load_dataset(spec)
-        self.catalog = Catalog([ds.scenes[s] for s in sorted(ds.scenes)])
-        self.questioner = build_questioner(self.cfg, self.catalog, client=client)
+        self.store = spec.open()
+        self.catalog = Catalog(self.store.scenes())
+        self.questioner = build.roles(self.cfg, self.catalog, client=client).questioner
 
     def ask(self, states: list[DialogState]) -> list[DialogState]:
         if not states:
             return []
         return ask_next(states, self.catalog, self.questioner, self.cfg)
 
+    def scene(self, scene_id: str) -> dict:
+        """A scene's objects (GET /v1/scenes/{id}); what a user remembers of it is not the questioner's to give."""
+        row = self.catalog.knowledge.row.get(scene_id)
+        if row is None:
+            raise ApiError(404, f"unknown scene id {scene_id!r}")
+        return scene_view(self.catalog.scenes[row], None)
+
 
 class AnswererService:
     """The simulated user of an evaluation: answers from the target scene's memory (an Answerer replica)."""
 
-    def __init__(self, spec: ServiceSpec, dataset=None, text_encoder=None):
+    def __init__(self, spec: ServiceSpec, text_encoder=None):
         spec = spec.resolved()
         cfg = spec.config()
         self.cfg = method_config(spec.method, cfg.dialog)
-        ds = dataset or load_dataset(spec)
-        self.user = build_answerer(self.cfg, ds.memories, text_encoder or _text_encoder(cfg))
+        text = text_encoder or build.text_encoder(cfg.text_encoder)
+        self.answerer = build.roles(self.cfg, memories=spec.open().memories(), text=text).answerer
 
     def answer(self, states: list[DialogState]) -> list[str]:
         """The answer to each dialog's pending question (states carry `target` and `question`)."""
         missing = [st.dialog_id for st in states if st.question is None]
         if missing:
             raise ValueError(f"dialogs {missing} have no pending question")
-        return self.user.answer(states, [st.question.text for st in states])
+        return self.answerer.answer(states, [st.question.text for st in states])
 
 
-async def simulate(query: str, target: str, rounds: int, scene_ids: list[str], rank: Callable, ask: Callable,
-                   answer: Callable, dialog_id: str = "0") -> dict:
+async def simulate(query: str, target: str, rounds: int, rank: Callable, ask: Callable, answer: Callable,
+                   dialog_id: str = "0", k: int = 10) -> dict:
     """A simulated dialog driven through the stateless API's steps, one dialog: rank → ask → answer, the
     client resending the whole dialog each round (what an evaluation through the Serve handles runs).
 
     Async, so a Serve replica can drive it on its event loop: rank(RoundRequest) -> awaitable ranked
-    DialogState, ask(state) -> awaitable state with its question, answer(state) -> awaitable str;
-    scene_ids: the gallery order of the scores. Returns the target's 0-based rank per round and the turns."""
-    column = scene_ids.index(target)
+    DialogState (its `top` pairs), ask(state) -> awaitable state with its question, answer(state) -> awaitable
+    str. Returns the target's 0-based rank per round among the top k (k when it is not among them: enough for
+    R@1/5/10 with k >= 10) and the turns."""
     history: list[tuple[str, str]] = []
     ranks = []
     for r in range(rounds + 1):
-        st = await rank(RoundRequest(query, tuple(history)))
-        ranks.append(int(target_ranks(np.asarray(st.scores)[None], [column])[0]))
+        st = await rank(RoundRequest(query, tuple(history), k))
+        ids = [sid for sid, _ in st.top[:k]]
+        ranks.append(ids.index(target) if target in ids else k)
         if r == rounds:
             break
         st = (await ask(st)).with_(target=target, dialog_id=dialog_id)

@@ -29,11 +29,13 @@ class TrainArrays:
     points: Optional[np.ndarray]  # (S, N, P, 6) or None
     scene_ids: list[str]
 
-    def scene_batch(self, rows) -> SceneBatch:
+    def scene_batch(self, rows, device: torch.device | str = "cpu") -> SceneBatch:
+        """The scenes at `rows` as a SceneBatch on `device` (the scene encoder's)."""
         rows = np.asarray(rows)
         pts = None if self.points is None else torch.from_numpy(self.points[rows])
-        return SceneBatch(torch.from_numpy(self.label_emb[rows]), torch.from_numpy(self.geom[rows]),
-                          torch.from_numpy(self.mask[rows]), pts)
+        batch = SceneBatch(torch.from_numpy(self.label_emb[rows]), torch.from_numpy(self.geom[rows]),
+                           torch.from_numpy(self.mask[rows]), pts)
+        return scene_batch_to(batch, device)
 
     def save(self, path: str | Path) -> None:
         extra = {} if self.points is None else {"points": self.points}
@@ -45,6 +47,12 @@ class TrainArrays:
         z = np.load(path, allow_pickle=False)
         return cls(z["text_feats"], z["text_scene"], z["label_emb"], z["geom"], z["mask"],
                    z["points"] if "points" in z else None, [str(s) for s in z["scene_ids"]])
+
+
+def scene_batch_to(batch: SceneBatch, device: torch.device | str) -> SceneBatch:
+    """A SceneBatch (e.g. from collate_scenes, always on the CPU) with every tensor on `device`."""
+    return SceneBatch(batch.label_emb.to(device), batch.geom.to(device), batch.mask.to(device),
+                      None if batch.points is None else batch.points.to(device))
 
 
 def cached_text_features(texts: list[str], embed, model_key: str, cache_dir: Optional[Path]) -> np.ndarray:

@@ -13,7 +13,10 @@ import torch.distributed.nn as dist_nn
 
 
 def gather_with_grad(x: torch.Tensor, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Concatenate (x, ids) from all ranks in rank order; x keeps its gradient."""
+    """Concatenate (x, ids) from all ranks in rank order; x keeps its gradient. Both on the training device."""
+    if ids.device != x.device:  # NCCL gathers only GPU tensors; without this the error comes from inside it
+        raise ValueError(f"gather_with_grad: ids are on {ids.device} but x is on {x.device}; move both to the "
+                         "model's device")
     n = torch.tensor([x.shape[0]], device=x.device)
     counts = [torch.zeros_like(n) for _ in range(dist.get_world_size())]
     dist.all_gather(counts, n)

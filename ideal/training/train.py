@@ -77,15 +77,22 @@ def iat_objective(lam: float, gamma: float, temperature: float):
     return loss
 
 
+def model_device(model: nn.Module) -> torch.device:
+    """Where the model's parameters live (a DDP wrapper's too): its batches must go there."""
+    return next(model.parameters()).device
+
+
 def train_step(model, optimizer, arrays: TrainArrays, idx: np.ndarray, temperature: float, lr: float,
                world: int = 1, objective=None) -> float:
     """One optimisation step on the texts `idx`; returns the (global) loss. objective(text, scene, text_ids,
-    scene_ids) defaults to the base retriever's InfoNCE."""
+    scene_ids) defaults to the base retriever's InfoNCE. The batch goes to the model's device, wherever
+    `prepare` put it."""
+    device = model_device(model)
     rows = np.unique(arrays.text_scene[idx])
-    text_feats = torch.from_numpy(arrays.text_feats[idx])
-    text, scene = model(text_feats, arrays.scene_batch(rows))
-    text_ids = torch.from_numpy(arrays.text_scene[idx]).long()
-    scene_ids = torch.from_numpy(rows).long()
+    text_feats = torch.from_numpy(arrays.text_feats[idx]).to(device)
+    text, scene = model(text_feats, arrays.scene_batch(rows, device))
+    text_ids = torch.from_numpy(arrays.text_scene[idx]).long().to(device)
+    scene_ids = torch.from_numpy(rows).long().to(device)
     if world > 1:
         text, text_ids = gather_with_grad(text, text_ids)
         scene, scene_ids = gather_with_grad(scene, scene_ids)
@@ -109,7 +116,7 @@ def save_checkpoint(path: str | Path, model: nn.Module, optimizer, cfg: Config, 
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     module = getattr(model, "module", model)  # unwrap DDP
-    save_file({k: v.detach().contiguous() for k, v in module.state_dict().items()}, path / "model.safetensors")
+    save_file({k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}, path / "model.safetensors")
     # the dialog section is how a retriever is used, not what it is: left out so checkpoints outlive its knobs
     (path / "config.json").write_text(json.dumps({k: v for k, v in cfg.to_dict().items() if k != "dialog"}, indent=1) + "\n")
     if optimizer is not None:
@@ -158,16 +165,19 @@ def fit(cfg: Config, arrays: TrainArrays, resume_from: Optional[str | Path] = No
             model.scene_encoder.requires_grad_(False)
         elif tc.tune != "all":
             raise ValueError(f"iat.tune must be 'head' or 'all', got {tc.tune!r}")
+    if resume_from is not None:
+        resume_from = Path(resume_from)
+        model.load_state_dict(load_file(resume_from / "model.safetensors"))
+    # The optimizer is built on the prepared model: moving a model to a device may replace its parameters,
+    # and loading its state there puts the state beside them (torch loads it onto each parameter's device).
+    model = prepare(model)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=tc.lr, weight_decay=tc.weight_decay)
     state = TrainState(-1, [])
     if resume_from is not None:
-        resume_from = Path(resume_from)
-        model.load_state_dict(load_file(resume_from / "model.safetensors"))
-        optimizer.load_state_dict(torch.load(resume_from / "optimizer.pt", weights_only=True))
+        optimizer.load_state_dict(torch.load(resume_from / "optimizer.pt", map_location="cpu", weights_only=True))
         saved = json.loads((resume_from / "state.json").read_text())
         state = TrainState(saved["epoch"], saved["history"])
-    model = prepare(model)
     global_batch = max(1, tc.batch_size)
     steps_per_epoch = len(epoch_batches(len(arrays.text_feats), global_batch, tc.seed, 0))
     total = steps_per_epoch * tc.epochs

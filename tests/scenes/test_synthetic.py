@@ -16,45 +16,43 @@ from ideal.scenes.colors import color_name
 from ideal.scenes.rooms import ROOMS
 from ideal.scenes.synthetic import generate, generate_scene, scene_id
 
-N = 16
+@pytest.fixture(scope="module")
+def meta(bench_root):
+    """What the session's benchmark was generated with: {"scenes": n, "seed": s, ...}."""
+    return json.loads((bench_root / "meta.json").read_text())
 
 
 @pytest.fixture(scope="module")
-def bench(tmp_path_factory):
-    return generate(tmp_path_factory.mktemp("bench"), n_scenes=N, seed=3, progress=False)
+def everything(bench_root):
+    return load_synthetic(bench_root, split="all", points_per_object=64)
 
 
-@pytest.fixture(scope="module")
-def everything(bench):
-    return load_synthetic(bench, split="all", points_per_object=64)
-
-
-def test_published_layout_on_disk(bench):
+def test_published_layout_on_disk(bench_root):
     sid = scene_id(0)
     for name in (f"{sid}_vh_clean_2.ply", f"{sid}_vh_clean_2.0.010000.segs.json", f"{sid}.aggregation.json",
                  f"{sid}.txt"):
-        assert (bench / "scans" / sid / name).is_file()
+        assert (bench_root / "scans" / sid / name).is_file()
     for name in ("ScanRefer_filtered_train.json", "ScanRefer_filtered_val.json", "nr3d.csv", "sr3d.csv",
                  "scannetv2_train.txt", "scannetv2_val.txt", "scannetv2-labels.combined.tsv"):
-        assert (bench / name).is_file()
-    txt = (bench / "scans" / sid / f"{sid}.txt").read_text()
+        assert (bench_root / name).is_file()
+    txt = (bench_root / "scans" / sid / f"{sid}.txt").read_text()
     assert re.search(r"^axisAlignment = (\S+ ){15}\S+$", txt, re.M) and re.search(r"^sceneType = .+$", txt, re.M)
     assert txt.split("axisAlignment = ")[1].split()[:3] != ["1", "0", "0"]  # scans are stored rotated
 
 
-def test_splits_are_disjoint_and_cover_all_scenes(bench):
-    train = (bench / "scannetv2_train.txt").read_text().split()
-    val = (bench / "scannetv2_val.txt").read_text().split()
-    assert not set(train) & set(val) and len(train) + len(val) == N and val
-    val_ds = load_synthetic(bench, split="val", points_per_object=0)
+def test_splits_are_disjoint_and_cover_all_scenes(bench_root, meta):
+    train = (bench_root / "scannetv2_train.txt").read_text().split()
+    val = (bench_root / "scannetv2_val.txt").read_text().split()
+    assert not set(train) & set(val) and len(train) + len(val) == meta["scenes"] and val
+    val_ds = load_synthetic(bench_root, split="val", points_per_object=0)
     assert set(val_ds.scenes) == set(val)
     assert {d.scene_id for d in val_ds.descriptions} <= set(val)
     assert {d.source for d in val_ds.descriptions} == {"scanrefer", "nr3d", "sr3d"}
 
 
-def test_read_back_geometry_matches_the_generator(everything):
-    for i in range(N):
-        syn = generate_scene(3, i)
+def test_read_back_geometry_matches_the_generator(everything, meta):
+    for i in range(meta["scenes"]):
+        syn = generate_scene(meta["seed"], i)
         got = everything.scenes[syn.scene.scene_id]
         assert got.scene_type == syn.scene.scene_type
         assert len(got.objects) == len(syn.scene.objects)
@@ -67,8 +65,8 @@ def test_read_back_geometry_matches_the_generator(everything):
             assert b.points is not None and b.points.shape[1] == 6
 
 
-def test_every_description_is_loaded_and_points_at_a_real_object(bench, everything):
-    relations = [json.loads(line) for line in (bench / "relations.jsonl").read_text().splitlines()]
+def test_every_description_is_loaded_and_points_at_a_real_object(bench_root, everything):
+    relations = [json.loads(line) for line in (bench_root / "relations.jsonl").read_text().splitlines()]
     assert len(relations) == len(everything.descriptions)
     by_id = {d.desc_id: d for d in everything.descriptions}
     for r in relations:
@@ -129,8 +127,8 @@ def _holds(name, t, anchors, scene):
     raise AssertionError(f"unknown relation {name}")
 
 
-def test_stated_relations_are_true_in_the_geometry(bench, everything):
-    records = [json.loads(line) for line in (bench / "relations.jsonl").read_text().splitlines()]
+def test_stated_relations_are_true_in_the_geometry(bench_root, everything):
+    records = [json.loads(line) for line in (bench_root / "relations.jsonl").read_text().splitlines()]
     seen = Counter()
     for r in records:
         scene = everything.scenes[r["scene_id"]]
@@ -142,8 +140,9 @@ def test_stated_relations_are_true_in_the_geometry(bench, everything):
     assert {"on", "next_to", "closest", "farthest", "between", "against_wall"} <= set(seen), seen
 
 
-def test_descriptions_say_what_the_records_say(bench, everything):
-    records = {json.loads(x)["desc_id"]: json.loads(x) for x in (bench / "relations.jsonl").read_text().splitlines()}
+def test_descriptions_say_what_the_records_say(bench_root, everything):
+    lines = (bench_root / "relations.jsonl").read_text().splitlines()
+    records = {json.loads(x)["desc_id"]: json.loads(x) for x in lines}
     for d in everything.descriptions:
         r = records[d.desc_id]
         if r["color"]:
@@ -179,16 +178,17 @@ def test_rooms_are_varied_and_ambiguous():
     assert rooms_with_chairs >= 30
 
 
-def test_deterministic_from_seed(bench, tmp_path):
-    again = generate(tmp_path / "again", n_scenes=N, seed=3, progress=False)
-    cmp = filecmp.dircmp(bench, again)
+def test_deterministic_from_seed(bench_root, meta, tmp_path):
+    again = generate(tmp_path / "again", n_scenes=meta["scenes"], seed=meta["seed"], progress=False)
+    cmp = filecmp.dircmp(bench_root, again)
     assert not cmp.diff_files and not cmp.left_only and not cmp.right_only
-    for sub in (bench / "scans").iterdir():
+    for sub in (bench_root / "scans").iterdir():
         c = filecmp.dircmp(sub, again / "scans" / sub.name)
         assert not c.diff_files and not c.left_only and not c.right_only, sub.name
         assert all(filecmp.cmp(sub / f, again / "scans" / sub.name / f, shallow=False) for f in c.common_files)
-    other = generate(tmp_path / "other", n_scenes=N, seed=4, progress=False)
-    assert (other / "ScanRefer_filtered_train.json").read_bytes() != (bench / "ScanRefer_filtered_train.json").read_bytes()
+    other = generate(tmp_path / "other", n_scenes=meta["scenes"], seed=meta["seed"] + 1, progress=False)
+    refs = "ScanRefer_filtered_train.json"
+    assert (other / refs).read_bytes() != (bench_root / refs).read_bytes()
 
 
 def test_resume_rewrites_only_what_is_missing(tmp_path):
@@ -207,9 +207,9 @@ def test_resume_rewrites_only_what_is_missing(tmp_path):
     assert ply.read_bytes() != original
 
 
-def test_stats(everything):
+def test_stats(everything, meta):
     s = dataset_stats(everything)
-    assert s["scenes"] == N and s["descriptions"] == len(everything.descriptions)
+    assert s["scenes"] == meta["scenes"] and s["descriptions"] == len(everything.descriptions)
     assert 8 <= s["objects_per_scene"]["min"] <= s["objects_per_scene"]["mean"] <= s["objects_per_scene"]["max"] <= 40
     assert set(s["descriptions_by_source"]) == {"scanrefer", "nr3d", "sr3d"}
     assert 0 < s["share_target_class_in_5+_scenes"] <= 1

@@ -1,0 +1,1 @@
+"""Cluster configs (launcher YAMLs, the KubeRay RayService) and `check.py`, their checker."""

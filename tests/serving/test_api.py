@@ -1,0 +1,164 @@
+"""ideal/serving/api.py without Serve: every good body parses to one RoundRequest, every bad one is an ApiError
+with a 4xx status and a reason that names the field, and round_response shapes the answer."""
+import json
+
+import numpy as np
+import pytest
+
+from ideal.dialog.types import DialogState, Question, Turn
+from ideal.serving import ApiError, Limits, RoundRequest, parse_round_request, round_response
+
+
+def body(**fields) -> bytes:
+    return json.dumps(fields).encode()
+
+
+def refusal(raw: bytes, limits: Limits = Limits(), n_scenes: int | None = None) -> ApiError:
+    with pytest.raises(ApiError) as e:
+        parse_round_request(raw, limits, n_scenes)
+    assert 400 <= e.value.status < 500 and str(e.value) == e.value.reason
+    return e.value
+
+
+def turn(question="What is next to the chair?", answer="A desk."):
+    return {"question": question, "answer": answer}
+
+
+def test_a_query_alone_takes_the_default_k_and_is_stripped():
+    assert parse_round_request(body(query="  the brown chair \n")) == RoundRequest("the brown chair", (), 10)
+    assert parse_round_request(body(query="a chair"), Limits(default_k=3)).k == 3
+
+
+def test_a_full_round_request():
+    req = parse_round_request(body(query="the chair", k=3, history=[turn(), turn(" Is it red? ", " yes ")]))
+    assert req == RoundRequest("the chair", (("What is next to the chair?", "A desk."), ("Is it red?", "yes")), 3)
+    assert parse_round_request(body(query="x", history=[])).history == ()
+
+
+def test_unicode_is_text_and_limits_count_characters_not_bytes():
+    query = "la chaise marron à côté de la fenêtre, 椅子 🪑"
+    assert parse_round_request(json.dumps({"query": query}, ensure_ascii=False).encode()).query == query
+    assert parse_round_request(body(query=query)).query == query  # the same as \u escapes
+    assert parse_round_request(body(query="é" * 1000)).query == "é" * 1000  # 2,000 bytes, 1,000 characters
+    assert "1001 characters" in refusal(body(query="é" * 1001)).reason
+
+
+def test_k_bounds_are_inclusive_and_follow_the_gallery():
+    assert parse_round_request(body(query="x", k=1)).k == 1
+    assert parse_round_request(body(query="x", k=100)).k == 100
+    assert parse_round_request(body(query="x", k=7), n_scenes=7).k == 7
+    e = refusal(body(query="x", k=8), n_scenes=7)
+    assert e.status == 422 and e.reason == "k must be between 1 and 7, got 8"
+    assert parse_round_request(body(query="x", k=5), Limits(max_k=5), n_scenes=50).k == 5
+    assert refusal(body(query="x", k=6), Limits(max_k=5), n_scenes=50).reason == "k must be between 1 and 5, got 6"
+
+
+def test_the_body_limit_is_checked_before_parsing():
+    limits = Limits(max_body_bytes=40)
+    fits = body(query="x" * 27)
+    assert len(fits) == 40 and parse_round_request(fits, limits).query == "x" * 27
+    e = refusal(body(query="x" * 28), limits)
+    assert e.status == 413 and e.reason == "request body is 41 bytes; the limit is 40"
+    assert refusal(b"\xff" * 41, limits).status == 413  # not even decoded
+
+
+HISTORY_ERROR = "must be an object with exactly 'question' and 'answer'"
+
+
+@pytest.mark.parametrize("raw, status, reason", [
+    # not a JSON object
+    (b'{"query": "a chair"', 400, "malformed JSON: Expecting ',' delimiter at line 1 column 20"),
+    (b"", 400, "malformed JSON"),
+    (b"query=a+chair", 400, "malformed JSON"),
+    (b'\xef\xbb\xbf{"query": "a"}', 400, "malformed JSON: Unexpected UTF-8 BOM"),
+    (b'{"query": "chaise \xe0 c\xf4t\xe9"}', 400, "request body is not UTF-8 (byte 18)"),
+    (b'["a chair"]', 422, "the body must be a JSON object, got list"),
+    (b'"a chair"', 422, "the body must be a JSON object, got str"),
+    (b"42", 422, "the body must be a JSON object, got int"),
+    (b"null", 422, "the body must be a JSON object, got NoneType"),
+    # fields
+    (body(query="x", top_k=3, extra={}), 422, "unknown field(s) extra, top_k; fields: query, history, k"),
+    (body(k=3), 422, "query is missing"),
+    (body(), 422, "query is missing"),
+    (body(query=""), 422, "query is empty"),
+    (body(query=" \n\t "), 422, "query is empty"),
+    (body(query=None), 422, "query must be a string, got NoneType"),
+    (body(query=42), 422, "query must be a string, got int"),
+    (body(query=True), 422, "query must be a string, got bool"),
+    (body(query=["a", "chair"]), 422, "query must be a string, got list"),
+    (body(query={"$ne": ""}), 422, "query must be a string, got dict"),
+    (body(query="x" * 1001), 422, "query is 1001 characters long; the limit is 1000"),
+    # history
+    (body(query="x", history=None), 422, "history must be a list of {question, answer} objects, got NoneType"),
+    (body(query="x", history={"question": "q", "answer": "a"}), 422, "history must be a list"),
+    (body(query="x", history="What? A desk."), 422, "history must be a list of {question, answer} objects, got str"),
+    (body(query="x", history=[turn()] * 21), 422, "history has 21 turns; the limit is 20"),
+    (body(query="x", history=[["q", "a"]]), 422, f"history[0] {HISTORY_ERROR}, got list"),
+    (body(query="x", history=[turn(), "q"]), 422, f"history[1] {HISTORY_ERROR}, got str"),
+    (body(query="x", history=[{"question": "q"}]), 422, f"history[0] {HISTORY_ERROR}, got ['question']"),
+    (body(query="x", history=[{**turn(), "kind": "Q1"}]), 422,
+     f"history[0] {HISTORY_ERROR}, got ['answer', 'kind', 'question']"),
+    (body(query="x", history=[turn(), turn(answer=3)]), 422, "history[1].answer must be a string, got int"),
+    (body(query="x", history=[turn(question={"a": [1, {"b": None}]})]), 422,
+     "history[0].question must be a string, got dict"),
+    (body(query="x", history=[turn(answer="  ")]), 422, "history[0].answer is empty"),
+    (body(query="x", history=[turn(question="q" * 1001)]), 422,
+     "history[0].question is 1001 characters long; the limit is 1000"),
+    # k
+    (body(query="x", k=0), 422, "k must be between 1 and 100, got 0"),
+    (body(query="x", k=-5), 422, "k must be between 1 and 100, got -5"),
+    (body(query="x", k=101), 422, "k must be between 1 and 100, got 101"),
+    (body(query="x", k=10 ** 30), 422, f"k must be between 1 and 100, got {10 ** 30}"),
+    (body(query="x", k=-10 ** 30), 422, f"k must be between 1 and 100, got {-10 ** 30}"),
+    (body(query="x", k="5"), 422, 'k must be an integer, got "5"'),
+    (body(query="x", k=5.0), 422, "k must be an integer, got 5.0"),
+    (body(query="x", k=2.5), 422, "k must be an integer, got 2.5"),
+    (body(query="x", k=True), 422, "k must be an integer, got true"),
+    (body(query="x", k=None), 422, "k must be an integer, got null"),
+    (body(query="x", k=[5]), 422, "k must be an integer, got [5]"),
+    (body(query="x", k={"$gt": 1}), 422, 'k must be an integer, got {"$gt": 1}'),
+    (b'{"query": "x", "k": 1e400}', 422, "k must be an integer, got Infinity"),
+    (b'{"query": "x", "k": NaN}', 422, "k must be an integer, got NaN"),
+])
+def test_each_bad_input_is_refused_with_a_reason_naming_the_field(raw, status, reason):
+    e = refusal(raw)
+    assert e.status == status and e.reason.startswith(reason), e.reason
+
+
+def test_limits_are_the_callers():
+    limits = Limits(max_query_chars=5, max_turns=1, max_turn_chars=4, max_k=3, default_k=2)
+    assert parse_round_request(body(query="chair", history=[turn("why", "no")]), limits) == \
+        RoundRequest("chair", (("why", "no"),), 2)
+    assert "the limit is 5" in refusal(body(query="chairs"), limits).reason
+    assert "the limit is 1" in refusal(body(query="x", history=[turn("a", "b")] * 2), limits).reason
+    assert refusal(body(query="x", history=[turn("a", "longer")]), limits).reason.startswith("history[0].answer is 6")
+    assert refusal(body(query="x", k=4), limits).reason == "k must be between 1 and 3, got 4"
+
+
+@pytest.mark.xfail(strict=True, raises=(RecursionError, ValueError),
+                   reason="api.py lets json.loads' RecursionError / int-digit-limit ValueError through: a 500, not a "
+                   "4xx (reported; remove this mark once parse_round_request catches them)")
+@pytest.mark.parametrize("raw", [
+    b"[" * 30_000 + b"]" * 30_000,  # within the 64,000-byte limit, deeper than json's recursion limit
+    b'{"query": "x", "k": ' + b"9" * 5_000 + b"}",  # past Python's 4,300-digit int conversion limit
+], ids=["deep-nesting", "5000-digit-k"])
+def test_json_the_decoder_cannot_hold_is_a_4xx(raw):
+    assert 400 <= refusal(raw).status < 500
+
+
+@pytest.mark.xfail(strict=True, reason="a lone surrogate (\\ud800) is valid JSON, passes as the query and crashes the "
+                   "text encoder's tokenizer (TypeError): a 500 (reported)")
+def test_a_query_that_is_not_unicode_text_is_a_4xx():
+    refusal(b'{"query": "\\ud800 chair"}')
+
+
+def test_round_response():
+    state = DialogState(query="the chair", turns=(Turn("What is next to it?", "A desk."),),
+                        scores=np.zeros(3), question=Question("Is there a lamp?"))
+    ranking = [("scene0004_00", 0.0887861234), ("scene0325_00", 0.5)]
+    out = round_response(state, ranking)
+    assert out == {"ranking": [{"scene_id": "scene0004_00", "score": 0.088786},
+                               {"scene_id": "scene0325_00", "score": 0.5}],
+                   "question": "Is there a lamp?", "round": 2}
+    assert json.loads(json.dumps(out)) == out
+    assert round_response(DialogState(query="the chair"), []) == {"ranking": [], "question": None, "round": 1}
