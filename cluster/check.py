@@ -92,6 +92,7 @@ def check_launcher(cfg: dict) -> dict:
 def app_deployments(app: dict) -> set[str]:
     """The deployments an application can have: those defined in its builder's package, plus the LLM server when
     its args configure one. Serve refuses a config that overrides any other ("Deployment 'X' does not exist")."""
+    # the app's modules (and torch with them) are imported for Serve configs only: launcher files need neither
     from deployments.llm import llm_deployment_name
 
     try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
@@ -142,44 +142,80 @@ class Config:
         return dataclasses.asdict(self)
 
 
-def _coerce(value: str, like: Any) -> Any:
-    if isinstance(like, bool):
-        if value.lower() in ("true", "1", "yes"):
+_EXPECTED = {bool: "true/false", int: "an integer", float: "a number", str: "a string", tuple: "a list"}
+
+
+def _parse(text: str, hint: Any) -> Any:
+    """A string (a flag's value; in YAML, a quoted value or one like `1e-3`) as a value of type `hint`."""
+    if hint is bool:
+        if text.lower() in ("true", "1", "yes"):
             return True
-        if value.lower() in ("false", "0", "no"):
+        if text.lower() in ("false", "0", "no"):
             return False
-        raise ValueError(f"expected true/false, got {value!r}")
-    if isinstance(like, tuple):
-        return tuple(v for v in value.split(",") if v)
-    if like is None:
-        return None if value.lower() in ("none", "null", "") else value
-    return type(like)(value)
+        raise ValueError(f"expected true/false, got {text!r}")
+    if hint is tuple:
+        return tuple(v for v in text.split(",") if v)
+    return hint(text)
+
+
+def _takes(value: Any, hint: Any) -> bool:
+    """Whether a non-string YAML/JSON value fits a field of type `hint` (an int is a float; a bool is no number)."""
+    if isinstance(value, bool):
+        return hint is bool
+    if hint is float:
+        return isinstance(value, (int, float))
+    if hint is tuple:
+        return isinstance(value, (list, tuple))
+    return isinstance(value, hint)
+
+
+def _coerce(value: Any, hint: Any) -> Any:
+    """`value`, from YAML, JSON or a `key=value` flag, as a value of the field type `hint`, or a ValueError."""
+    optional = get_origin(hint) is Union and type(None) in get_args(hint)
+    if optional:
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null", "")):
+            return None
+        (hint,) = [a for a in get_args(hint) if a is not type(None)]
+    if hint not in _EXPECTED:
+        return value  # a field type this loader does not know is taken as given
+    if isinstance(value, str) and hint is not str:
+        return _parse(value, hint)
+    if not _takes(value, hint):
+        raise ValueError(f"expected {_EXPECTED[hint]}{' or null' if optional else ''}, "
+                         f"got {value!r} ({type(value).__name__})")
+    return hint(value)  # an int for a float field becomes a float, a list a tuple
 
 
 def _apply(obj, key_path: str, value: Any, source: str) -> None:
     *parents, leaf = key_path.split(".")
-    for p in parents:
-        if not dataclasses.is_dataclass(obj) or not hasattr(obj, p):
+    for i, p in enumerate(parents):
+        names = {f.name for f in dataclasses.fields(obj)}
+        if p not in names:
             raise ValueError(f"{source}: unknown config section {p!r} in {key_path!r}")
         obj = getattr(obj, p)
+        if not dataclasses.is_dataclass(obj):
+            raise ValueError(f"{source}: {key_path!r}: {'.'.join(parents[:i + 1])} is a value, not a config section")
     names = {f.name for f in dataclasses.fields(obj)}
     if leaf not in names:
         raise ValueError(f"{source}: unknown config key {key_path!r}; {type(obj).__name__} has {sorted(names)}")
     current = getattr(obj, leaf)
-    if isinstance(value, str) and not isinstance(current, str):
-        try:
-            value = _coerce(value, current)
-        except ValueError as e:
-            raise ValueError(f"{source}: {key_path}: {e}") from None
-    if isinstance(current, tuple) and isinstance(value, list):
-        value = tuple(value)
+    if dataclasses.is_dataclass(current):
+        if value is None or value == {}:
+            return  # a YAML section with every key commented out (or left empty) changes nothing
+        example = dataclasses.fields(current)[0].name
+        raise ValueError(f"{source}: {key_path!r} is a config section, not a value (got {value!r}); "
+                         f"set its keys, e.g. {key_path}.{example}")
+    try:
+        value = _coerce(value, get_type_hints(type(obj))[leaf])
+    except (ValueError, OverflowError) as e:  # OverflowError: an int too large for a float field
+        raise ValueError(f"{source}: {key_path}: {e}") from None
     setattr(obj, leaf, value)
 
 
 def _flatten(d: dict, prefix: str = "") -> dict:
     out = {}
     for k, v in d.items():
-        if isinstance(v, dict):
+        if isinstance(v, dict) and v:  # an empty mapping is kept: a value for a leaf, nothing for a section
             out.update(_flatten(v, f"{prefix}{k}."))
         else:
             out[f"{prefix}{k}"] = v

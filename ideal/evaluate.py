@@ -9,23 +9,13 @@ from typing import Optional
 
 import numpy as np
 
+from .checkpoints import DEFAULT_WEIGHTS
+from .dialog_eval import queries
 from .metrics import KS, format_table, recall_from_rankings
 from .retrieval.index import SceneIndex
 from .retrieval.retriever import BagOfLabelsRetriever, Retriever, TrainedRetriever
 from .scenes.dataset import SceneDataset
 from .scenes.types import Description
-
-# The shipped base retriever, trained on the default synthetic benchmark (see README: "Shipped weights").
-DEFAULT_WEIGHTS = Path(__file__).parent / "weights" / "base"
-# The shipped IAT-tuned checkpoints (README: "Shipped weights"): the full objective, and each term alone.
-SHIPPED_IAT = {name: Path(__file__).parent / "weights" / name for name in ("iat", "iat_no_ldis", "iat_no_ldiv")}
-
-
-def queries(ds: SceneDataset, sources=("scanrefer",), limit: Optional[int] = None) -> list[Description]:
-    """The evaluation descriptions: the chosen sources, in file order, the first `limit` of them."""
-    picked = [d for d in ds.descriptions if d.source in sources] or list(ds.descriptions)
-    return picked[:limit] if limit else picked
-
 
 def static_eval(retriever: Retriever, ds: SceneDataset, descs: list[Description], index_kind: str = "auto") -> dict:
     """R@1/5/10 and Rsum of `retriever` for `descs` over the gallery `ds.scenes`."""
@@ -42,7 +32,7 @@ def static_eval(retriever: Retriever, ds: SceneDataset, descs: list[Description]
 def static_table(ds: SceneDataset, text_encoder, weights: str | Path = DEFAULT_WEIGHTS, sources=("scanrefer",),
                  limit: Optional[int] = None) -> tuple[str, dict]:
     """The trained retriever next to the bag-of-labels floor, as a Markdown table and a dict."""
-    descs = queries(ds, sources, limit)
+    descs = queries(ds.descriptions, sources, limit)
     results = {
         "static": static_eval(TrainedRetriever.from_checkpoint(weights, text_encoder), ds, descs),
         "bag-of-labels": static_eval(BagOfLabelsRetriever(text_encoder), ds, descs),

@@ -1,9 +1,10 @@
 """Benchmark: Ray Data scene encoding with N actors vs the same shards encoded in one plain process.
 
-    python jobs/bench_encode_scenes.py                 # the default synthetic benchmark, all 400 scenes, 2 actors
+    python jobs/bench_encode_scenes.py                 # the default synthetic benchmark, all 400 scans, 2 actors
     python jobs/bench_encode_scenes.py --scenes 8000   # a larger gallery (generated on first use, ~4 min)
 
-Both read the scans from disk, run the shipped scene encoder and write the embeddings parquet + faiss index.
+Both read the scans from disk, run the shipped base scene encoder and write the encoded gallery (tables, embeddings,
+density, faiss index).
 The Ray side is `jobs/encode_scenes.py`'s own `main` (fresh output folder, so nothing is skipped), timed from
 the call: actor start-up (each loads the text encoder and weights) and Ray Data planning included. Ray itself
 is started once before either side and timed apart: a cluster is up before `ray job submit` sends the job.
@@ -38,42 +39,36 @@ def main() -> None:
     import torch
 
     import encode_scenes
+    from ideal import build
     from ideal.config import load_config
-    from ideal.evaluate import DEFAULT_WEIGHTS
-    from ideal.retrieval.embeddings import write_embeddings
-    from ideal.retrieval.encode import ShardEncoder, merge_shards
-    from ideal.retrieval.index import SceneIndex
-    from ideal.scenes.dataset import split_scene_ids
+    from ideal.retrieval.encode import Source
     from ideal.scenes.synthetic import generate
 
     torch.set_num_threads(1)
     overrides = [f"data.{k}={v}" for k, v in (("scenes", args.scenes), ("seed", args.seed)) if v is not None]
     cfg = load_config(None, overrides)
     root = Path(generate(cfg.data.synthetic_root(), cfg.data.scenes, cfg.data.seed))
-    ids = sorted(split_scene_ids(root, "train+dev") + split_scene_ids(root, "val"))
+    files = {"scannet_dir": str(root / "scans"), "label_map": str(root / "scannetv2-labels.combined.tsv"),
+             "scanrefer": str(root / "ScanRefer_filtered_val.json")}
+    source = Source(**files)
+    ids = source.list_scene_ids()
     shards = [ids[i:i + args.shard_size] for i in range(0, len(ids), args.shard_size)]
     tmp = Path(tempfile.mkdtemp())
     try:
         t = time.perf_counter()
-        enc = ShardEncoder(str(DEFAULT_WEIGHTS), str(root / "scans"), str(root / "scannetv2-labels.combined.tsv"))
-        paths = [tmp / "single" / f"part-{i:05d}.parquet" for i in range(len(shards))]
-        paths[0].parent.mkdir()
-        for s, p in zip(shards, paths):
-            enc.encode(s, p)
-        got_ids, vectors = merge_shards(paths)
-        write_embeddings(tmp / "single" / "embeddings.parquet", got_ids, vectors)
-        SceneIndex.build(got_ids, vectors).save(tmp / "single" / "index.faiss")
+        build.build_gallery(source, tmp / "single", {"base": "base"}, args.shard_size, progress=False)
         single = time.perf_counter() - t
 
         t = time.perf_counter()
         ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
         ray_start = time.perf_counter() - t
         t = time.perf_counter()
-        encode_scenes.main(["--split", "all", "--shard-size", str(args.shard_size), "--actors", str(args.actors),
-                            "--out", str(tmp / "ray"), *[a for o in overrides for a in ("--set", o)]])
+        encode_scenes.main(["--scannet-dir", files["scannet_dir"], "--label-map", files["label_map"], "--scanrefer",
+                            files["scanrefer"], "--weights", "base", "--shard-size", str(args.shard_size),
+                            "--actors", str(args.actors), "--out", str(tmp / "ray")])
         ray_time = time.perf_counter() - t
         ray.shutdown()
-        done = sorted(p.stat().st_mtime for p in (tmp / "ray" / "embeddings").glob("part-*.parquet"))
+        done = sorted(p.stat().st_mtime for p in (tmp / "ray" / "shards" / "base").glob("part-*.parquet"))
         # the first `actors` shards carry the start-up; the rest were encoded at full speed
         steady = ((len(done) - args.actors) * args.shard_size / (done[-1] - done[args.actors - 1])
                   if len(done) > args.actors + 1 and done[-1] > done[args.actors - 1] else float("nan"))

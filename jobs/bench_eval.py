@@ -37,17 +37,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ideal import build
+from ideal.checkpoints import DEFAULT_WEIGHTS
 from ideal.config import load_config
-from ideal.dialog.build import build_questioner, build_summariser, build_answerer
 from ideal.dialog.methods import method_config
 from ideal.dialog.round import run_round, start
-from ideal.encoders.text import TextEncoder
-from ideal.evaluate import DEFAULT_WEIGHTS, queries
+from ideal.dialog_eval import queries
 from ideal.metrics import recall_from_ranks, target_ranks
-from ideal.retrieval.gallery import Gallery
-from ideal.retrieval.retriever import TrainedRetriever
-from ideal.scenes import load_synthetic
-from ideal.scenes.synthetic import generate
 
 RSS_MARK = "RSS_RESULT "  # the line the --rss-only child prints for its parent
 
@@ -57,14 +53,15 @@ def peak_rss_gib() -> float:
 
 
 def load_data(cfg):
-    root = generate(cfg.data.synthetic_root(), cfg.data.scenes, cfg.data.seed)
-    return load_synthetic(root, "val", points_per_object=0)
+    """The default synthetic benchmark's val gallery (encoded once, cached)."""
+    return build.open_gallery(build.ensure_gallery(cfg))
 
 
-def build(cfg, ds, text, weights):
+def fresh_parts(cfg, g, text, weights):
     """Fresh components for one mode, built as run_shard builds them: (gallery, questioner, user, summariser)."""
-    gallery = Gallery(TrainedRetriever.from_checkpoint(weights, text), [ds.scenes[s] for s in sorted(ds.scenes)])
-    return gallery, build_questioner(cfg, gallery), build_answerer(cfg, ds.memories, text), build_summariser(cfg, gallery)
+    gallery = build.gallery(g, weights, text)
+    roles = build.roles(cfg, gallery, g.memories(), text=text)
+    return gallery, roles.questioner, roles.answerer, roles.summariser
 
 
 def run_dialogs(descs, dialog_ids, parts, cfg, rounds: int, progress: str = "") -> np.ndarray:
@@ -114,10 +111,10 @@ def timed(fn):
 def rss_only(args, full, cfg) -> dict:
     """Part 2, in its own process: N dialogs in shard-sized batches, only the ranks kept."""
     t0 = time.perf_counter()
-    ds = load_data(full)
-    descs = queries(ds, ("scanrefer",))
-    text = TextEncoder(full.text_encoder.model_dir, max_length=full.text_encoder.max_length)
-    parts = build(cfg, ds, text, args.weights)
+    g = load_data(full)
+    descs = queries(g.descriptions(), ("scanrefer",))
+    text = build.text_encoder(full.text_encoder)
+    parts = fresh_parts(cfg, g, text, args.weights)
     setup_s, setup_gib = time.perf_counter() - t0, peak_rss_gib()
     n, bs = args.rss_dialogs, cfg.batch_size
     picked = [descs[i % len(descs)] for i in range(n)]
@@ -183,30 +180,30 @@ def main(argv=None):
         rss_only(args, full, cfg)
         return
     t_run = time.perf_counter()
-    ds = load_data(full)
-    descs = queries(ds, ("scanrefer",), args.dialogs)
+    g = load_data(full)
+    descs = queries(g.descriptions(), ("scanrefer",), args.dialogs)
     if len(descs) < args.dialogs:
         print(f"note: the val split has only {len(descs)} queries; comparing on those")
     n_single = min(n_single, len(descs))
     ids = [d.desc_id for d in descs]
-    text = TextEncoder(full.text_encoder.model_dir, max_length=full.text_encoder.max_length)
+    text = build.text_encoder(full.text_encoder)
     text.embed_backbone([d.text for d in descs[:64]])  # warm up torch once, outside both timings
     meter = EncoderMeter(text)
 
     # (a) batched: every round of all dialogs in one run_round call
-    batched = build(cfg, ds, text, args.weights)
+    batched = fresh_parts(cfg, g, text, args.weights)
     meter.reset()
     ranks_b, t_b, c_b = timed(lambda: run_dialogs(descs, ids, batched, cfg, args.rounds, "batched"))
     enc_b = meter.summary()
-    del batched
+    batched = None  # free it before the other mode
     # (b) one at a time: each dialog alone through all its rounds, on fresh components
-    single = build(cfg, ds, text, args.weights)
+    single = fresh_parts(cfg, g, text, args.weights)
     meter.reset()
     ranks_s, t_s, c_s = timed(lambda: np.concatenate([
         run_dialogs([d], [i], single, cfg, args.rounds)
         for d, i in tqdm(list(zip(descs, ids))[:n_single], desc="one at a time", unit="dialog")]))
     enc_s = meter.summary()
-    del single
+    single = None
 
     n = len(descs)
     rate_b, rate_s = n / t_b, n_single / t_s
@@ -216,7 +213,7 @@ def main(argv=None):
     rss = rss_subprocess(args) if args.rss_dialogs else None
 
     print(f"\n== dialog loop benchmark: method ideal, {args.rounds} rounds (+ the initial query), "
-          f"{len(ds.scenes)} val scenes ==")
+          f"{len(g.ids)} val scenes ==")
     print(f"  machine: {os.cpu_count()} cores, torch threads {torch.get_num_threads()}")
     for name, k, t, c, enc in (("batched", n, t_b, c_b, enc_b), ("one at a time", n_single, t_s, c_s, enc_s)):
         print(f"  {name:<14} {k:5d} dialogs in {t:7.1f} s wall ({k / t:6.2f} dialogs/s), {c:7.1f} s CPU "

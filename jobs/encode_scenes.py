@@ -17,6 +17,7 @@ weights for the same OUT is refused). Ray Data shows streaming progress.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -30,9 +31,9 @@ class EncodeActor:
         self.encoder = ShardEncoder(source, encodings)
 
     def __call__(self, batch):
-        counts = [self.encoder.encode(list(ids), tables, enc) for ids, tables, enc in
-                  zip(batch["scene_ids"], batch["tables"], batch["encodings"])]
-        return {"scenes": counts}
+        # rows travel as JSON: Arrow would turn a missing table folder (None) into NaN and an empty dict into null
+        rows = [json.loads(w) for w in batch["work"]]
+        return {"scenes": [self.encoder.encode(r["scene_ids"], r["tables"], r["encodings"]) for r in rows]}
 
 
 def main(argv=None) -> None:
@@ -87,7 +88,7 @@ def main(argv=None) -> None:
         ray.init(ignore_reinit_error=True, include_dashboard=False)
         gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
         needed = {n: encodings[n] for n in {k for row in todo for k in row["encodings"]}}
-        done = ray.data.from_items(todo).map_batches(
+        done = ray.data.from_items([{"work": json.dumps(r)} for r in todo]).map_batches(
             EncodeActor, batch_size=1, concurrency=min(args.actors, len(todo)), num_cpus=args.num_cpus,
             num_gpus=gpus, fn_constructor_kwargs={"source": source.to_dict(), "encodings": needed},
         ).take_all()

@@ -15,10 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ideal import build, checkpoints
 from ideal.config import load_config
 from ideal.dialog_eval import EvalSpec, recall_per_round, run_shard
-from ideal.evaluate import DEFAULT_WEIGHTS, SHIPPED_IAT
-from ideal.scenes.synthetic import generate
 
 STAGES = [
     # the paper's 2.0 and its Fig. 3c range; the entropy over k scenes is at most ln k (3.0 for k = 20), so a
@@ -40,16 +39,14 @@ def main(argv=None) -> None:
     ap.add_argument("--out", default="results/tune")
     args = ap.parse_args(argv)
     cfg = load_config(args.config, args.set)
-    root = generate(cfg.data.synthetic_root(), cfg.data.scenes, cfg.data.seed)
-    weights = Path(args.weights or (SHIPPED_IAT["iat"] if (SHIPPED_IAT["iat"] / "model.safetensors").is_file()
-                                    else DEFAULT_WEIGHTS)).resolve()
+    gallery = str(build.ensure_gallery(cfg, "dev"))
+    weights = checkpoints.resolve(args.weights or checkpoints.serving_default())
     best = dataclasses.asdict(cfg.dialog)
     runs = []
 
     def score(dialog: dict) -> float:
         c = dataclasses.replace(cfg, dialog=dataclasses.replace(cfg.dialog, **dialog))
-        spec = EvalSpec(data={"synthetic": str(Path(root).resolve())}, split="dev", limit=args.limit,
-                        weights=str(weights), config=c.to_dict())
+        spec = EvalSpec(gallery=gallery, limit=args.limit, weights=str(weights), config=c.to_dict())
         res = run_shard(spec, "ideal", 0, args.limit, c.dialog.rounds)
         return recall_per_round(np.array(res["ranks"]))[str(c.dialog.rounds)]["Rsum"]
 

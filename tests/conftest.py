@@ -4,6 +4,7 @@
 mode puts it back (try/finally), so every other test sees the encoder as loaded.
 `bench_root`: a small synthetic benchmark on disk. Read it, never write into it: a test that needs to change a
 benchmark generates its own under `tmp_path`. Its size and seed are in `bench_root / "meta.json"`.
+`tiny_lm`: a local chat model directory (random weights) for the llm backends, with no download.
 """
 import pytest
 
@@ -22,3 +23,22 @@ def bench_root(tmp_path_factory):
     from ideal.scenes.synthetic import generate
 
     return generate(tmp_path_factory.mktemp("bench"), n_scenes=BENCH_SCENES, seed=BENCH_SEED, progress=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_lm(tmp_path_factory):
+    """A 1-layer GPT-2 with random weights and the real bundled MiniLM (BERT wordpiece) tokenizer."""
+    import torch
+    from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
+
+    from ideal.encoders.text import resolve_model_dir
+
+    path = tmp_path_factory.mktemp("tiny_lm")
+    minilm_dir, _ = resolve_model_dir()
+    tok = AutoTokenizer.from_pretrained(str(minilm_dir), local_files_only=True)
+    tok.save_pretrained(path)
+    torch.manual_seed(0)
+    config = GPT2Config(n_layer=1, n_head=2, n_embd=32, vocab_size=tok.vocab_size, n_positions=512,
+                        bos_token_id=tok.cls_token_id, eos_token_id=tok.sep_token_id)
+    GPT2LMHeadModel(config).save_pretrained(path)
+    return path

@@ -89,20 +89,110 @@ def test_a_bad_file_names_the_file_and_the_key(tmp_path):
         load_config(tmp_path / "absent.yaml")
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError, reason="a key below a leaf (dialog.rounds.x) raises TypeError from "
-                   "dataclasses.fields, not a ValueError naming it (reported)")
-def test_a_key_below_a_leaf_names_the_key():
-    with pytest.raises(ValueError, match="dialog.rounds.x"):
-        load_config(None, ["dialog.rounds.x=1"])
+@pytest.mark.parametrize("override, error", [
+    ("dialog.rounds.x=1", r"override: 'dialog.rounds.x': dialog.rounds is a value, not a config section"),
+    ("dialog.rounds.x.y=1", r"'dialog.rounds.x.y': dialog.rounds is a value"),
+    ("to_dict.x=1", r"override: unknown config section 'to_dict' in 'to_dict.x'"),  # a method, not a section
+    ("dialog.__class__.x=1", r"unknown config section '__class__'"),
+])
+def test_a_key_below_a_leaf_names_the_key(override, error):
+    with pytest.raises(ValueError, match=error):
+        load_config(None, [override])
 
 
-@pytest.mark.xfail(strict=True, reason="a whole section set to a scalar ({'dialog': 5}, or --set dialog=3 which builds "
-                   "DialogConfig('3')) is accepted silently (reported)")
+def test_a_key_below_a_leaf_in_a_file_names_the_file_and_the_key(tmp_path):
+    path = tmp_path / "deep.yaml"
+    path.write_text("dialog:\n  rounds:\n    x: 1\n")
+    with pytest.raises(ValueError, match=f"{path}: 'dialog.rounds.x': dialog.rounds is a value"):
+        load_config(path)
+
+
 @pytest.mark.parametrize("set_section", [lambda: config_from_dict({"dialog": 5}),
-                                         lambda: load_config(None, ["dialog=3"])], ids=["file", "override"])
+                                         lambda: config_from_dict({"dialog": "rounds=3"}),
+                                         lambda: config_from_dict({"dialog": [1]}),
+                                         lambda: load_config(None, ["dialog=3"]),
+                                         lambda: load_config(None, ["dialog="])],
+                         ids=["dict", "dict-str", "dict-list", "override", "override-empty"])
 def test_a_section_is_not_a_value(set_section):
-    with pytest.raises(ValueError, match="dialog"):
+    with pytest.raises(ValueError, match=r"'dialog' is a config section, not a value \(got .*\); "
+                                         r"set its keys, e.g. dialog.rounds"):
         set_section()
+
+
+def test_a_section_given_in_a_file_as_a_value_names_the_file(tmp_path):
+    path = tmp_path / "flat.yaml"
+    path.write_text("train: 5\n")
+    with pytest.raises(ValueError, match=f"{path}: 'train' is a config section, not a value"):
+        load_config(path)
+
+
+def test_an_empty_section_changes_nothing(tmp_path):
+    path = tmp_path / "commented.yaml"
+    path.write_text("dialog:\n  # rounds: 3\ntrain: {}\n")
+    assert load_config(path) == Config()
+    assert config_from_dict({"dialog": None, "train": {}}) == Config()
+
+
+@pytest.mark.parametrize("d, error", [
+    ({"dialog": {"rounds": 2.5}}, r"config: dialog.rounds: expected an integer, got 2.5 \(float\)"),
+    ({"dialog": {"rounds": [1]}}, r"config: dialog.rounds: expected an integer, got \[1\] \(list\)"),
+    ({"dialog": {"rounds": True}}, r"dialog.rounds: expected an integer, got True \(bool\)"),
+    ({"dialog": {"rounds": None}}, r"dialog.rounds: expected an integer, got None \(NoneType\)"),
+    ({"dialog": {"tau": True}}, r"dialog.tau: expected a number, got True \(bool\)"),
+    ({"dialog": {"tau": [0.1]}}, r"dialog.tau: expected a number, got \[0.1\] \(list\)"),
+    ({"dialog": {"tau": 10 ** 400}}, r"dialog.tau: int too large to convert to float"),
+    ({"dialog": {"cot": 1}}, r"dialog.cot: expected true/false, got 1 \(int\)"),
+    ({"dialog": {"cot": None}}, r"dialog.cot: expected true/false, got None"),
+    ({"dialog": {"memory": 5}}, r"dialog.memory: expected a string, got 5 \(int\)"),
+    ({"dialog": {"memory": None}}, r"dialog.memory: expected a string, got None"),
+    ({"dialog": {"llm": 5}}, r"dialog.llm: expected a string or null, got 5 \(int\)"),
+    ({"dialog": {"llm": ["http://h/v1"]}}, r"dialog.llm: expected a string or null, got \['http://h/v1'\]"),
+    ({"train": {"sources": 5}}, r"train.sources: expected a list, got 5 \(int\)"),
+    ({"train": {"sources": {"a": 1}}}, r"'train.sources.a': train.sources is a value, not a config section"),
+    ({"train": {"sources": {}}}, r"train.sources: expected a list, got \{\} \(dict\)"),
+])
+def test_a_value_of_the_wrong_type_names_the_key_and_the_type(d, error):
+    with pytest.raises(ValueError, match=error):
+        config_from_dict(d)
+
+
+def test_a_file_value_of_the_wrong_type_names_the_file(tmp_path):
+    path = tmp_path / "typed.yaml"
+    for text, error in [("dialog:\n  rounds: 2.5\n", "dialog.rounds: expected an integer, got 2.5"),
+                        ("dialog:\n  rounds: [1]\n", r"dialog.rounds: expected an integer, got \[1\]"),
+                        ("dialog:\n  cot: 2\n", "dialog.cot: expected true/false, got 2"),
+                        ("iat:\n  tune: 1\n", "iat.tune: expected a string, got 1")]:
+        path.write_text(text)
+        with pytest.raises(ValueError, match=f"{path}: {error}"):
+            load_config(path)
+
+
+def test_values_of_the_right_type_from_a_file(tmp_path):
+    path = tmp_path / "typed.yaml"
+    # an int is a float; `1e-3` is a string in YAML 1.1 and parsed; `yes` is a YAML bool; null/~ is None
+    path.write_text("dialog:\n  tau: 1\n  beta: 2.0\n  cot: yes\n  llm: ~\niat:\n  lr: 1e-3\n"
+                    "train:\n  sources: []\ndata:\n  root: null\n")
+    cfg = load_config(path)
+    assert cfg.dialog.tau == 1.0 and type(cfg.dialog.tau) is float and cfg.dialog.beta == 2.0
+    assert cfg.dialog.cot is True and cfg.dialog.llm is None and cfg.data.root is None
+    assert cfg.iat.lr == 1e-3 and cfg.train.sources == ()
+
+
+@pytest.mark.parametrize("null", ["null", "none", "None", "NULL", ""])
+def test_null_clears_an_optional_field_set_before(tmp_path, null):
+    assert load_config(None, ["data.root=x", f"data.root={null}"]).data.root is None
+    assert load_config(None, ["dialog.llm=http://h/v1", f"dialog.llm={null}"]).dialog.llm is None
+    path = tmp_path / "root.yaml"
+    path.write_text("data:\n  root: data/mine\n")
+    assert load_config(path, [f"data.root={null}"]).data.root is None
+    assert config_from_dict({"data": {"root": "x"}}).data.root == "x"
+    assert config_from_dict({"data": {"root": None}}).data.root is None
+
+
+def test_null_is_a_string_for_a_field_that_is_not_optional():
+    assert load_config(None, ["dialog.memory=null"]).dialog.memory == "null"  # refused later by its user, not here
+    with pytest.raises(ValueError, match="dialog.rounds: invalid literal for int"):
+        load_config(None, ["dialog.rounds=null"])
 
 
 def test_to_dict_and_config_from_dict_are_inverses():

@@ -41,9 +41,40 @@ class RoundRequest:
     k: int = 10
 
 
+# No value a request may carry needs more digits; past 4,300 Python's int() refuses with a ValueError, and
+# below that converting is quadratic in the digits.
+MAX_DIGITS = 100
+
+
+def _int(digits: str) -> int:
+    n = len(digits.lstrip("-"))
+    if n > MAX_DIGITS:
+        raise ApiError(422, f"the body holds a {n}-digit number; numbers may have at most {MAX_DIGITS} digits")
+    return int(digits)
+
+
+def _shown(name: str) -> str:
+    """A client's string as it may appear in a reason: a lone surrogate cannot be encoded into the response."""
+    return name.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _json(value) -> str:
+    """A client's JSON value as it may appear in a reason: short, and whatever its depth."""
+    try:
+        shown = json.dumps(value)
+    except RecursionError:
+        return f"a deeply nested {type(value).__name__}"
+    return shown if len(shown) <= 80 else shown[:77] + "..."
+
+
 def _text(value, where: str, max_chars: int, allow_empty: bool = False) -> str:
     if not isinstance(value, str):
         raise ApiError(422, f"{where} must be a string, got {type(value).__name__}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as e:  # json.loads keeps an unpaired \ud800-\udfff escape; no tokenizer can read it
+        raise ApiError(422, f"{where} is not valid Unicode text: a lone surrogate "
+                            f"{_shown(value[e.start])} at character {e.start}") from None
     if not allow_empty and not value.strip():
         raise ApiError(422, f"{where} is empty")
     if len(value) > max_chars:
@@ -60,14 +91,16 @@ def parse_round_request(body: bytes, limits: Limits = Limits(), n_scenes: int | 
     except UnicodeDecodeError as e:
         raise ApiError(400, f"request body is not UTF-8 (byte {e.start})") from None
     try:
-        data = json.loads(text)
+        data = json.loads(text, parse_int=_int)
     except json.JSONDecodeError as e:
         raise ApiError(400, f"malformed JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+    except RecursionError:
+        raise ApiError(400, "the JSON is nested too deeply to parse (a request is at most 3 levels deep)") from None
     if not isinstance(data, dict):
         raise ApiError(422, f"the body must be a JSON object, got {type(data).__name__}")
     unknown = sorted(set(data) - {"query", "history", "k"})
     if unknown:
-        raise ApiError(422, f"unknown field(s) {', '.join(unknown)}; fields: query, history, k")
+        raise ApiError(422, f"unknown field(s) {', '.join(map(_shown, unknown))}; fields: query, history, k")
     if "query" not in data:
         raise ApiError(422, "query is missing")
     query = _text(data["query"], "query", limits.max_query_chars)
@@ -83,10 +116,10 @@ def parse_round_request(body: bytes, limits: Limits = Limits(), n_scenes: int | 
             raise ApiError(422, f"history[{i}] must be an object with exactly 'question' and 'answer', got {got}")
         turns.append((_text(turn["question"], f"history[{i}].question", limits.max_turn_chars),
                       _text(turn["answer"], f"history[{i}].answer", limits.max_turn_chars)))
-    k = data.get("k", limits.default_k)
     max_k = min(limits.max_k, n_scenes) if n_scenes else limits.max_k
+    k = data.get("k", min(limits.default_k, max_k))  # a small gallery lowers the default, never refuses it
     if isinstance(k, bool) or not isinstance(k, int):
-        raise ApiError(422, f"k must be an integer, got {json.dumps(k)}")
+        raise ApiError(422, f"k must be an integer, got {_json(k)}")
     if not 1 <= k <= max_k:
         raise ApiError(422, f"k must be between 1 and {max_k}, got {k}")
     return RoundRequest(query, tuple(turns), k)

@@ -21,7 +21,8 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from ..config import Config
-from ..dialog.build import build_questioner, build_summariser, build_answerer
+from ..io import atomic_write
+from .. import build
 from ..dialog.methods import method_config
 from ..dialog.round import run_round, start
 from ..dialog.types import is_unknown
@@ -52,8 +53,8 @@ def generate_interaction_texts(train_ds: SceneDataset, retriever, text_encoder, 
     dcfg = dataclasses.replace(method_config("ideal", cfg.dialog), memory="fine")
     queries = pick_queries(train_ds, ic.dialogs, ic.seed, cfg.train.sources)
     gallery = Gallery(retriever, [train_ds.scenes[s] for s in sorted(train_ds.scenes)])
-    questioner, summariser = build_questioner(dcfg, gallery), build_summariser(dcfg, gallery)
-    user = build_answerer(dcfg, train_ds.memories, text_encoder)
+    roles = build.roles(dcfg, gallery, train_ds.memories, text=text_encoder)
+    questioner, summariser, user = roles.questioner, roles.summariser, roles.answerer
     # round r's question is Q1 for the first q1 rounds, then Q2 (the router is not consulted)
     rounds = ic.q1 + ic.q2
     forced = [dataclasses.replace(dcfg, route="q1" if r < ic.q1 else "q2") for r in range(rounds)] + [dcfg]
@@ -71,9 +72,8 @@ def generate_interaction_texts(train_ds: SceneDataset, retriever, text_encoder, 
         rows = [{"text": t.answer.strip(), "segments": [t.answer.strip()], "scene_id": st.target, "kind": t.kind,
                  "round": j + 1, "dialog_id": st.dialog_id}
                 for st in states for j, t in enumerate(st.turns) if not is_unknown(t.answer)]
-        tmp = path.with_suffix(".tmp")
-        pq.write_table(pa.Table.from_pylist(rows, schema=SCHEMA), tmp)
-        tmp.replace(path)  # whole or absent
+        table = pa.Table.from_pylist(rows, schema=SCHEMA)
+        atomic_write(path, lambda tmp: pq.write_table(table, tmp))  # whole or absent
     return shards
 
 

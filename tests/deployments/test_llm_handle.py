@@ -3,6 +3,7 @@ Serve's (stream=True required for the generator method `chat`, arguments pickled
 answers with objects shaped like vLLM's ChatCompletionResponse / streamed chunks / ErrorResponse; the LLMConfig
 YAML against Ray's own LLMConfig model; and the module's import staying light."""
 import pickle
+import re
 import subprocess
 import sys
 import threading
@@ -18,8 +19,8 @@ from pydantic import BaseModel, ConfigDict
 from deployments import llm
 from deployments.llm import (HandleChatClient, build_llm_deployment, llm_deployment_name, llm_model_id,
                              load_llm_config, read_chat)
-from ideal.dialog.llm import ChatClient, LLMQuestioner, question_messages
-from ideal.dialog.types import Q1, Candidate, DialogState, Question
+from ideal.dialog.llm import EXTRACT, LLMAnswerWriter, LLMQuestioner, LLMSummariser, question_messages
+from ideal.dialog.types import Q1, Q2, Candidate, DialogState, Question, Turn
 
 ROOT = Path(__file__).resolve().parents[2]
 QUESTIONER_YAML = ROOT / "deployments" / "questioner_vllm.yaml"
@@ -189,7 +190,6 @@ def conversation(text):
 def test_requests_have_the_openai_chat_schema_and_replies_come_back_in_order(fake_serve_llm):
     handle = FakeHandle(FakeLLMServer())
     client = HandleChatClient(handle, model="qwen2.5-7b-instruct", max_tokens=48, temperature=0.2)
-    assert isinstance(client, ChatClient)
     convs = [conversation("a" * n) for n in (3, 10, 7)]
     assert client.complete(convs) == [f"Sure! Question: Is the chair {n} cm tall?" for n in (3, 10, 7)]
     assert client.complete([]) == []
@@ -253,6 +253,58 @@ def test_the_questioner_asks_through_the_handle(fake_serve_llm):
     assert sent == question_messages(state, Q1, cands, top_k=2)
     assert question.text == f"Is the chair {len(sent[-1]['content'])} cm tall?"
     assert questioner.stats == {"calls": 1, "parsed": 1, "fallbacks": 0}
+
+
+OBJECTS = ("chair", "table", "lamp")
+
+
+class RoleServer(FakeLLMServer):
+    """Replies as a chat model following each role's prompt would, about the object the conversation names."""
+
+    def reply(self, request):
+        said = request.messages[1]["content"].replace(EXTRACT, "")  # the dialog, the memory or the sentences
+        obj = next(o for o in OBJECTS if re.search(rf"\b{o}\b", said))
+        last = request.messages[-1]["content"]
+        if last.endswith(EXTRACT):
+            return f"{obj}, wall"
+        if last.startswith("Reconstruct"):
+            return f"There is a brown {obj} near the wall."
+        if last.endswith("Answer:"):
+            return f"The {obj} is brown."
+        return f"Question: What is next to the {obj}?"
+
+
+class NoFallback:
+    """Stands in for the grounded roles: a reply lost between the client and a role fails the test."""
+
+    name = "no-fallback"
+
+    def _lost(self, *args):
+        raise AssertionError("a role fell back: the chat client's replies did not reach it")
+
+    ask = answer = summarise = _lost
+
+
+def test_every_llm_role_runs_on_the_handle_client(fake_serve_llm):
+    # what the library does with a ChatClient: the roles send batches of conversations through `complete` and
+    # parse one reply per conversation, in order (a client that cannot be called is a fallback, not an error)
+    handle = FakeHandle(RoleServer())
+    client = HandleChatClient(handle, model="qwen2.5-7b-instruct")
+    states = [DialogState(f"the {o} near the wall", dialog_id=f"d{i}",
+                          turns=(Turn("Is there anything else?", f"There is a {o} by the door.", Q2),))
+              for i, o in enumerate(OBJECTS)]
+    cands = [[Candidate("s0", 1.0, ("A room with a window.",))]] * 3
+    questioner = LLMQuestioner(client, fallback=NoFallback())
+    assert questioner.ask(states, [Q1, Q2, Q1], cands) == [Question(f"What is next to the {o}?", k)
+                                                           for o, k in zip(OBJECTS, (Q1, Q2, Q1))]
+    writer = LLMAnswerWriter(client, fallback=NoFallback())
+    assert writer.answer([f"What colour is the {o}?" for o in OBJECTS], [[f"There is a brown {o}."] for o in OBJECTS]) \
+        == [f"The {o} is brown." for o in OBJECTS]
+    summariser = LLMSummariser(client, fallback=NoFallback(), cot=True)
+    assert summariser.summarise(states) == [f"There is a brown {o} near the wall." for o in OBJECTS]
+    assert [questioner.stats, writer.stats] == [{"calls": 3, "parsed": 3, "fallbacks": 0}] * 2
+    assert summariser.stats == {"calls": 6, "parsed": 3, "fallbacks": 0}
+    assert len(handle.calls) == 3 + 3 + 6  # one chat request per conversation
 
 
 def test_a_slow_deployment_times_out_and_its_calls_are_cancelled(fake_serve_llm):

@@ -1,7 +1,9 @@
-"""The Serve app over real HTTP on a local Ray (replicas at num_cpus=0): a 3-round dialog equal to the in-process
-roles, every bad input answered 4xx with a reason, a Retriever replica killed under load, and a simulated dialog
-through the handles equal to the eval job's."""
+"""The Serve app over real HTTP on a local Ray (replicas at num_cpus=0), started from an encoded gallery whose
+benchmark scans are deleted: a 3-round dialog equal to the in-process roles, a Retriever reply that carries only
+its top (scene, score) pairs, every bad input answered 4xx with a reason, a Retriever replica killed under load,
+and a simulated dialog through the handles equal to the eval job's."""
 import asyncio
+import shutil
 import socket
 import time
 
@@ -12,11 +14,11 @@ import ray
 from ray import serve
 
 from deployments.app import build_app
+from ideal import build, checkpoints
 from ideal.config import load_config
 from ideal.dialog_eval import EvalSpec, context, run_shard
-from ideal.evaluate import DEFAULT_WEIGHTS, SHIPPED_IAT
 from ideal.scenes.synthetic import generate
-from ideal.serving import QuestionerService, RoundRequest, RetrieverService, ServiceSpec
+from ideal.serving import AnswererService, QuestionerService, RoundRequest, RetrieverService, ServiceSpec, simulate
 from tests.dialog.test_llm import tiny_lm  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.integration
@@ -31,12 +33,18 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def bench(tmp_path_factory):
-    return generate(tmp_path_factory.mktemp("bench"), n_scenes=40, seed=3, progress=False)
+    """A 40-scene benchmark (10 val scenes), its val gallery G encoded with the IAT weights, then its scans
+    deleted: everything below serves from G alone."""
+    root = generate(tmp_path_factory.mktemp("bench"), n_scenes=40, seed=3, progress=False)
+    g = build.build_gallery(build.synthetic_source(root, "val"), tmp_path_factory.mktemp("gallery") / "g",
+                            encodings={"iat": "iat"}, progress=False)
+    shutil.rmtree(root / "scans")
+    return root, g
 
 
 @pytest.fixture(scope="module")
 def spec(bench):
-    return ServiceSpec(data={"synthetic": str(bench)}, overrides=("data.scenes=40", "data.seed=3")).resolved()
+    return ServiceSpec(gallery=str(bench[1])).resolved()
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +54,7 @@ def url(spec):
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     opts = {name: dict(ZERO) for name in ("Ingress", "Questioner", "Answerer")}
     opts["Retriever"] = {**ZERO, "num_replicas": 2}
-    serve.run(build_app({"data": spec.data, "weights": spec.weights, "overrides": list(spec.overrides),
+    serve.run(build_app({"gallery": spec.gallery, "weights": spec.weights, "overrides": list(spec.overrides),
                          "deployment_options": opts, "limits": {"max_body_bytes": 20_000}}),
               name="ideal", route_prefix="/")
     yield f"http://127.0.0.1:{port}"
@@ -55,16 +63,43 @@ def url(spec):
 
 
 @pytest.fixture(scope="module")
-def local(spec):
+def local(spec, text_encoder):
     """The same roles in this process: what the HTTP answers must equal."""
-    search = RetrieverService(spec)
-    return search, QuestionerService(spec, dataset=search.dataset)
+    return RetrieverService(spec, text_encoder), QuestionerService(spec)
 
 
 def expected(local, query, history, k):
+    """The in-process round: (state with its question, the top k (scene id, score) pairs)."""
     search, ask = local
     (st,) = ask.ask(search.rank([RoundRequest(query, tuple(history), k)]))
-    return st, search.ranking(st, k)
+    return st, list(st.top[:k])
+
+
+def test_the_roles_serve_a_dialog_from_the_gallery_alone(bench, spec, text_encoder):
+    """No scan is read to serve: with the benchmark's scans/ gone, the three roles built from G answer a
+    2-round simulated dialog and the scene pages."""
+    root, g = bench
+    assert not (root / "scans").exists()
+    search, ask = RetrieverService(spec, text_encoder), QuestionerService(spec)
+    user = AnswererService(spec, text_encoder)
+    store = build.open_gallery(g)
+    d = next(x for x in store.descriptions() if x.source == "scanrefer")
+
+    async def rank(r):
+        return search.rank([r])[0]
+
+    async def ask_one(st):
+        return ask.ask([st])[0]
+
+    async def answer(st):
+        return user.answer([st])[0]
+
+    got = asyncio.run(simulate(d.text, d.scene_id, 2, rank, ask_one, answer, "d0", k=5))
+    assert len(got["ranks"]) == 3 and all(0 <= r <= 5 for r in got["ranks"])
+    assert len(got["history"]) == 2 and all(q.endswith("?") and a.strip() for q, a in got["history"])
+    page = ask.scene(d.scene_id)
+    assert page["memory"] is None  # the questioner holds no memories
+    assert [o["label"] for o in page["objects"]] == [o.label for o in store.dataset().scenes[d.scene_id].objects]
 
 
 def test_three_round_dialog_matches_the_library(url, local):
@@ -84,13 +119,28 @@ def test_three_round_dialog_matches_the_library(url, local):
         assert len({x["scene_id"] for x in body["ranking"]}) == 5
 
 
-def test_scene_health_and_docs(url, local):
+@pytest.mark.parametrize("k", [2, 8])
+def test_the_retriever_sends_on_its_top_pairs_only(url, local, k):
+    """What crosses the Retriever → Questioner hop: no score vector, the best max(k, dialog.k) scenes (the
+    questioner reads dialog.k of them), equal to the in-process ranking."""
+    search = local[0]
+    req = RoundRequest("the brown chair next to the table", (("Which room is it in?", "It is an office."),), k)
+    st = serve.get_deployment_handle("Retriever", "ideal").rank.remote(req).result(timeout_s=60)
+    assert st.scores is None
+    assert len(st.top) == max(k, search.cfg.k) and len({sid for sid, _ in st.top}) == len(st.top)
+    (want,) = search.rank([req])
+    assert [sid for sid, _ in st.top] == [sid for sid, _ in want.top]
+    np.testing.assert_allclose([s for _, s in st.top], [s for _, s in want.top], atol=1e-5)
+    assert [s for _, s in st.top] == sorted((s for _, s in st.top), reverse=True)
+
+
+def test_scene_health_and_docs(url, spec, local):
     search, _ = local
     sid = search.gallery.ids[0]
     with httpx.Client(base_url=url, timeout=60) as c:
         scene = c.get(f"/v1/scenes/{sid}").json()
-        assert scene["scene_id"] == sid and scene["objects"] and scene["memory"]["fine"]
-        assert [o["label"] for o in scene["objects"]] == [o.label for o in search.dataset.scenes[sid].objects]
+        assert scene["scene_id"] == sid and scene["objects"] and scene["memory"] is None
+        assert [o["label"] for o in scene["objects"]] == [o.label for o in spec.open().dataset().scenes[sid].objects]
         health = c.get("/healthz").json()
         assert health["status"] == "ok" and health["scenes"] == len(search.gallery)
         paths = c.get("/openapi.json").json()["paths"]
@@ -143,13 +193,13 @@ def test_unknown_scene_and_wrong_method(url):
 def test_simulated_dialog_through_handles_equals_the_eval_job(url, spec):
     ingress = serve.get_app_handle("ideal")
     cfg = load_config(None, list(spec.overrides))
-    es = EvalSpec(data={"synthetic": spec.data["synthetic"]}, limit=4, weights=str(DEFAULT_WEIGHTS),
-                  iat_weights={"iat": spec.weights}, config=cfg.to_dict())
-    assert spec.weights == str(SHIPPED_IAT["iat"].resolve())
+    es = EvalSpec(gallery=spec.gallery, limit=4, iat_weights={"iat": spec.weights}, config=cfg.to_dict())
+    assert spec.weights == str(checkpoints.SHIPPED["iat"].resolve())
     shard = run_shard(es, "ideal", 0, 4, 3)
     for d, ranks in zip(context(es).descs, shard["ranks"]):
         got = ingress.simulate.remote(d.text, d.scene_id, 3, d.desc_id).result(timeout_s=120)
-        assert got["ranks"] == ranks
+        # the eval job ranks the whole gallery; a served dialog sees the top 10 (k when the target is not there)
+        assert got["ranks"] == [min(r, 10) for r in ranks]
         assert len(got["history"]) == 3
 
 
@@ -163,14 +213,14 @@ def test_concurrent_rounds_are_batched_and_equal_the_library(url, local):
 
     results = asyncio.run(burst())
     assert [r.status_code for r in results] == [200] * len(queries)
-    search = local[0]
+    n = len(local[0].gallery)
     for q, r in zip(queries, results):  # a dialog's answer does not depend on what it was batched with
-        st, want = expected(local, q, [], 4)
+        _, want = expected(local, q, [], 4)
+        _, every = expected(local, q, [], n)  # every scene's score, computed alone
         got = r.json()["ranking"]
         # the same top 4 up to float noise (a batch pads texts: ~1e-6): each scene's score as computed alone
         np.testing.assert_allclose([x["score"] for x in got], [sc for _, sc in want], atol=1e-4)
-        np.testing.assert_allclose([x["score"] for x in got],
-                                   [st.scores[search.gallery.index_of[x["scene_id"]]] for x in got], atol=1e-4)
+        np.testing.assert_allclose([x["score"] for x in got], [dict(every)[x["scene_id"]] for x in got], atol=1e-4)
     handle = serve.get_deployment_handle("Retriever", "ideal")
     stats = [handle.stats.remote().result(timeout_s=60) for _ in range(12)]  # routed to either replica
     # 24 requests at once on two replicas: calls that came while a batch ran went in together
@@ -183,9 +233,22 @@ def retriever_replicas() -> list[str]:
                   if a["namespace"] == "serve" and "#Retriever#" in a["name"])
 
 
+async def ongoing(replica) -> int:
+    """Requests queued or running at a replica actor: Serve's own probe of a replica's queue (what its router
+    reads), answered on a separate concurrency group, so a busy replica answers at once."""
+    return await replica.get_num_ongoing_requests.remote()
+
+
+def retriever_running() -> int:
+    """Retriever replicas RUNNING, as serve.status() reports them."""
+    d = serve.status().applications["ideal"].deployments["Retriever"]
+    return d.replica_states.get("RUNNING", 0)
+
+
 def test_replica_killed_under_load_loses_no_request(url, local):
     queries = [f"the {c} chair next to the {t}" for c in ("brown", "black", "white", "blue")
                for t in ("table", "desk", "bed", "window", "door")] * 2
+    retried_before = httpx.get(url + "/healthz").json()["retried_calls"]
 
     async def one(c, q):
         for _ in range(3):  # a client retries a 503 (the API is stateless)
@@ -198,34 +261,40 @@ def test_replica_killed_under_load_loses_no_request(url, local):
     async def load():
         async with httpx.AsyncClient(base_url=url, timeout=120) as c:
             tasks = [asyncio.create_task(one(c, q)) for q in queries]
-            await asyncio.sleep(0.2)
-            replicas = retriever_replicas()
+            replicas = {name: ray.get_actor(name, namespace="serve") for name in retriever_replicas()}
             assert len(replicas) == 2
-            ray.kill(ray.get_actor(replicas[0], namespace="serve"), no_restart=True)
-            return await asyncio.gather(*tasks)
+            # kill a replica while it holds requests: the first one seen with some in flight
+            deadline = time.monotonic() + 60
+            while True:
+                busy = [name for name, actor in replicas.items() if await ongoing(actor) > 0]
+                if busy:
+                    break
+                assert time.monotonic() < deadline, "no request reached a Retriever replica within 60 s"
+                assert not all(t.done() for t in tasks), "the load finished before a replica was seen busy"
+                await asyncio.sleep(0.01)
+            print("ONGOING", [await ongoing(a) for a in replicas.values()], sum(t.done() for t in tasks))
+            ray.kill(replicas[busy[0]], no_restart=True)
+            return busy[0], await asyncio.gather(*tasks)
 
-    replicas = retriever_replicas()
-    results = asyncio.run(load())
+    killed, results = asyncio.run(load())
     assert [r.status_code for r in results] == [200] * len(queries), [r.text for r in results if r.status_code != 200]
     for q, r in zip(queries, results):
         _, want = expected(local, q, [], 3)
         assert [x["scene_id"] for x in r.json()["ranking"]] == [sid for sid, _ in want]
-    print("retried calls:", httpx.get(url + "/healthz").json())
-    # Serve brings the deployment back to 2 replicas
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        alive = retriever_replicas()
-        if len(alive) == 2 and alive != replicas:
-            break
-        time.sleep(1)
-    assert len(alive) == 2 and replicas[0] not in alive
+    # the requests the killed replica held were lost with it and sent again by the Ingress
+    assert httpx.get(url + "/healthz").json()["retried_calls"] > retried_before
+    # Serve brings the deployment back to 2 running replicas, the killed one replaced
+    deadline = time.monotonic() + 60
+    while not (retriever_running() == 2 and len(retriever_replicas()) == 2 and killed not in retriever_replicas()):
+        assert time.monotonic() < deadline, f"Retriever not back to 2 replicas: {serve.status()}"
+        time.sleep(0.2)
 
 
 def test_an_llm_questioner_app_over_http(url, spec, tiny_lm):
     """`dialog.questioner=llm` reaches the Questioner replica through the builder's overrides: a local
     transformers model (a random 1-layer GPT-2: no GPU, no hub here) asks through the real generate path and
     its junk falls back, item by item, to the grounded question."""
-    serve.run(build_app({"data": spec.data, "weights": spec.weights, "simulated_user": False,
+    serve.run(build_app({"gallery": spec.gallery, "weights": spec.weights, "simulated_user": False,
                          "overrides": [*spec.overrides, "dialog.questioner=llm", f"dialog.llm={tiny_lm}"],
                          "deployment_options": {n: dict(ZERO) for n in ("Ingress", "Retriever", "Questioner")}}),
               name="ideal-llm", route_prefix="/llm")

@@ -17,11 +17,6 @@ TEXTS = ["a brown wooden chair", "the chair next to the table by the window, it 
 WORDS = ["a", "the", "brown", "wooden", "chair", "white", "toilet", "in", "bathroom", "table", "next", "to"]
 
 
-@pytest.fixture(scope="module")
-def enc():
-    return TextEncoder()
-
-
 def make_tiny_bert(path: Path) -> Path:
     """A randomly initialised 1-layer BERT with its own word-level vocab, saved as an HF model directory."""
     from transformers import BertConfig, BertModel, BertTokenizer
@@ -34,63 +29,64 @@ def make_tiny_bert(path: Path) -> Path:
     return path
 
 
-def test_matches_sentence_transformers_reference(enc):
+def test_matches_sentence_transformers_reference(text_encoder):
     from sentence_transformers import SentenceTransformer
 
     ref = SentenceTransformer(str(default_model_dir()), device="cpu").encode(TEXTS, normalize_embeddings=True)
-    ours = enc.encode(TEXTS)
+    ours = text_encoder.encode(TEXTS)
     assert ours.shape == (len(TEXTS), 384) and ours.dtype == np.float32
-    assert enc.dim == 384
+    assert text_encoder.dim == 384
     np.testing.assert_array_less(0.999, (ours * ref).sum(1))
     np.testing.assert_allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
 
 
-def test_deterministic(enc):
-    np.testing.assert_array_equal(enc.encode(TEXTS), enc.encode(TEXTS))
+def test_deterministic(text_encoder):
+    np.testing.assert_array_equal(text_encoder.encode(TEXTS), text_encoder.encode(TEXTS))
 
 
-def test_order_preserved_with_length_sorted_batches(enc):
-    one_by_one = np.concatenate([enc.encode([t]) for t in TEXTS])
-    np.testing.assert_allclose(enc.encode(TEXTS, batch_size=3), one_by_one, atol=1e-5)
+def test_order_preserved_with_length_sorted_batches(text_encoder):
+    one_by_one = np.concatenate([text_encoder.encode([t]) for t in TEXTS])
+    np.testing.assert_allclose(text_encoder.encode(TEXTS, batch_size=3), one_by_one, atol=1e-5)
     perm = np.random.default_rng(0).permutation(len(TEXTS))
-    np.testing.assert_allclose(enc.encode([TEXTS[i] for i in perm], batch_size=2), one_by_one[perm], atol=1e-5)
+    np.testing.assert_allclose(text_encoder.encode([TEXTS[i] for i in perm], batch_size=2), one_by_one[perm], atol=1e-5)
 
 
-def test_batch_size_1_and_64_agree(enc):
-    np.testing.assert_allclose(enc.encode(TEXTS, batch_size=1), enc.encode(TEXTS, batch_size=64), atol=1e-5)
+def test_batch_size_1_and_64_agree(text_encoder):
+    np.testing.assert_allclose(text_encoder.encode(TEXTS, batch_size=1), text_encoder.encode(TEXTS, batch_size=64),
+                               atol=1e-5)
 
 
-def test_empty_input(enc):
-    assert enc.encode([]).shape == (0, 384) and enc.encode([]).dtype == np.float32
-    assert enc.embed_backbone([]).shape == (0, 384)
+def test_empty_input(text_encoder):
+    assert text_encoder.encode([]).shape == (0, 384) and text_encoder.encode([]).dtype == np.float32
+    assert text_encoder.embed_backbone([]).shape == (0, 384)
 
 
-def test_semantics(enc):
-    e = enc.encode(["a brown wooden chair", "a wooden chair that is brown", "a white toilet in the bathroom"])
+def test_semantics(text_encoder):
+    e = text_encoder.encode(["a brown wooden chair", "a wooden chair that is brown", "a white toilet in the bathroom"])
     assert e[0] @ e[1] > e[0] @ e[2] + 0.3
 
 
-def test_projection_is_identity_at_init(enc):
-    assert torch.equal(enc.projection.weight, torch.eye(384)) and not enc.projection.bias.any()
-    feats = enc.embed_backbone(TEXTS)
-    np.testing.assert_allclose(enc.encode(TEXTS), feats, atol=1e-6)
-    np.testing.assert_allclose(enc.project(torch.from_numpy(feats)), feats, atol=1e-6)
+def test_projection_is_identity_at_init(text_encoder):
+    assert torch.equal(text_encoder.projection.weight, torch.eye(384)) and not text_encoder.projection.bias.any()
+    feats = text_encoder.embed_backbone(TEXTS)
+    np.testing.assert_allclose(text_encoder.encode(TEXTS), feats, atol=1e-6)
+    np.testing.assert_allclose(text_encoder.project(torch.from_numpy(feats)), feats, atol=1e-6)
     with pytest.raises(ValueError, match=r"shape \(n, 384\)"):
-        enc.project(feats[:, :10])
+        text_encoder.project(feats[:, :10])
 
 
-def test_forward_matches_encode_and_trains_only_the_head(enc):
-    enc.train()
-    assert not enc.backbone.training  # frozen backbone: no dropout even in train mode
-    try:
-        out = enc(TEXTS[:3])
-        np.testing.assert_allclose(out.detach().numpy(), enc.encode(TEXTS[:3]), atol=1e-5)
+def test_forward_matches_encode_and_trains_only_the_head(text_encoder):
+    try:  # the encoder is the session's: back to eval mode and no gradients whatever happens
+        text_encoder.train()
+        assert not text_encoder.backbone.training  # frozen backbone: no dropout even in train mode
+        out = text_encoder(TEXTS[:3])
+        np.testing.assert_allclose(out.detach().numpy(), text_encoder.encode(TEXTS[:3]), atol=1e-5)
         (out @ out.T).sum().backward()
-        assert enc.projection.weight.grad is not None and enc.projection.weight.grad.abs().sum() > 0
-        assert all(p.grad is None and not p.requires_grad for p in enc.backbone.parameters())
+        assert text_encoder.projection.weight.grad is not None and text_encoder.projection.weight.grad.abs().sum() > 0
+        assert all(p.grad is None and not p.requires_grad for p in text_encoder.backbone.parameters())
     finally:
-        enc.projection.zero_grad(set_to_none=True)
-        enc.eval()
+        text_encoder.projection.zero_grad(set_to_none=True)
+        text_encoder.eval()
 
 
 def test_unfrozen_backbone_gets_gradients(tmp_path):
@@ -99,22 +95,22 @@ def test_unfrozen_backbone_gets_gradients(tmp_path):
     assert enc.backbone.embeddings.word_embeddings.weight.grad.abs().sum() > 0
 
 
-def test_save_load_round_trip_with_trained_head(enc, tmp_path):
-    identity = enc.head_state_dict()
+def test_save_load_round_trip_with_trained_head(text_encoder, tmp_path):
+    identity = text_encoder.head_state_dict()
     g = torch.Generator().manual_seed(0)
-    enc.load_head_state_dict({"weight": identity["weight"] + 0.05 * torch.randn(384, 384, generator=g),
-                              "bias": 0.01 * torch.randn(384, generator=g)})
-    try:
-        enc.save(tmp_path / "te")
+    try:  # the encoder is the session's: its identity head is put back whatever happens
+        text_encoder.load_head_state_dict({"weight": identity["weight"] + 0.05 * torch.randn(384, 384, generator=g),
+                                           "bias": 0.01 * torch.randn(384, generator=g)})
+        text_encoder.save(tmp_path / "te")
         assert (tmp_path / "te" / "text_head.safetensors").is_file()
         back = TextEncoder.load(tmp_path / "te")
-        assert back.model_key == BUNDLED and back.max_length == enc.max_length
-        np.testing.assert_allclose(back.encode(TEXTS), enc.encode(TEXTS), atol=1e-6)
+        assert back.model_key == BUNDLED and back.max_length == text_encoder.max_length
+        np.testing.assert_allclose(back.encode(TEXTS), text_encoder.encode(TEXTS), atol=1e-6)
         feats = back.embed_backbone(TEXTS)
         assert not np.allclose(back.encode(TEXTS), feats, atol=1e-3)
         np.testing.assert_allclose(back.project(feats), back.encode(TEXTS), atol=1e-6)
     finally:
-        enc.load_head_state_dict(identity)
+        text_encoder.load_head_state_dict(identity)
 
 
 def test_any_local_model_directory_loads(tmp_path):
@@ -218,7 +214,7 @@ def test_length_batches_by_hand():
         length_batches([3], 8, slack=0.5)
 
 
-def test_length_batches_give_the_padded_batch_result(enc):
+def test_length_batches_give_the_padded_batch_result(text_encoder):
     mixed = TEXTS + ["a chair", "the small brown wooden chair that stands next to the round table under the window"]
-    whole = np.concatenate([enc.embed_backbone([t]) for t in mixed])
-    np.testing.assert_allclose(enc.embed_backbone(mixed, batch_size=64), whole, atol=1e-5)
+    whole = np.concatenate([text_encoder.embed_backbone([t]) for t in mixed])
+    np.testing.assert_allclose(text_encoder.embed_backbone(mixed, batch_size=64), whole, atol=1e-5)

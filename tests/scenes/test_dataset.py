@@ -6,61 +6,56 @@ import pytest
 
 from ideal.scenes import FormatError, load, load_synthetic
 from ideal.scenes.dataset import dev_scene_ids, split_scene_ids
-from ideal.scenes.synthetic import generate
 
 
-@pytest.fixture(scope="module")
-def root(tmp_path_factory):
-    return generate(tmp_path_factory.mktemp("b"), n_scenes=6, seed=9, progress=False)
-
-
-def test_scans_only_loads_every_scan_with_memories(root):
-    ds = load(root / "scans", points_per_object=0)
-    assert sorted(ds.scenes) == [f"scene{i:04d}_00" for i in range(6)] and ds.descriptions == []
+def test_scans_only_loads_every_scan_with_memories(bench_root):
+    ds = load(bench_root / "scans", points_per_object=0)
+    n = json.loads((bench_root / "meta.json").read_text())["scenes"]
+    assert sorted(ds.scenes) == [f"scene{i:04d}_00" for i in range(n)] and ds.descriptions == []
     assert set(ds.memories) == set(ds.scenes)
     # no descriptions: the fine memory is the facts read off the geometry
     assert all(m.fine[0].startswith("This is ") and len(m.fine) >= 3 for m in ds.memories.values())
 
 
-def test_description_files_choose_the_gallery(root):
-    val = (root / "scannetv2_val.txt").read_text().split()
-    ds = load(root / "scans", scanrefer=root / "ScanRefer_filtered_val.json", points_per_object=0)
+def test_description_files_choose_the_gallery(bench_root):
+    val = (bench_root / "scannetv2_val.txt").read_text().split()
+    ds = load(bench_root / "scans", scanrefer=bench_root / "ScanRefer_filtered_val.json", points_per_object=0)
     assert sorted(ds.scenes) == sorted(val)
-    ds2 = load(root / "scans", nr3d=root / "nr3d.csv", scene_ids=val[:1], points_per_object=0)
+    ds2 = load(bench_root / "scans", nr3d=bench_root / "nr3d.csv", scene_ids=val[:1], points_per_object=0)
     assert list(ds2.scenes) == val[:1] and {d.scene_id for d in ds2.descriptions} == set(val[:1])
     # Fine memory holds the scene's descriptions.
     d = ds.descriptions[0]
     assert d.text in ds.memories[d.scene_id].fine
 
 
-def test_label_map_column(root):
-    tsv = root / "scannetv2-labels.combined.tsv"
-    cats = load_synthetic(root, "all", points_per_object=0)
-    nyu = load(root / "scans", label_map=tsv, label_column="nyu40class", points_per_object=0)
+def test_label_map_column(bench_root):
+    tsv = bench_root / "scannetv2-labels.combined.tsv"
+    cats = load_synthetic(bench_root, "all", points_per_object=0)
+    nyu = load(bench_root / "scans", label_map=tsv, label_column="nyu40class", points_per_object=0)
     cat_labels = {o.label for s in cats.scenes.values() for o in s.objects}
     nyu_labels = {o.label for s in nyu.scenes.values() for o in s.objects}
     assert "office chair" not in nyu_labels and "chair" in nyu_labels
     assert "sofa" in nyu_labels or "couch" not in cat_labels
 
 
-def test_missing_scan_and_object_name_the_file_and_entry(root, tmp_path):
-    entries = json.loads((root / "ScanRefer_filtered_val.json").read_text())
+def test_missing_scan_and_object_name_the_file_and_entry(bench_root, tmp_path):
+    entries = json.loads((bench_root / "ScanRefer_filtered_val.json").read_text())
     bad = tmp_path / "refs.json"
     bad.write_text(json.dumps(entries[:2] + [dict(entries[0], scene_id="scene0999_00")]))
     with pytest.raises(FormatError, match=r"refs\.json: entry 2: scene scene0999_00 is not in"):
-        load(root / "scans", scanrefer=bad)
+        load(bench_root / "scans", scanrefer=bad)
     bad.write_text(json.dumps(entries[:1] + [dict(entries[0], object_id="777")]))
     with pytest.raises(FormatError, match=r"refs\.json: entry 1: object_id 777 is not an object of"):
-        load(root / "scans", scanrefer=bad, points_per_object=0)
+        load(bench_root / "scans", scanrefer=bad, points_per_object=0)
     with pytest.raises(FormatError, match=r"scan\(s\) not found: \['scene0998_00'\]"):
-        load(root / "scans", scene_ids=["scene0998_00"])
+        load(bench_root / "scans", scene_ids=["scene0998_00"])
 
 
-def test_split_names(root):
+def test_split_names(bench_root):
     with pytest.raises(ValueError, match=r"split must be one of \('train', 'dev', 'val', 'all'\), got 'test'"):
-        load_synthetic(root, "test")
+        load_synthetic(bench_root, "test")
     with pytest.raises(ValueError, match="split must be train, dev, val or train\\+dev, got 'all'"):
-        split_scene_ids(root, "all")
+        split_scene_ids(bench_root, "all")
 
 
 # ------------------------------------------------------------------------------------------------ splits
@@ -103,13 +98,13 @@ def test_dev_scene_ids():
     assert dev_scene_ids(ids, 10, seed=1) != dev
 
 
-def test_load_synthetic_dev(root):
-    listed_train = set((root / "scannetv2_train.txt").read_text().split())
-    val_ids = set((root / "scannetv2_val.txt").read_text().split())
-    dev = load_synthetic(root, "dev", points_per_object=0)
-    train = load_synthetic(root, "train", points_per_object=0)
-    val = load_synthetic(root, "val", points_per_object=0)
-    assert sorted(dev.scenes) == split_scene_ids(root, "dev")
+def test_load_synthetic_dev(bench_root):
+    listed_train = set((bench_root / "scannetv2_train.txt").read_text().split())
+    val_ids = set((bench_root / "scannetv2_val.txt").read_text().split())
+    dev = load_synthetic(bench_root, "dev", points_per_object=0)
+    train = load_synthetic(bench_root, "train", points_per_object=0)
+    val = load_synthetic(bench_root, "val", points_per_object=0)
+    assert sorted(dev.scenes) == split_scene_ids(bench_root, "dev")
     assert len(dev.scenes) == min(len(val_ids), len(listed_train) // 3) >= 1
     assert set(dev.scenes) | set(train.scenes) == listed_train and set(val.scenes) == val_ids
     assert not set(dev.scenes) & set(train.scenes)
@@ -117,13 +112,14 @@ def test_load_synthetic_dev(root):
         assert ds.descriptions and {d.scene_id for d in ds.descriptions} <= set(ds.scenes)
         assert set(ds.memories) == set(ds.scenes)
     # dev's descriptions are those of its scenes in the training files, and all of them
+    listed = load(bench_root / "scans", scanrefer=bench_root / "ScanRefer_filtered_train.json",
+                  nr3d=bench_root / "nr3d.csv", sr3d=bench_root / "sr3d.csv",
+                  label_map=bench_root / "scannetv2-labels.combined.tsv", scene_ids=sorted(listed_train),
+                  points_per_object=0)
     assert {d.desc_id for d in dev.descriptions} | {d.desc_id for d in train.descriptions} == \
-        {d.desc_id for d in load(root / "scans", scanrefer=root / "ScanRefer_filtered_train.json",
-                                  nr3d=root / "nr3d.csv", sr3d=root / "sr3d.csv",
-                                  label_map=root / "scannetv2-labels.combined.tsv", scene_ids=sorted(listed_train),
-                                  points_per_object=0).descriptions}
+        {d.desc_id for d in listed.descriptions}
     for d in dev.descriptions:
         assert d.text in dev.memories[d.scene_id].fine
     # all: every scene, train + dev + val
-    everything = load_synthetic(root, "all", points_per_object=0)
+    everything = load_synthetic(bench_root, "all", points_per_object=0)
     assert set(everything.scenes) == listed_train | val_ids

@@ -135,21 +135,65 @@ def test_limits_are_the_callers():
     assert refusal(body(query="x", k=4), limits).reason == "k must be between 1 and 3, got 4"
 
 
-@pytest.mark.xfail(strict=True, raises=(RecursionError, ValueError),
-                   reason="api.py lets json.loads' RecursionError / int-digit-limit ValueError through: a 500, not a "
-                   "4xx (reported; remove this mark once parse_round_request catches them)")
-@pytest.mark.parametrize("raw", [
-    b"[" * 30_000 + b"]" * 30_000,  # within the 64,000-byte limit, deeper than json's recursion limit
-    b'{"query": "x", "k": ' + b"9" * 5_000 + b"}",  # past Python's 4,300-digit int conversion limit
-], ids=["deep-nesting", "5000-digit-k"])
-def test_json_the_decoder_cannot_hold_is_a_4xx(raw):
-    assert 400 <= refusal(raw).status < 500
+@pytest.mark.parametrize("raw, status, reason", [
+    # within the 64,000-byte limit, deeper than json's recursion limit
+    (b"[" * 30_000 + b"]" * 30_000, 400, "the JSON is nested too deeply to parse"),
+    (b'{"query": "x", "history": [' + b'{"a": ' * 9_000 + b"1" + b"}" * 9_000 + b"]}", 400,
+     "the JSON is nested too deeply to parse"),
+    # past Python's 4,300-digit int conversion limit, wherever the number is
+    (b'{"query": "x", "k": ' + b"9" * 5_000 + b"}", 422,
+     "the body holds a 5000-digit number; numbers may have at most 100 digits"),
+    (b'{"query": "x", "k": -' + b"9" * 5_000 + b"}", 422, "the body holds a 5000-digit number"),
+    (b'{"query": "x", "history": [' + b"1" * 5_000 + b"]}", 422, "the body holds a 5000-digit number"),
+    (b'{"query": "x", "extra": {"n": ' + b"1" * 5_000 + b"}}", 422, "the body holds a 5000-digit number"),
+    (b"[" + b"1" * 5_000 + b"]", 422, "the body holds a 5000-digit number"),
+    (b'{"query": "x", "k": ' + b"1" * 101 + b"}", 422, "the body holds a 101-digit number"),
+], ids=["deep-list", "deep-history", "5000-digit-k", "5000-digit-negative-k", "5000-digit-in-history",
+        "5000-digit-in-unknown-field", "5000-digit-in-list", "101-digit-k"])
+def test_json_the_decoder_cannot_hold_is_a_4xx(raw, status, reason):
+    e = refusal(raw)
+    assert e.status == status and e.reason.startswith(reason), e.reason
 
 
-@pytest.mark.xfail(strict=True, reason="a lone surrogate (\\ud800) is valid JSON, passes as the query and crashes the "
-                   "text encoder's tokenizer (TypeError): a 500 (reported)")
-def test_a_query_that_is_not_unicode_text_is_a_4xx():
-    refusal(b'{"query": "\\ud800 chair"}')
+def test_a_number_of_up_to_100_digits_is_a_number():
+    e = refusal(b'{"query": "x", "k": ' + b"9" * 100 + b"}")
+    assert e.reason == f"k must be between 1 and 100, got {'9' * 100}"
+
+
+@pytest.mark.parametrize("raw, reason", [
+    (b'{"query": "\\ud800 chair"}', "query is not valid Unicode text: a lone surrogate \\ud800 at character 0"),
+    (b'{"query": "a chair \\udfff"}', "query is not valid Unicode text: a lone surrogate \\udfff at character 8"),
+    (b'{"query": "x", "history": [{"question": "q\\udc00", "answer": "a"}]}',
+     "history[0].question is not valid Unicode text: a lone surrogate \\udc00 at character 1"),
+    (b'{"query": "x", "history": [{"question": "q", "answer": "\\ud83e"}]}',
+     "history[0].answer is not valid Unicode text: a lone surrogate \\ud83e at character 0"),
+])
+def test_text_that_is_not_unicode_is_refused_naming_the_field(raw, reason):
+    e = refusal(raw)
+    assert e.status == 422 and e.reason == reason
+    e.reason.encode("utf-8")  # the reason itself can be sent back
+
+
+def test_a_surrogate_pair_is_one_character_and_a_reason_never_carries_a_lone_one():
+    assert parse_round_request(b'{"query": "\\ud83e\\ude91 chair"}').query == "\U0001fa91 chair"
+    e = refusal(b'{"query": "x", "\\ud800": 1}')
+    assert e.reason == "unknown field(s) \\ud800; fields: query, history, k"
+    e.reason.encode("utf-8")
+
+
+def test_a_gallery_smaller_than_the_default_k_lowers_the_default():
+    assert parse_round_request(body(query="x"), n_scenes=3).k == 3
+    assert parse_round_request(body(query="x"), n_scenes=10).k == 10
+    assert parse_round_request(body(query="x"), n_scenes=50).k == 10
+    assert parse_round_request(body(query="x"), Limits(max_k=4)).k == 4
+    assert refusal(body(query="x", k=10), n_scenes=3).reason == "k must be between 1 and 3, got 10"  # sent: refused
+
+
+def test_a_bad_k_is_shown_short():
+    e = refusal(body(query="x", k="a" * 5_000))
+    assert e.reason == 'k must be an integer, got "' + "a" * 76 + "..."
+    e = refusal(b'{"query": "x", "k": ' + b"[" * 900 + b"]" * 900 + b"}")
+    assert e.reason.startswith("k must be an integer, got [[[") and len(e.reason) < 120
 
 
 def test_round_response():

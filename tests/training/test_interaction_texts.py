@@ -5,12 +5,10 @@ import pytest
 
 from ideal.config import load_config
 from ideal.encoders.scene import LabelBank
-from ideal.encoders.text import TextEncoder
 from ideal.retrieval.retriever import BagOfLabelsRetriever
 from ideal.scenes import load_synthetic
 from ideal.scenes.dataset import split_scene_ids
 from ideal.scenes.scanrefer import read_scanrefer
-from ideal.scenes.synthetic import generate
 from ideal.training.data import build_train_arrays
 from ideal.training.interaction_texts import generate_interaction_texts, iat_arrays, read_interaction_texts
 
@@ -18,10 +16,9 @@ CFG = ["iat.dialogs=6", "iat.q1=1", "iat.q2=2", "iat.shard_size=4", "scene_encod
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
-    root = generate(tmp_path_factory.mktemp("bench"), n_scenes=12, seed=3, progress=False)
-    text = TextEncoder()
-    return root, load_synthetic(root, "train", points_per_object=0), text, BagOfLabelsRetriever(text)
+def setup(bench_root, text_encoder):
+    return (bench_root, load_synthetic(bench_root, "train", points_per_object=0), text_encoder,
+            BagOfLabelsRetriever(text_encoder))
 
 
 def run(setup, out):
@@ -29,9 +26,15 @@ def run(setup, out):
     return generate_interaction_texts(train_ds, retriever, text, load_config(None, CFG), out, progress=False)
 
 
-def test_only_training_scenes_and_descriptions(setup, tmp_path):
+@pytest.fixture(scope="module")
+def shards(setup, tmp_path_factory):
+    """One run's shards, read by every test below (the tests only read them)."""
+    return run(setup, tmp_path_factory.mktemp("iat"))
+
+
+def test_only_training_scenes_and_descriptions(setup, shards):
     root, train_ds, _, _ = setup
-    table = read_interaction_texts(run(setup, tmp_path)).to_pylist()
+    table = read_interaction_texts(shards).to_pylist()
     assert len(table) > 0
     # round 1 is the detail probe, rounds 2-3 the diverge explorations; only informative answers are kept
     assert {r["round"] for r in table} <= {1, 2, 3} and {r["kind"] for r in table} <= {"Q1", "Q2"}
@@ -50,23 +53,23 @@ def test_only_training_scenes_and_descriptions(setup, tmp_path):
     assert not any(v in blob for v in val_ids)
 
 
-def test_reproducible_and_resumable(setup, tmp_path):
-    a = read_interaction_texts(run(setup, tmp_path / "a")).to_pylist()
-    shards = run(setup, tmp_path / "b")
-    assert read_interaction_texts(shards).to_pylist() == a  # same seed, same texts
-    assert len(shards) == 2  # 6 dialogs in shards of 4
-    shards[1].unlink()
-    before = pq.read_table(shards[0])
+def test_reproducible_and_resumable(setup, shards, tmp_path):
+    a = read_interaction_texts(shards).to_pylist()
+    second = run(setup, tmp_path / "b")
+    assert read_interaction_texts(second).to_pylist() == a  # same seed, same texts
+    assert len(second) == 2  # 6 dialogs in shards of 4
+    second[1].unlink()
+    before = pq.read_table(second[0])
     again = run(setup, tmp_path / "b")
     assert pq.read_table(again[0]).equals(before)  # a kept shard is not rewritten
     assert read_interaction_texts(again).to_pylist() == a  # the lost one comes back identical
 
 
-def test_iat_arrays_map_texts_to_their_scenes(setup, tmp_path):
+def test_iat_arrays_map_texts_to_their_scenes(setup, shards):
     root, train_ds, text, _ = setup
     cfg = load_config(None, CFG)
     base = build_train_arrays(train_ds, text, LabelBank(text.embed_backbone), cfg.scene_encoder, progress=False)
-    table = read_interaction_texts(run(setup, tmp_path))
+    table = read_interaction_texts(shards)
     arr = iat_arrays(base, table, text)
     assert arr.text_feats.shape == (table.num_rows, 384)
     assert [base.scene_ids[i] for i in arr.text_scene] == table.column("scene_id").to_pylist()

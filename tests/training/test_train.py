@@ -6,9 +6,7 @@ from safetensors.torch import load_file
 
 from ideal.config import load_config
 from ideal.encoders.scene import LabelBank
-from ideal.encoders.text import TextEncoder
 from ideal.scenes import load_synthetic
-from ideal.scenes.synthetic import generate
 from ideal.training.data import TrainArrays, build_train_arrays
 from ideal.training.train import epoch_batches, fit, latest_checkpoint, load_model, lr_at
 
@@ -17,14 +15,8 @@ TINY = ["scene_encoder.width=32", "scene_encoder.ffn=64", "scene_encoder.layers=
 
 
 @pytest.fixture(scope="module")
-def text_encoder():
-    return TextEncoder()
-
-
-@pytest.fixture(scope="module")
-def arrays(tmp_path_factory, text_encoder):
-    root = generate(tmp_path_factory.mktemp("bench"), n_scenes=10, seed=2, progress=False)
-    ds = load_synthetic(root, "train", points_per_object=0)
+def arrays(bench_root, text_encoder):
+    ds = load_synthetic(bench_root, "train", points_per_object=0)
     cfg = load_config(None, TINY)
     return build_train_arrays(ds, text_encoder, LabelBank(text_encoder.embed_backbone), cfg.scene_encoder,
                               progress=False)
