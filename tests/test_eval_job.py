@@ -68,6 +68,28 @@ def test_scannet_format_folder_zero_shot(bench, tmp_path):
     assert res["rounds"] == {FINE: 5}  # fine memory: the paper's 5 rounds by default
 
 
+def test_eval_from_an_encoded_gallery_needs_no_scans(bench, tmp_path):
+    """Scans -> OUT/gallery -> results; then, with the scans deleted, the same evaluation from that gallery (and
+    the description file given again) gives the same results."""
+    import shutil
+
+    scans = tmp_path / "scans"
+    shutil.copytree(bench / "scans", scans)
+    refer = str(bench / "ScanRefer_filtered_val.json")
+    common = ("--methods", "static,ideal", "--rounds", "1", "--limit", "5")
+    p = run("--scannet-dir", str(scans), "--scanrefer", refer, *common, "--out", str(tmp_path / "a"))
+    assert p.returncode == 0, p.stderr[-3000:]
+    shutil.rmtree(scans)
+    p = run("--gallery", str(tmp_path / "a" / "gallery"), "--scanrefer", refer, *common, "--out", str(tmp_path / "b"))
+    assert p.returncode == 0, p.stderr[-3000:]
+    p = run("--gallery", str(tmp_path / "a" / "gallery"), *common, "--out", str(tmp_path / "c"))  # its own queries
+    assert p.returncode == 0, p.stderr[-3000:]
+    a, b, c = (json.loads((tmp_path / x / "results.json").read_text())["results"] for x in "abc")
+    assert a == b == c and set(a[FINE]) == {"static", "ideal"}
+    p = run("--gallery", str(tmp_path / "nowhere"), "--out", str(tmp_path / "e"))
+    assert p.returncode == 1 and "gallery.json" in p.stderr and "not an encoded gallery" in p.stderr
+
+
 def test_dev_split_evaluates_dev_scenes_only(bench, tmp_path):
     """--split dev: the gallery is the dev scenes and every query's target is one of them; --seeds 2 adds a
     second seed of the simulated user for ideal only."""

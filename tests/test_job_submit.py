@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from ideal.scenes.synthetic import generate
+from ideal import build
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[1]
@@ -141,8 +141,10 @@ def cluster(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def bench(tmp_path_factory):
-    return generate(tmp_path_factory.mktemp("bench"), n_scenes=12, seed=7, progress=False)
+def gallery(bench_root, tmp_path_factory):
+    """The shared benchmark's val gallery, encoded with the base weights (what `static` ranks with)."""
+    return build.build_gallery(build.synthetic_source(bench_root, "val"), tmp_path_factory.mktemp("gallery") / "g",
+                               encodings={"base": "base"}, progress=False)
 
 
 def test_job_server_requires_the_token(cluster):
@@ -172,12 +174,12 @@ def test_plain_ray_init_would_not_join_this_cluster(cluster):
     assert cluster.gcs not in p.stdout
 
 
-def test_submitted_eval_job(cluster, bench, tmp_path):
+def test_submitted_eval_job(cluster, gallery, tmp_path):
     out = tmp_path / "out"
     p = ray_cli("job", "submit", "--address", cluster.dashboard, "--submission-id", "eval-static",
                 "--working-dir", str(ROOT), "--",
                 "python", "jobs/eval.py", "--methods", "static", "--rounds", "0", "--limit", "10", "--out", str(out),
-                "--set", f"data.root={bench}", "--set", "data.scenes=12", "--set", "data.seed=7", env=cluster.env)
+                "--gallery", str(gallery), env=cluster.env)
     assert p.returncode == 0, (p.stdout + p.stderr)[-3000:]
     # the driver joined this cluster (RAY_ADDRESS set by the job server), it did not start a Ray of its own
     assert f"Connecting to existing Ray cluster at address: {cluster.gcs}" in p.stdout + p.stderr
@@ -186,6 +188,8 @@ def test_submitted_eval_job(cluster, bench, tmp_path):
 
     res = json.loads((out / "results.json").read_text())
     assert set(res["results"]) == {"scanrefer/fine/s0"} and res["queries"] == {"scanrefer/fine/s0": 10}
+    # the job evaluated over the gallery it was given (its stored encoding), not one it built
+    assert res["dataset"] == str(gallery.resolve()) and res["gallery"] == len(build.open_gallery(gallery).ids)
     r = res["results"]["scanrefer/fine/s0"]["static"]["0"]
     assert 0 <= r["R@1"] <= r["R@5"] <= r["R@10"] <= 100
     assert r["Rsum"] == pytest.approx(r["R@1"] + r["R@5"] + r["R@10"])

@@ -31,7 +31,8 @@ TABLES = "tables"
 class Source:
     """Where a gallery's scenes and descriptions come from (JSON-able, so Ray Data actors can rebuild it):
     ScanNet scan folders (`scannet_dir`, labels mapped with `label_map`) or a scenes parquet file, plus the
-    ScanRefer / Nr3D / Sr3D files whose descriptions become the queries and the fine memories."""
+    ScanRefer / Nr3D / Sr3D files whose descriptions become the queries and the fine memories. The gallery is
+    `scene_ids` if given, else the scenes the description files refer to, else every scene found."""
 
     def __init__(self, scannet_dir: Optional[str] = None, label_map: Optional[str] = None,
                  scenes_parquet: Optional[str] = None, scanrefer: Optional[str] = None, nr3d: Optional[str] = None,
@@ -53,8 +54,18 @@ class Source:
             found = parquet.list_scene_ids(self.scenes_parquet)
         else:
             found = sorted(scannet.list_scans(self.scannet_dir))
-        if self.scene_ids is None:
+        if self.scene_ids is None and not (self.scanrefer or self.nr3d or self.sr3d):
             return found
+        if self.scene_ids is None:  # the scenes the description files refer to, as ideal.scenes.load reads them
+            from ..scenes.types import FormatError
+
+            on_disk, wanted = set(found), set()
+            for path, where, d in read_descriptions(self.scanrefer, self.nr3d, self.sr3d):
+                if d.scene_id not in on_disk:
+                    raise FormatError(path, where, f"scene {d.scene_id} is not in "
+                                      f"{self.scenes_parquet or self.scannet_dir}")
+                wanted.add(d.scene_id)
+            return sorted(wanted)
         missing = sorted(set(self.scene_ids) - set(found))
         if missing:
             raise ValueError(f"scene(s) {missing[:5]} not found in {self.scenes_parquet or self.scannet_dir}")

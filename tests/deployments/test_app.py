@@ -52,11 +52,13 @@ def test_broken_serve_config_is_rejected(edit, error):
         check_serve_config(d)
 
 
-def test_builder_wires_the_roles(tmp_path):
-    from ideal.scenes.synthetic import generate
+def test_builder_wires_the_roles(tmp_path, monkeypatch):
+    """One spec, with absolute paths, for every role. The builder only passes the gallery's path on (each
+    replica opens it), so none is built here."""
+    from ideal import checkpoints
 
-    bench = generate(tmp_path / "bench", n_scenes=6, seed=1, progress=False)
-    app = build_app({"data": {"synthetic": str(bench)}, "simulated_user": False,
+    monkeypatch.chdir(tmp_path)  # a relative gallery path is made absolute: replicas may run elsewhere
+    app = build_app({"gallery": "galleries/val", "simulated_user": False,
                      "deployment_options": {"Retriever": {"num_replicas": 2}}})
     ingress = app._bound_deployment
     assert ingress.name == "Ingress"
@@ -65,9 +67,16 @@ def test_builder_wires_the_roles(tmp_path):
     assert retriever.num_replicas == 2
     spec = retriever.init_args[0]
     assert questioner.init_args[0] == spec
-    assert Path(spec["data"]["synthetic"]).is_absolute() and Path(spec["weights"], "model.safetensors").is_file()
+    assert spec["gallery"] == str((tmp_path / "galleries" / "val").resolve())
+    assert spec["weights"] == str(checkpoints.serving_default()) and Path(spec["weights"]).is_absolute()
+    # a shipped checkpoint by name, the Answerer with the same spec
+    app = build_app({"gallery": "galleries/val", "weights": "base"})
+    retriever, _, answerer = (a._bound_deployment for a in app._bound_deployment.init_args[:3])
+    assert retriever.init_args[0]["weights"] == str(checkpoints.SHIPPED["base"]) == answerer.init_args[0]["weights"]
     with pytest.raises(ValueError, match="unknown deployment"):
-        build_app({"data": {"synthetic": str(bench)}, "deployment_options": {"Retreiver": {}}})
+        build_app({"gallery": "galleries/val", "deployment_options": {"Retreiver": {}}})
+    with pytest.raises(ValidationError, match="data"):  # the scans-era argument is gone, not silently ignored
+        build_app({"data": {"synthetic": "bench"}})
     with pytest.raises(ValidationError):
         build_app({"max_batch_size": 0})
 
@@ -167,13 +176,12 @@ def test_a_round_is_one_chain_and_redone_as_two_calls_when_the_chain_fails_unrec
 def test_builder_with_an_llm_questioner(fake_serve_llm, tmp_path):
     """With `llm:`, the Questioner gets the LLMServer deployment and the model id requests must name (ray.serve.llm
     itself needs vLLM and a GPU: a recording stand-in takes its place here)."""
-    from ideal.scenes.synthetic import generate
-
-    bench = generate(tmp_path / "bench", n_scenes=6, seed=1, progress=False)
-    app = build_app({"data": {"synthetic": str(bench)}, "llm": str(ROOT / "deployments" / "questioner_vllm.yaml"),
+    app = build_app({"gallery": str(tmp_path / "g"), "llm": str(ROOT / "deployments" / "questioner_vllm.yaml"),
                      "llm_options": {"max_tokens": 48}})
     questioner = app._bound_deployment.init_args[1]._bound_deployment
     spec, llm, options = questioner.init_args[:3]
     assert llm == "bound LLMServer" and len(fake_serve_llm) == 1
     assert options == {"model": "qwen2.5-7b-instruct", "max_tokens": 48}
-    assert "dialog.questioner=llm" in spec["overrides"]
+    assert "dialog.questioner=llm" in spec["overrides"] and spec["gallery"] == str((tmp_path / "g").resolve())
+    retriever = app._bound_deployment.init_args[0]._bound_deployment
+    assert "dialog.questioner=llm" in retriever.init_args[0]["overrides"]  # one config for every role

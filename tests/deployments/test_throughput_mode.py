@@ -10,10 +10,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from ideal import build
 from ideal.scenes.synthetic import generate
-from ideal.serving import QuestionerService, RoundRequest, RetrieverService, ServiceSpec, AnswererService, simulate
+from ideal.serving import AnswererService, QuestionerService, RoundRequest, RetrieverService, ServiceSpec, simulate
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,15 +27,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_throughput_optimized_mode(tmp_path_factory):
-    bench = generate(tmp_path_factory.mktemp("bench"), n_scenes=40, seed=3, progress=False)
-    spec = ServiceSpec(data={"synthetic": str(bench)}, overrides=("data.scenes=40", "data.seed=3")).resolved()
-    search = RetrieverService(spec)
-    ask, user = QuestionerService(spec, dataset=search.dataset), AnswererService(spec, dataset=search.dataset)
-    target = sorted(search.dataset.scenes)[0]
+@pytest.fixture(scope="module")
+def gallery(tmp_path_factory):
+    """The val gallery (10 scenes) of a 40-scene benchmark, encoded with the IAT weights."""
+    root = generate(tmp_path_factory.mktemp("bench"), n_scenes=40, seed=3, progress=False)
+    return build.build_gallery(build.synthetic_source(root, "val"), tmp_path_factory.mktemp("gallery") / "g",
+                               encodings={"iat": "iat"}, progress=False)
+
+
+def test_throughput_optimized_mode(gallery, text_encoder):
+    spec = ServiceSpec(gallery=str(gallery)).resolved()
+    search, ask = RetrieverService(spec, text_encoder), QuestionerService(spec)
+    user = AnswererService(spec, text_encoder)
+    target = spec.open().ids[0]
     env = {**os.environ, "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"}
-    p = subprocess.run([sys.executable, "-m", "tests.deployments.throughput_mode_app", str(bench), str(free_port()),
-                        target], capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
+    p = subprocess.run([sys.executable, "-m", "tests.deployments.throughput_mode_app", spec.gallery,
+                        str(free_port()), target], capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
     lines = [ln for ln in p.stdout.splitlines() if ln.startswith("RESULT ")]
     assert p.returncode == 0 and lines, p.stderr[-3000:]
     out = json.loads(lines[-1][len("RESULT "):])
@@ -43,7 +52,8 @@ def test_throughput_optimized_mode(tmp_path_factory):
         status, body = out[key]
         (st,) = ask.ask(search.rank([RoundRequest(query, history, 5)]))
         assert status == 200 and body["question"] == st.question.text and body["round"] == len(history) + 1
-        assert [r["scene_id"] for r in body["ranking"]] == [sid for sid, _ in search.ranking(st, 5)]
+        assert [r["scene_id"] for r in body["ranking"]] == [sid for sid, _ in st.top[:5]]
+        np.testing.assert_allclose([r["score"] for r in body["ranking"]], [s for _, s in st.top[:5]], atol=1e-5)
     assert out["bad"] == [422, {"detail": "query is empty"}]
 
     async def rank(r):
@@ -55,6 +65,6 @@ def test_throughput_optimized_mode(tmp_path_factory):
     async def answer(st):
         return user.answer([st])[0]
 
-    want = asyncio.run(simulate(query, target, 2, list(search.gallery.ids), rank, ask_one, answer, "d0"))
+    want = asyncio.run(simulate(query, target, 2, rank, ask_one, answer, "d0"))
     assert out["simulated"]["ranks"] == want["ranks"]
     assert [list(t) for t in want["history"]] == out["simulated"]["history"]

@@ -1,7 +1,7 @@
 """Run by test_throughput_mode.py in a fresh process with RAY_SERVE_THROUGHPUT_OPTIMIZED=1 (the mode must be set
 before Ray and Serve are imported): the app over HTTP and a simulated dialog through the handles; prints JSON.
 
-    RAY_SERVE_THROUGHPUT_OPTIMIZED=1 python -m tests.deployments.throughput_mode_app BENCH_DIR PORT TARGET_SCENE
+    RAY_SERVE_THROUGHPUT_OPTIMIZED=1 python -m tests.deployments.throughput_mode_app GALLERY_DIR PORT TARGET_SCENE
 """
 import asyncio
 import json
@@ -15,12 +15,12 @@ from deployments.app import build_app
 from ideal.serving import ServiceSpec
 
 
-def main(bench: str, port: int, target: str) -> None:
-    spec = ServiceSpec(data={"synthetic": bench}, overrides=("data.scenes=40", "data.seed=3")).resolved()
+def main(gallery: str, port: int, target: str) -> None:
+    spec = ServiceSpec(gallery=gallery).resolved()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     zero = {"ray_actor_options": {"num_cpus": 0}}
-    serve.run(build_app({"data": spec.data, "weights": spec.weights, "overrides": list(spec.overrides),
+    serve.run(build_app({"gallery": spec.gallery, "weights": spec.weights, "overrides": list(spec.overrides),
                          "deployment_options": {n: zero for n in ("Ingress", "Retriever", "Questioner", "Answerer")}}),
               name="ideal", route_prefix="/")
     out = {}

@@ -14,6 +14,7 @@ from ideal.dialog.types import Q1, Q2, DialogState, Question, Turn
 
 from .fakes import ALL, FALLBACK_Q, RecordingQuestioner, RecordingSummariser, cands, states
 
+
 # ----------------------------------------------------------------------------------------------- local LM
 
 @pytest.fixture(scope="module")

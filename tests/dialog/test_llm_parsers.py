@@ -8,6 +8,7 @@ from ideal.dialog.types import DONT_KNOW
 NATO = ("alpha bravo charlie delta echo foxtrot golf hotel india juliett kilo lima mike november oscar papa quebec "
         "romeo sierra tango uniform victor whiskey xray yankee zulu").split()
 
+
 @pytest.mark.parametrize("reply, expected", [
     ("Is there a window in the room?", "Is there a window in the room?"),
     ("Question: What colour is the sofa?", "What colour is the sofa?"),

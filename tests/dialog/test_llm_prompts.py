@@ -9,6 +9,7 @@ from ideal.dialog.llm import (EXTRACT, QUESTION_TYPES, LLMAnswerWriter, LLMQuest
 from ideal.dialog.types import DONT_KNOW, Q1, Q2, DialogState, Turn
 
 from .fakes import ALL, MEMORY, RecordingAnswerer, RecordingQuestioner, ScriptedClient, cands
+
 DIALOG = DialogState("the fridge near the wall", dialog_id="d0", target="scene0001_00",
                      turns=(Turn("What kind of room is it?", "It is a kitchen.", Q1),
                             Turn("Is there a piano?", DONT_KNOW, Q2)))

@@ -1,15 +1,26 @@
 """The llm roles (questioner, answer writer, summariser) against scripted chat clients and a tiny local LM: one
 batched call per step, a per-dialog fallback for each reply that does not parse, their stats; and the roles built
 from config in the dialog loop."""
+import dataclasses
+
 import pytest
 
+from ideal.config import DialogConfig
+from ideal.dialog.build import build_answerer, build_questioner, build_summariser
 from ideal.dialog.chat import LocalChatClient, make_chat_client
 from ideal.dialog.llm import EXTRACT, LLMAnswerWriter, LLMQuestioner, LLMSummariser, answer_messages
+from ideal.dialog.round import run_round, start
+from ideal.dialog.summary import GroundedSummariser
 from ideal.dialog.types import DONT_KNOW, Q1, Q2, DialogState, Question, Turn
+from ideal.retrieval.gallery import Gallery
+from ideal.retrieval.retriever import BagOfLabelsRetriever
+from ideal.scenes.memory import build_memory
 
 from .fakes import (ALL, FALLBACK_A, FALLBACK_Q, FALLBACK_S, MEMORY, FailingClient, RecordingAnswerer,
                     RecordingClient, RecordingQuestioner, RecordingSummariser, ScriptedClient, cands, last_user,
                     states)
+from .rooms import room
+
 
 # ----------------------------------------------------------------------------------------------- questioner
 
@@ -104,8 +115,6 @@ def test_summariser_falls_back_per_dialog():
 
 
 def test_summariser_falls_back_to_the_grounded_reconstruction():
-    from ideal.dialog.summary import GroundedSummariser
-
     sts = summary_states()
     for cot in (True, False):
         grounded = GroundedSummariser(["piano", "bed", "lamp", "desk"], cot=cot)
@@ -128,7 +137,7 @@ def test_answerer_batches_and_falls_back_per_question():
     assert LLMQuestioner.name == LLMAnswerWriter.name == LLMSummariser.name == "llm"
 
 
-# ----------------------------------------------------------------------------------------------- a local LM's junk
+# ----------------------------------------------------------------------------------------------- local LM
 
 def test_local_model_junk_falls_back_for_every_dialog(tiny_lm):
     client = RecordingClient(LocalChatClient(tiny_lm, max_new_tokens=8))
@@ -162,17 +171,6 @@ def test_local_model_junk_falls_back_for_every_dialog(tiny_lm):
 def test_llm_backends_from_config_in_the_dialog_loop(tiny_lm, text_encoder):
     """dialog.questioner/answerer/summariser=llm with dialog.llm=<a local model dir>: built by ideal.dialog.build,
     run through run_round; the random model's junk falls back to the grounded roles, so the dialog still works."""
-    import dataclasses
-
-    from ideal.config import DialogConfig
-    from ideal.dialog.build import build_questioner, build_summariser, build_answerer
-    from ideal.dialog.round import run_round, start
-    from ideal.retrieval.gallery import Gallery
-    from ideal.retrieval.retriever import BagOfLabelsRetriever
-    from ideal.scenes.memory import build_memory
-
-    from .rooms import room
-
     bed, lamp = ("bed", (0.1, 1, 0), (1.7, 3, 0.5), "white"), ("lamp", (4.2, 4.2, 0), (4.6, 4.6, 1.5), "red")
     scenes = [room("scene0000_00", "Bedroom / Hotel", [bed, ("chair", (2.5, 2.5, 0), (3, 3, 0.9), "brown")]),
               room("scene0001_00", "Kitchen", [("table", (2, 2, 0), (3.2, 3, 0.75), "black")]),

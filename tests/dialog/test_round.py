@@ -1,125 +1,32 @@
-"""`run_round` / `predict` / `replay` on a tiny gallery, with a deterministic retriever plugged in through the
-Retriever protocol (bag of hashed words: no training, no model download), the grounded questioner, the simulated
-user and the grounded (CoT) summariser. The retriever's formula p̂c = λ1·p̂1(u) + λ2·p̂2(ū) + λ3·p̂3(s) and the
-baselines' scorings are recomputed by hand from the gallery's own embeddings."""
+"""`run_round` / `replay` as a dialog loop on a tiny gallery (see rounds.py): the round counter and the pending
+question, routing, a batch against its dialogs run alone, replay against the simulation, candidates and ranking."""
 import dataclasses
-import re
-import zlib
 
 import numpy as np
 import pytest
 
-from ideal.config import DialogConfig
-from ideal.dialog.answerer import GroundedAnswerWriter, SimulatedAnswerer
 from ideal.dialog.build import build_summariser
-from ideal.dialog.methods import ABLATIONS, METHODS, method_config
-from ideal.dialog.questioner import GroundedQuestioner
-from ideal.dialog.round import (ask_next, predict, ranking, replay, replay_batch, route_next, run_round, start,
+from ideal.dialog.round import (ask_next, ranking, replay, replay_batch, route_next, run_round, start,
                                 top_candidates)
-from ideal.dialog.summary import one_step, responses
-from ideal.dialog.types import DONT_KNOW, Q1, Q2, DialogState, Question, Turn, is_unknown
-from ideal.retrieval.gallery import Gallery
-from ideal.retrieval.meb import fuse_responses, gallery_softmax
-from ideal.scenes.colors import color_name
-from ideal.scenes.memory import build_memory, room_word
+from ideal.dialog.types import Q1, Q2, DialogState, Question, Turn
 
-
-class HashedWordsRetriever:
-    """Texts and scenes as L2-normalised bags of hashed words; a scene's words are its room type and its objects'
-    colours and labels."""
-
-    name = "hashed-words"
-    dim = 256
-
-    def _vec(self, text: str) -> np.ndarray:
-        v = np.zeros(self.dim, np.float32)
-        for w in re.findall(r"[a-z]+", text.lower()):
-            v[zlib.crc32(w.encode()) % self.dim] += 1.0
-        n = np.linalg.norm(v)
-        return v / n if n else v
-
-    def encode_text(self, texts):
-        return np.stack([self._vec(t) for t in texts]) if texts else np.zeros((0, self.dim), np.float32)
-
-    def encode_scenes(self, scenes):
-        return np.stack([self._vec(" ".join([room_word(s.scene_type)] + [
-            f"{color_name(o.color_rgb)} {o.label}" for o in s.furniture()])) for s in scenes])
-
-    def score(self, text_emb, scene_emb):
-        return np.asarray(text_emb, np.float32) @ np.asarray(scene_emb, np.float32).T
-
-
-from .rooms import room  # noqa: E402
-
-
-def chair(colour, at=(2.5, 2.5)):
-    return ("chair", (at[0], at[1], 0), (at[0] + 0.5, at[1] + 0.5, 0.9), colour)
-
-
-SCENES = [
-    room("scene0000_00", "Bedroom / Hotel", [("bed", (0.1, 1, 0), (1.7, 3, 0.5), "white"), chair("brown")]),
-    room("scene0001_00", "Bedroom / Hotel", [("bed", (0.1, 1, 0), (1.7, 3, 0.5), "white"), chair("blue")]),
-    room("scene0002_00", "Kitchen", [("table", (2, 2, 0), (3.2, 3, 0.75), "black"), chair("brown", (3.5, 3.5))]),
-    room("scene0003_00", "Office", [("desk", (2, 0.1, 0), (3.4, 0.8, 0.75), "brown"), chair("black", (2.5, 1.2))]),
-    room("scene0004_00", "Living room / Lounge", [("couch", (0.1, 1, 0), (0.9, 3, 0.8), "gray"),
-                                                  ("lamp", (4.2, 4.2, 0), (4.6, 4.6, 1.5), "yellow")]),
-    room("scene0005_00", "Bedroom / Hotel", [("bed", (0.1, 1, 0), (1.7, 3, 0.5), "brown"),
-                                             ("lamp", (4.2, 4.2, 0), (4.6, 4.6, 1.5), "red")]),
-]
-QUERIES = ["the brown chair in the bedroom", "a lamp in a room"]
-TARGETS = ["scene0000_00", "scene0005_00"]
-CFG = DialogConfig(k=4)
-# the router with β below any entropy: every routed type is Q1 except where force_q2_after steps in
-PROBING = dataclasses.replace(CFG, beta=-1.0)
+from .rounds import (CFG, PROBING, QUERIES, SCENES, TARGETS, E, ideal_by_hand, make_gallery, make_questioner,
+                     make_user, p_hat, simulate)
 
 
 @pytest.fixture(scope="module")
 def gallery():
-    return Gallery(HashedWordsRetriever(), SCENES)
+    return make_gallery()
 
 
 @pytest.fixture(scope="module")
 def questioner(gallery):
-    return GroundedQuestioner(gallery.knowledge)
+    return make_questioner(gallery)
 
 
 @pytest.fixture(scope="module")
 def user():
-    return SimulatedAnswerer(GroundedAnswerWriter(embed=None), {s.scene_id: build_memory(s, []) for s in SCENES}, "fine")
-
-
-def simulate(gallery, questioner, user, cfg, rounds, queries=QUERIES, targets=TARGETS):
-    """The states after rounds 0..rounds (the last round asks nothing)."""
-    summariser = build_summariser(cfg, gallery)
-    states = start(queries, targets)
-    history = []
-    for r in range(rounds + 1):
-        states = run_round(states, gallery, questioner, user, cfg, summariser, ask=r < rounds)
-        history.append(states)
-    return history
-
-
-# ------------------------------------------------------------------------------------------------ by hand
-
-def E(gallery, text: str) -> np.ndarray:
-    """A text's feature u = f(text): the text whole, as the retriever was trained."""
-    return gallery.embed_composed([[text.strip()]])[0]
-
-
-def p_hat(gallery, cfg, u) -> np.ndarray:
-    """Eq. 3: softmax over the whole gallery of S(u, v)/T."""
-    return gallery_softmax(gallery.score_embeddings(np.atleast_2d(u)), cfg.temperature)[0]
-
-
-def ideal_by_hand(gallery, cfg, st: DialogState, summary: str) -> np.ndarray:
-    """λ1·p̂1(u) + λ2·p̂2(ū) + λ3·p̂3(s), written out."""
-    u = E(gallery, st.query)
-    said = [t for t in st.turns if not is_unknown(t.answer)]
-    resp = np.stack([E(gallery, t.answer) for t in said]) if said else np.zeros((0, u.shape[0]), np.float32)
-    u_bar = fuse_responses(u, resp, [t.kind == Q1 for t in said], cfg.alpha, cfg.shell)
-    s = E(gallery, summary or st.query)
-    return (cfg.lambda1 * p_hat(gallery, cfg, u) + cfg.lambda2 * p_hat(gallery, cfg, u_bar)
-            + cfg.lambda3 * p_hat(gallery, cfg, s))
+    return make_user()
 
 
 # ------------------------------------------------------------------------------------------------ start
@@ -136,134 +43,6 @@ def test_start():
 def test_start_rejects_empty_queries(bad):
     with pytest.raises(ValueError, match="query 1 is empty"):
         start(["a chair", bad])
-
-
-# ------------------------------------------------------------------------------------------------ the retriever
-
-def test_round_zero_is_the_softmax_of_the_query(gallery):
-    (st,) = run_round(start(["the brown chair in the bedroom"]), gallery, None, None, CFG, ask=False)
-    assert st.round == 0 and st.question is None and st.turns == () and st.summary == ""
-    # before any answer ū = u and s = the query: the three views coincide and λ1 + λ2 + λ3 = 1
-    want = gallery_softmax(gallery.scores(["the brown chair in the bedroom"]), CFG.temperature)[0]
-    np.testing.assert_allclose(st.scores, want, atol=1e-6)
-    # the retriever is cosine over bags of words: the brown-chair bedroom shares the most words
-    assert ranking(st, gallery, 1)[0][0] == "scene0000_00"
-
-
-@pytest.mark.parametrize("lambdas", [(0.2, 0.4, 0.4), (0.6, 0.3, 0.1), (0.0, 0.0, 1.0), (0.0, 1.0, 0.0)])
-def test_scores_are_the_three_views_weighted(gallery, questioner, user, lambdas):
-    cfg = dataclasses.replace(CFG, lambda1=lambdas[0], lambda2=lambdas[1], lambda3=lambdas[2])
-    summariser = build_summariser(cfg, gallery)
-    history = simulate(gallery, questioner, user, cfg, rounds=3)
-    for states in history:
-        for st in states:
-            want_summary = summariser.summarise([st])[0] if st.turns and cfg.lambda3 else ""
-            assert st.summary == want_summary
-            np.testing.assert_allclose(st.scores, ideal_by_hand(gallery, cfg, st, st.summary), atol=1e-6)
-            assert st.scores.sum() == pytest.approx(1.0, abs=1e-5)  # λs sum to 1: a distribution over scenes
-    # the dialogs do hold informative Q1 and Q2 responses, so ū is more than u
-    kinds = {(t.kind, is_unknown(t.answer)) for st in history[-1] for t in st.turns}
-    assert {(Q1, False), (Q2, False)} <= kinds
-
-
-def test_nothing_is_carried_over_from_the_previous_scores(gallery, questioner, user):
-    summariser = build_summariser(CFG, gallery)
-    before = simulate(gallery, questioner, user, CFG, rounds=2)[1]
-    rng = np.random.default_rng(0)
-    garbage = [st.with_(scores=rng.normal(size=len(SCENES)).astype(np.float32), summary="garbage") for st in before]
-    clean = run_round(before, gallery, questioner, user, CFG, summariser)
-    dirty = run_round(garbage, gallery, questioner, user, CFG, summariser)
-    for a, b in zip(clean, dirty):
-        np.testing.assert_array_equal(a.scores, b.scores)
-        assert (a.turns, a.summary, a.question, a.next_kind) == (b.turns, b.summary, b.question, b.next_kind)
-
-
-def test_unknown_answers_do_not_enter_u_bar(gallery):
-    cfg = dataclasses.replace(CFG, lambda1=0.0, lambda2=1.0, lambda3=0.0)
-    red = Turn("What colour is the lamp?", "The lamp is red.", Q1, "color:lamp")
-    unknowns = (Turn("Is there a couch in the room?", DONT_KNOW, Q2), Turn("Where is the lamp?", "Not sure.", Q1),
-                Turn("What is next to the lamp?", "I do not know.", Q2))
-    told = DialogState("a lamp in a room", turns=(red,))
-    noisy = DialogState("a lamp in a room", turns=(unknowns[0], red) + unknowns[1:])
-    (s_told, s_noisy), _ = predict([told, noisy], gallery, cfg, ["", ""])
-    np.testing.assert_array_equal(s_told, s_noisy)
-    u_bar = fuse_responses(E(gallery, "a lamp in a room"), E(gallery, "The lamp is red.")[None], [True],
-                           cfg.alpha, cfg.shell)
-    np.testing.assert_allclose(s_told, p_hat(gallery, cfg, u_bar), atol=1e-6)
-    # every answer unknown: ū is u, p̂2 is p̂1
-    (only,), _ = predict([DialogState("a lamp in a room", turns=unknowns)], gallery, cfg, [""])
-    np.testing.assert_allclose(only, p_hat(gallery, cfg, E(gallery, "a lamp in a room")), atol=1e-6)
-
-
-def test_without_p3_no_summary_is_written(gallery, questioner, user):
-    cfg = dataclasses.replace(CFG, lambda3=0.0)
-    *_, last = simulate(gallery, questioner, user, cfg, rounds=1)
-    assert all(st.summary == "" for st in last)
-
-
-def test_bad_scoring_and_route(gallery):
-    with pytest.raises(ValueError, match="dialog.scoring must be one of"):
-        run_round(start(["a chair"]), gallery, None, None, dataclasses.replace(CFG, scoring="rewrite"))
-    with pytest.raises(ValueError, match="dialog.route must be"):
-        run_round(start(["a chair"]), gallery, None, None, dataclasses.replace(CFG, route="q3"))
-
-
-# ------------------------------------------------------------------------------------------------ baselines
-
-DIALOG = DialogState("a lamp in a room", turns=(
-    Turn("What colour is the lamp?", "The lamp is red.", Q1, "color:lamp"),
-    Turn("Is there a couch in the room?", DONT_KNOW, Q2, "has:couch"),
-    Turn("Is there a bed in the room?", "Yes, there is one bed.", Q2, "has:bed")), round=3)
-
-
-def baseline(gallery, scoring):
-    (scores,), _ = predict([DIALOG], gallery, dataclasses.replace(CFG, scoring=scoring), [""])
-    assert scores.sum() == pytest.approx(1.0, abs=1e-5)
-    return scores
-
-
-def test_dialog_scoring_is_the_whole_dialog(gallery):  # ChatIR: questions and unknowns included
-    emb = gallery.embed_composed([["a lamp in a room", "What colour is the lamp?", "The lamp is red.",
-                                   "Is there a couch in the room?", DONT_KNOW, "Is there a bed in the room?",
-                                   "Yes, there is one bed."]])
-    np.testing.assert_allclose(baseline(gallery, "dialog"), p_hat(gallery, CFG, emb), atol=1e-6)
-
-
-def test_answers_scoring_is_query_and_informative_answers(gallery):  # SUM
-    emb = gallery.embed_composed([["a lamp in a room", "The lamp is red.", "Yes, there is one bed."]])
-    np.testing.assert_allclose(baseline(gallery, "answers"), p_hat(gallery, CFG, emb), atol=1e-6)
-
-
-def test_refine_scoring_moves_the_query_towards_each_answer(gallery):  # MERLIN
-    u = E(gallery, "a lamp in a room")
-    for answer in ("The lamp is red.", "Yes, there is one bed."):
-        u = u + E(gallery, answer)
-        u = u / np.linalg.norm(u)
-    np.testing.assert_allclose(baseline(gallery, "refine"), p_hat(gallery, CFG, u), atol=1e-6)
-
-
-def test_rerank_scoring_is_the_product_of_the_rounds(gallery):  # IR: p ∝ p̂(u)·Π_j p̂(u^j)
-    p = p_hat(gallery, CFG, E(gallery, "a lamp in a room")).astype(np.float64)
-    for answer in ("The lamp is red.", "Yes, there is one bed."):
-        p = p * p_hat(gallery, CFG, E(gallery, answer))
-    np.testing.assert_allclose(baseline(gallery, "rerank"), p / p.sum(), atol=1e-6)
-
-
-def test_rewrite_ranks_on_the_one_step_reconstruction_alone(gallery):
-    cfg = method_config("rewrite", CFG)
-    (st,) = run_round([DIALOG], gallery, None, None, cfg, build_summariser(cfg, gallery), ask=False)
-    assert st.summary == one_step(responses(DIALOG)) == "a lamp in a room. The lamp is red. Yes, there is one bed."
-    np.testing.assert_allclose(st.scores, p_hat(gallery, cfg, E(gallery, st.summary)), atol=1e-6)
-
-
-@pytest.mark.parametrize("name", sorted(METHODS) + sorted(ABLATIONS))
-def test_every_method_and_ablation_runs_a_dialog(gallery, questioner, user, name):
-    cfg = method_config(name, CFG)
-    # p̂c sums to λ1 + λ2 + λ3 (a view left out is not made up for; the ranking does not care); baselines to 1
-    total = cfg.lambda1 + cfg.lambda2 + cfg.lambda3 if cfg.scoring == "ideal" else 1.0
-    for states in simulate(gallery, questioner, user, cfg, rounds=2):
-        for st in states:
-            assert st.scores.shape == (len(SCENES),) and st.scores.sum() == pytest.approx(total, abs=1e-5)
 
 
 # ------------------------------------------------------------------------------------------------ routing

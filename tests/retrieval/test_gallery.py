@@ -114,3 +114,35 @@ def test_knowledge_is_read_off_the_scenes_once(gallery):
     assert gallery.knowledge is kn
     assert kn.ids == gallery.ids and kn.labels == SceneKnowledge(gallery.scenes).labels
     assert kn.labels == ["bed", "chair", "desk", "lamp", "sofa", "tv"]
+
+
+def test_stored_embeddings_and_knn_are_used_as_given(gallery):
+    """A gallery built from stored embeddings scores like one that encoded its scenes, and takes the stored mean
+    k-NN distances for the router's density at that k (computing it only for another k)."""
+    from ideal.dialog.router import density_from_distance, mean_knn_distance
+
+    emb = gallery.embeddings
+    knn = mean_knn_distance(emb, 1)
+    stored = Gallery(gallery.retriever, gallery.scenes, embeddings=emb, knn=(1, knn * 2))
+    np.testing.assert_array_equal(stored.scores(["a desk"]), gallery.scores(["a desk"]))
+    np.testing.assert_allclose(stored.density(1, 0.5), density_from_distance(knn * 2, 0.5))  # as stored
+    np.testing.assert_allclose(stored.density(2, 0.5), scene_density(emb, 2, 0.5))  # another k: computed
+    with pytest.raises(ValueError, match="2 embeddings for 3 scenes"):
+        Gallery(gallery.retriever, gallery.scenes, embeddings=emb[:2])
+
+
+def test_an_approximate_index_scores_each_text_against_its_candidates(gallery):
+    """With an IVF index a text is scored against its `candidates` nearest scenes only (-inf elsewhere): with
+    every scene a candidate that is the exact score; with one, only the exact best scene keeps its score."""
+    from ideal.retrieval.index import SceneIndex
+
+    index = SceneIndex.build(gallery.ids, gallery.embeddings, kind="ivf", nlist=1)
+    texts = ["a bed and a lamp", "a sofa facing a tv"]
+    exact = gallery.scores(texts)
+    every = Gallery(gallery.retriever, gallery.scenes, embeddings=gallery.embeddings, index=index, candidates=3)
+    np.testing.assert_allclose(every.scores(texts), exact, atol=1e-6)
+    one = Gallery(gallery.retriever, gallery.scenes, embeddings=gallery.embeddings, index=index, candidates=1)
+    got = one.scores(texts)
+    assert (np.isfinite(got).sum(axis=1) == 1).all()
+    np.testing.assert_array_equal(got.argmax(axis=1), exact.argmax(axis=1))
+    np.testing.assert_allclose(got.max(axis=1), exact.max(axis=1), atol=1e-6)

@@ -16,6 +16,7 @@ from ideal.scenes.colors import color_name
 from ideal.scenes.rooms import ROOMS
 from ideal.scenes.synthetic import generate, generate_scene, scene_id
 
+
 @pytest.fixture(scope="module")
 def meta(bench_root):
     """What the session's benchmark was generated with: {"scenes": n, "seed": s, ...}."""
