@@ -78,7 +78,7 @@ class TrainedRetriever:
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, text_encoder) -> "TrainedRetriever":
-        from ..training.train import load_model
+        from .model import load_model
 
         model, cfg = load_model(path, text_encoder.dim)
         return cls(text_encoder, model, cfg)

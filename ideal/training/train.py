@@ -19,31 +19,13 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm import tqdm
 
-from ..config import Config, config_from_dict
-from ..encoders.scene import SceneEncoder
+from ..config import Config
+from ..retrieval.model import RetrievalModel, load_model
 from .data import TrainArrays
 from .distributed import gather_with_grad
 from .losses import iat_loss, info_nce
 
 WARMUP_FRACTION = 0.05
-
-
-class RetrievalModel(nn.Module):
-    """The trainable parts of the retriever: the scene encoder and the text projection head."""
-
-    def __init__(self, cfg: Config, text_dim: int = 384):
-        super().__init__()
-        self.scene_encoder = SceneEncoder(cfg.scene_encoder, text_dim, text_dim)
-        self.text_head = nn.Linear(text_dim, text_dim)
-        with torch.no_grad():  # identity: before training, the text side is the plain sentence embedding
-            self.text_head.weight.copy_(torch.eye(text_dim))
-            self.text_head.bias.zero_()
-
-    def encode_text_features(self, feats: torch.Tensor) -> torch.Tensor:
-        return nn.functional.normalize(self.text_head(feats), dim=-1)
-
-    def forward(self, text_feats, scene_batch):
-        return self.encode_text_features(text_feats), self.scene_encoder(scene_batch)
 
 
 def epoch_batches(n: int, batch_size: int, seed: int, epoch: int, rank: int = 0, world: int = 1) -> list[np.ndarray]:
@@ -125,19 +107,6 @@ def save_checkpoint(path: str | Path, model: nn.Module, optimizer, cfg: Config, 
     return path
 
 
-def load_model(path: str | Path, text_dim: int = 384) -> tuple[RetrievalModel, Config]:
-    path = Path(path)
-    for name in ("model.safetensors", "config.json"):
-        if not (path / name).is_file():
-            raise FileNotFoundError(f"{path}: not a retriever checkpoint (no {name})")
-    saved = json.loads((path / "config.json").read_text())
-    # the model is defined by its encoder sections; the rest records how it was trained
-    cfg = config_from_dict({k: v for k, v in saved.items() if k in ("text_encoder", "scene_encoder")})
-    model = RetrievalModel(cfg, text_dim)
-    model.load_state_dict(load_file(path / "model.safetensors"))
-    return model.eval(), cfg
-
-
 def fit(cfg: Config, arrays: TrainArrays, resume_from: Optional[str | Path] = None, rank: int = 0, world: int = 1,
         prepare: Callable[[nn.Module], nn.Module] = lambda m: m,
         report: Optional[Callable[[dict, nn.Module, object, TrainState], None]] = None,
@@ -209,3 +178,7 @@ def fit(cfg: Config, arrays: TrainArrays, resume_from: Optional[str | Path] = No
 def latest_checkpoint(ckpt_dir: str | Path) -> Optional[Path]:
     found = sorted(Path(ckpt_dir).glob("epoch-*/state.json")) if Path(ckpt_dir).is_dir() else []
     return found[-1].parent if found else None
+
+
+__all__ = ["RetrievalModel", "TrainState", "epoch_batches", "fit", "iat_objective", "latest_checkpoint", "load_model",
+           "lr_at", "model_device", "save_checkpoint", "train_step"]
