@@ -143,6 +143,19 @@ def context(spec: EvalSpec) -> EvalContext:
     return _CONTEXTS[key]
 
 
+def iat_checkpoints(iat: Optional[str] = None, ablations: Optional[tuple] = None) -> dict[str, str]:
+    """{"iat": .., "iat_no_ldis": .., "iat_no_ldiv": ..}: the IAT-tuned checkpoint (`iat`: a folder, default the
+    shipped one, "none" for no IAT) and the two ablation ones (default shipped), those that exist."""
+    if (iat or "").lower() == "none":
+        return {}
+    if iat and not checkpoints.is_checkpoint(iat):
+        raise ValueError(f"--iat-weights {iat}: not a checkpoint folder (no model.safetensors)")
+    s = checkpoints.SHIPPED
+    found = {"iat": iat or s["iat"], "iat_no_ldis": ablations[0] if ablations else s["iat_no_ldis"],
+             "iat_no_ldiv": ablations[1] if ablations else s["iat_no_ldiv"]}
+    return {k: str(Path(v).resolve()) for k, v in found.items() if checkpoints.is_checkpoint(v)}
+
+
 def weights_for(method: str, spec: EvalSpec) -> str:
     """Which retriever a method runs on: "base", "iat", "iat_no_ldis" or "iat_no_ldiv"."""
     if method in IAT_WEIGHTS:

@@ -33,11 +33,11 @@ import os
 import sys
 from pathlib import Path
 
-from ideal.checkpoints import DEFAULT_WEIGHTS, SHIPPED
+from ideal.checkpoints import DEFAULT_WEIGHTS
 from ideal.config import load_config
 from ideal.dialog.methods import ABLATIONS
-from ideal.dialog_eval import (ALL_METHODS, IAT_REQUIRES, PLUG, EvalSpec, ShardStore, check_methods, method_rounds,
-                               recall_per_round, shard_plan)
+from ideal.dialog_eval import (ALL_METHODS, IAT_REQUIRES, PLUG, EvalSpec, ShardStore, check_methods, iat_checkpoints,
+                               method_rounds, recall_per_round, shard_plan)
 from ideal.report import QUERY_SETS, setting
 
 DEFAULT_METHODS = "static,chatir,merlin,ideal"
@@ -136,14 +136,10 @@ def main(argv=None) -> None:
         cfg = load_config(args.config, args.set)
     except (ValueError, OSError) as e:
         sys.exit(f"eval.py: {e}")
-    iat = {}
-    if (args.iat_weights or "").lower() != "none":
-        iat["iat"] = Path(args.iat_weights) if args.iat_weights else SHIPPED["iat"]
-        no = args.iat_ablation_weights or (SHIPPED["iat_no_ldis"], SHIPPED["iat_no_ldiv"])
-        iat["iat_no_ldis"], iat["iat_no_ldiv"] = Path(no[0]), Path(no[1])
-    iat = {k: str(v.resolve()) for k, v in iat.items() if (v / "model.safetensors").is_file()}
-    if args.iat_weights and args.iat_weights.lower() != "none" and "iat" not in iat:
-        sys.exit(f"eval.py: --iat-weights {args.iat_weights}: not a checkpoint folder (no model.safetensors)")
+    try:
+        iat = iat_checkpoints(args.iat_weights, args.iat_ablation_weights)
+    except ValueError as e:
+        sys.exit(f"eval.py: {e}")
     ablations = list(ABLATIONS) if (args.ablations or args.tables) else []
     missing = [a for a in ablations if a in IAT_REQUIRES and IAT_REQUIRES[a] not in iat]
     if missing:

@@ -30,11 +30,10 @@ import ray.train.torch
 from ray.train import CheckpointConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
 
+from ideal import build
 from ideal.config import config_from_dict, load_config
 from ideal.encoders.scene import LabelBank
-from ideal.encoders.text import TextEncoder
 from ideal.evaluate import static_table
-from ideal.retrieval.retriever import TrainedRetriever
 from ideal.training.interaction_texts import generate_interaction_texts, iat_arrays, read_interaction_texts
 from ideal.scenes import load_synthetic
 from ideal.scenes.synthetic import generate
@@ -110,7 +109,7 @@ def main(argv=None) -> None:
     root = generate(cfg.data.synthetic_root(), cfg.data.scenes, cfg.data.seed)
     points = cfg.scene_encoder.points_per_object if cfg.scene_encoder.use_points else 0
     train_ds = load_synthetic(root, "train", points_per_object=points, progress=True)
-    text = TextEncoder(cfg.text_encoder.model_dir, max_length=cfg.text_encoder.max_length)
+    text = build.text_encoder(cfg.text_encoder)
     bank = LabelBank(text.embed_backbone)
     if args.stage == "iat":
         saved = json.loads((Path(args.init) / "config.json").read_text())
@@ -118,7 +117,7 @@ def main(argv=None) -> None:
         cfg.scene_encoder, cfg.text_encoder = base_cfg.scene_encoder, base_cfg.text_encoder  # the model being tuned
     arrays = build_train_arrays(train_ds, text, bank, cfg.scene_encoder, cfg.train.sources, cache_dir=Path("cache"))
     if args.stage == "iat":
-        retriever = TrainedRetriever.from_checkpoint(args.init, text)
+        retriever = build.retriever(args.init, text)
         shards = generate_interaction_texts(train_ds, retriever, text, cfg, out / "interaction_texts")
         table = read_interaction_texts(shards)
         arrays = iat_arrays(arrays, table, text)

@@ -126,9 +126,9 @@ def length_batches(lengths: Sequence[int], batch_size: int, slack: float = 1.1) 
     """Indices of texts grouped into batches of similar length, longest first, each padded to its first.
 
     A batch is closed when padding would make it cost more than `slack` x its real tokens, or at
-    `batch_size`. Why: on a CPU the backbone's cost is proportional to padded tokens, so a batch of 32
-    dialog sentences (7 to 40 tokens) padded to the longest ran 0.95x the speed of 32 single calls;
-    split this way it ran 1.67x (measured here, 1 thread). Longest first, so a too-large batch fails at once.
+    `batch_size`. Why: on a CPU the backbone's cost is proportional to padded tokens, so one batch of short
+    and long dialog sentences padded to the longest costs about what encoding them one by one does
+    (docs/benchmarks.md). Longest first, so a too-large batch fails at once.
     """
     if batch_size < 1 or slack < 1:
         raise ValueError(f"batch_size must be >= 1 and slack >= 1, got {batch_size} and {slack}")

@@ -162,7 +162,7 @@ def generate(out: str | Path, n_scenes: int = DEFAULT_SCENES, seed: int = DEFAUL
         meta_path.unlink()
     if meta_path.exists() and _complete(out, n_scenes):
         # meta.json is written last: a finished benchmark (every job and Serve replica calls this) costs
-        # file checks, not a regeneration (8,000 scenes: 84 s before this)
+        # file checks, not a regeneration
         return out
     # from here until meta.json is written again the benchmark is incomplete: a killed rebuild is redone
     meta_path.unlink(missing_ok=True)

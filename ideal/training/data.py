@@ -16,6 +16,7 @@ import torch
 
 from ..config import SceneEncoderConfig
 from ..encoders.scene import LabelBank, SceneBatch, collate_scenes
+from ..io import atomic_write
 from ..scenes.dataset import SceneDataset
 
 
@@ -64,10 +65,12 @@ def cached_text_features(texts: list[str], embed, model_key: str, cache_dir: Opt
     if path.exists():
         return np.load(path)
     feats = embed(texts)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{np.random.randint(1 << 30)}.npy")
-    np.save(tmp, feats)
-    tmp.replace(path)
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:  # a file object: np.save would append ".npy" to a path
+            np.save(f, feats)
+
+    atomic_write(path, write)
     return feats
 
 
