@@ -138,16 +138,17 @@ class Roles:
     answerer: Any = None  # the simulated user
 
 
-def roles(cfg: DialogConfig, gallery=None, memories: Optional[dict] = None, text=None, client=None, embed=None
-          ) -> Roles:
-    """The questioner and summariser over `gallery` (anything with `ids` and `knowledge`: a Gallery or a
-    Catalog) and, with `memories`, the simulated user. `client`: a ChatClient for llm backends; `embed`
-    overrides the answerer's sentence embedder (e.g. a cache shared by several simulated users)."""
+def roles(cfg: DialogConfig, gallery=None, memories: Optional[dict] = None, text=None, client=None, embed=None,
+          questioner: bool = True) -> Roles:
+    """The questioner and summariser over `gallery` (a Gallery or a Catalog: `ids`, `scenes`, `knowledge`) and,
+    with `memories`, the simulated user. `client`: a ChatClient for llm backends; `embed` overrides the
+    answerer's sentence embedder (e.g. a cache shared by several simulated users). questioner=False leaves the
+    questioner out (a Retriever replica needs only the summariser, not the 3D knowledge table)."""
     from .dialog.build import build_answerer, build_questioner, build_summariser
 
     out = Roles()
     if gallery is not None:
-        out.questioner = build_questioner(cfg, gallery, client=client)
+        out.questioner = build_questioner(cfg, gallery, client=client) if questioner else None
         out.summariser = build_summariser(cfg, gallery, client=client)
     if memories is not None:
         text = text if text is not None or embed is not None else text_encoder()

@@ -73,7 +73,7 @@ def part_startup(n: int, tmp: Path, cfg, base, text) -> dict:
     scenes = read_scenes(tmp / f"scenes-{n}.parquet")
     gallery = Gallery(build.retriever("iat", text), sorted(scenes, key=lambda s: s.scene_id))
     gallery.density(cfg.dialog.density_k, cfg.dialog.density_eps)
-    build.roles(method_config("ideal", cfg.dialog), gallery)
+    build.roles(method_config("ideal", cfg.dialog), gallery, questioner=False)
     reencode = time.perf_counter() - t
     print(f"  start-up, {n} scenes: from G {from_g:.1f} s, re-encoding {reencode:.1f} s -> {reencode / from_g:.1f}x "
           f"(target >= 5x)", flush=True)

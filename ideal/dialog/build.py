@@ -4,6 +4,7 @@ from __future__ import annotations
 from ..config import DialogConfig
 from ..retrieval.gallery import Gallery
 from .answerer import GroundedAnswerWriter, SimulatedAnswerer
+from .knowledge import labels_of
 from .questioner import GroundedQuestioner
 from .summary import GroundedSummariser
 
@@ -43,8 +44,9 @@ def build_answer_writer(cfg: DialogConfig, text_encoder=None, client=None, embed
 
 
 def build_summariser(cfg: DialogConfig, gallery: Gallery, client=None):
-    """The CoT reconstruction writer; its object vocabulary is the gallery's classes (from 3D data)."""
-    grounded = GroundedSummariser(gallery.knowledge.labels, cot=cfg.cot)
+    """The CoT reconstruction writer; its object vocabulary is the gallery's classes (from 3D data: `gallery`
+    needs `scenes`)."""
+    grounded = GroundedSummariser(labels_of(gallery.scenes), cot=cfg.cot)
     if cfg.summariser == "grounded":
         return grounded
     if cfg.summariser == "llm":

@@ -47,7 +47,7 @@ class SceneKnowledge:
     def __init__(self, scenes: list[Scene]):
         self.ids = [s.scene_id for s in scenes]
         self.row = {sid: i for i, sid in enumerate(self.ids)}
-        self.labels = sorted({o.label for s in scenes for o in s.furniture()})
+        self.labels = labels_of(scenes)
         self.aspects = ["room"] + [aspect_key(k, lab) for k in KINDS if k != "room" for lab in self.labels
                                    if not (k in ("color", "place", "near") and lab in _OPENINGS)]
         self.col = {a: j for j, a in enumerate(self.aspects)}
@@ -61,10 +61,26 @@ class SceneKnowledge:
                     table[i, j] = vocab.setdefault((j, value), len(vocab))
         self.answers, self.absent = table, absent
         self.summaries = [tuple(room_summary(s)) for s in scenes]
-        self.prior_gain = answer_entropy(table[None], np.full((1, len(scenes)), 1.0 / max(len(scenes), 1)))[0]
+        self.prior_gain = value_entropy(table)
 
     def rows(self, scene_ids: list[str]) -> np.ndarray:
         return np.array([self.row[s] for s in scene_ids], np.int64)
+
+
+def labels_of(scenes: list[Scene]) -> list[str]:
+    """The object classes of a gallery (furniture, not walls and floors), sorted."""
+    return sorted({o.label for s in scenes for o in s.furniture()})
+
+
+def value_entropy(table: np.ndarray) -> np.ndarray:
+    """Each column's entropy over all rows equally weighted, in nats: `answer_entropy` of the whole gallery with
+    uniform weights, in O(S·A) rather than O(S²·A)."""
+    n = max(len(table), 1)
+    out = np.zeros(table.shape[1])
+    for j in range(table.shape[1]):
+        p = np.unique(table[:, j], return_counts=True)[1] / n
+        out[j] = -(p * np.log(p)).sum()
+    return out
 
 
 def answer_entropy(answers: np.ndarray, weights: np.ndarray) -> np.ndarray:

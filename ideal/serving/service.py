@@ -75,7 +75,7 @@ class RetrieverService:
         self.store = spec.open()
         self.gallery = build.gallery(self.store, spec.weights, text_encoder or build.text_encoder(cfg.text_encoder),
                                      cfg.index)
-        self.summariser = build.roles(self.cfg, self.gallery).summariser
+        self.summariser = build.roles(self.cfg, self.gallery, questioner=False).summariser
 
     def __len__(self) -> int:
         return len(self.gallery)
