@@ -21,6 +21,7 @@ from ..config import Config, load_config
 from ..dialog.methods import method_config
 from ..dialog.round import ask_next, compact, replay_batch
 from ..dialog.types import DialogState
+from ..store import read_manifest
 from .api import ApiError, RoundRequest, scene_view
 
 
@@ -43,6 +44,7 @@ class ServiceSpec:
     def resolved(self) -> "ServiceSpec":
         """Absolute paths (replicas may run in another directory); builds the default gallery if absent."""
         gallery = self.gallery or str(build.ensure_gallery(self.config(), progress=False))
+        read_manifest(gallery)  # a wrong path fails here, in the app builder, not later in every replica
         weights = checkpoints.resolve(self.weights or checkpoints.serving_default())
         return ServiceSpec(str(Path(gallery).resolve()), str(weights), tuple(self.overrides), self.method)
 

@@ -52,11 +52,22 @@ def test_broken_serve_config_is_rejected(edit, error):
         check_serve_config(d)
 
 
+def table_only_gallery(path):
+    """A gallery directory with its tables and manifest (no encodings): what the builder checks."""
+    from ideal.scenes.types import Scene, SceneMemory, SceneObject
+    from ideal.store import write_tables
+
+    scene = Scene("scene0000_00", "Office", [SceneObject(0, "desk", (0, 0, 0), (1, 1, 1), (0.5, 0.5, 0.5))])
+    write_tables(path, [scene], [], [SceneMemory(scene.scene_id, [])], {})
+    return path
+
+
 def test_builder_wires_the_roles(tmp_path, monkeypatch):
-    """One spec, with absolute paths, for every role. The builder only passes the gallery's path on (each
-    replica opens it), so none is built here."""
+    """One spec, with absolute paths, for every role. The builder checks the gallery's manifest and passes its
+    path on (each replica opens it), so a table-only gallery is enough here."""
     from ideal import checkpoints
 
+    table_only_gallery(tmp_path / "galleries" / "val")
     monkeypatch.chdir(tmp_path)  # a relative gallery path is made absolute: replicas may run elsewhere
     app = build_app({"gallery": "galleries/val", "simulated_user": False,
                      "deployment_options": {"Retriever": {"num_replicas": 2}}})
@@ -176,7 +187,7 @@ def test_a_round_is_one_chain_and_redone_as_two_calls_when_the_chain_fails_unrec
 def test_builder_with_an_llm_questioner(fake_serve_llm, tmp_path):
     """With `llm:`, the Questioner gets the LLMServer deployment and the model id requests must name (ray.serve.llm
     itself needs vLLM and a GPU: a recording stand-in takes its place here)."""
-    app = build_app({"gallery": str(tmp_path / "g"), "llm": str(ROOT / "deployments" / "questioner_vllm.yaml"),
+    app = build_app({"gallery": str(table_only_gallery(tmp_path / "g")), "llm": str(ROOT / "deployments" / "questioner_vllm.yaml"),
                      "llm_options": {"max_tokens": 48}})
     questioner = app._bound_deployment.init_args[1]._bound_deployment
     spec, llm, options = questioner.init_args[:3]
@@ -185,3 +196,10 @@ def test_builder_with_an_llm_questioner(fake_serve_llm, tmp_path):
     assert "dialog.questioner=llm" in spec["overrides"] and spec["gallery"] == str((tmp_path / "g").resolve())
     retriever = app._bound_deployment.init_args[0]._bound_deployment
     assert "dialog.questioner=llm" in retriever.init_args[0]["overrides"]  # one config for every role
+
+
+def test_a_gallery_path_that_is_not_a_gallery_fails_in_the_builder(tmp_path):
+    from ideal.scenes.types import FormatError
+
+    with pytest.raises(FormatError, match="gallery.json.*not an encoded gallery"):
+        build_app({"gallery": str(tmp_path)})
