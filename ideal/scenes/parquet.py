@@ -1,10 +1,12 @@
 """Scenes as parquet, one row per object. The schema below is the contract; readers check it."""
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .types import FormatError, Scene, SceneObject
@@ -53,6 +55,18 @@ def write_scenes(scenes: list[Scene], path: str | Path, with_points: bool = True
 
 
 def table_to_scenes(table: pa.Table, path: str | Path = "<table>") -> list[Scene]:
+    # Millions of small objects are made below, none of them garbage: the cyclic collector would walk them all
+    # again and again (most of the time of reading a large gallery), so it is paused meanwhile.
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _table_to_scenes(table, path)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _table_to_scenes(table: pa.Table, path) -> list[Scene]:
     missing = [n for n in SCENE_SCHEMA.names if n not in table.column_names]
     if missing:
         raise FormatError(path, "schema", f"missing column(s) {missing}; found {table.column_names}")
@@ -62,22 +76,37 @@ def table_to_scenes(table: pa.Table, path: str | Path = "<table>") -> list[Scene
         table = table.cast(pa.schema([f.with_nullable(True) for f in SCENE_SCHEMA]))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError) as e:
         raise FormatError(path, "schema", f"columns do not match the scene schema: {e}") from None
-    cols = {n: table.column(n).to_pylist() for n in SCENE_SCHEMA.names if n != "points"}
+    for n in SCENE_SCHEMA.names[:-1]:
+        col = table.column(n)
+        if col.null_count:
+            raise FormatError(path, f"row {_first_null(col)}", f"'{n}' is null")
+    cols = {n: table.column(n).to_pylist() for n in ("scene_id", "scene_type", "object_id", "label")}
+    vecs = {n: _vectors(table.column(n), n, path) for n in ("center", "size", "color_rgb")}
     points = table.column("points")
+    all_null = points.null_count == table.num_rows
     scenes: dict[str, Scene] = {}
     for row in range(table.num_rows):
-        for n in SCENE_SCHEMA.names[:-1]:
-            if cols[n][row] is None:
-                raise FormatError(path, f"row {row}", f"'{n}' is null")
         sid = cols["scene_id"][row]
         scene = scenes.setdefault(sid, Scene(sid, cols["scene_type"][row], []))
         if scene.scene_type != cols["scene_type"][row]:
             raise FormatError(path, f"row {row}", f"scene {sid} has two scene types")
-        pts = points[row]
-        pts = None if not pts.is_valid else np.asarray(pts.as_py(), dtype=np.float32).reshape(-1, 6)
-        scene.objects.append(SceneObject(cols["object_id"][row], cols["label"][row], tuple(cols["center"][row]),
-                                         tuple(cols["size"][row]), tuple(cols["color_rgb"][row]), pts))
+        pts = None if all_null else points[row]
+        pts = None if pts is None or not pts.is_valid else np.asarray(pts.as_py(), dtype=np.float32).reshape(-1, 6)
+        scene.objects.append(SceneObject(cols["object_id"][row], cols["label"][row], vecs["center"][row],
+                                         vecs["size"][row], vecs["color_rgb"][row], pts))
     return list(scenes.values())
+
+
+def _first_null(col) -> int:
+    return int(pc.index(pc.is_null(col), True).as_py())
+
+
+def _vectors(col, name: str, path) -> list[tuple]:
+    """A fixed_size_list<float32>[3] column as one tuple of floats per row (a null value named with its row)."""
+    flat = col.combine_chunks().flatten()
+    if flat.null_count:
+        raise FormatError(path, f"row {_first_null(flat) // 3}", f"'{name}' has a null value")
+    return list(map(tuple, flat.to_numpy(zero_copy_only=False).reshape(-1, 3).tolist()))
 
 
 def read_scenes(path: str | Path, scene_ids: list[str] | None = None) -> list[Scene]:
