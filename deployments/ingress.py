@@ -1,20 +1,31 @@
-"""The HTTP front door (FastAPI): POST /v1/rounds, GET /v1/scenes/{id}, GET /healthz, docs at /docs.
+"""The HTTP front door (FastAPI): POST /v1/rounds, GET /v1/scenes/{id}, GET /healthz, docs at /docs; the web page
+at / (and /scenes/{id}) with its static files under /web/ (deployments/web/); the simulated user's
+GET /v1/examples and POST /v1/answers (404 when the app was built without it).
 
 Every inner call has a deadline (asyncio.wait_for): a slow role gives 504, an overloaded or lost one 503,
 never a hang. Rounds are stateless and idempotent, so a call whose replica died is retried on another."""
 
 import asyncio
+import html
+import json
 import time
+from pathlib import Path
 from typing import Optional
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 from ray import serve
 from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
 from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError, ReplicaUnavailableError
 
+from ideal.dialog.types import DONT_KNOW
+from ideal.scenes.types import STRUCTURE_LABELS
 from ideal.serving import ApiError, Limits, RoundRequest, parse_round_request, round_response, simulate
+from ideal.serving.api import parse_answer_request, parse_count
+
+WEB = Path(__file__).parent / "web"
 
 LOST = (RayActorError, ActorDiedError, ActorUnavailableError, ReplicaUnavailableError, DeploymentUnavailableError)
 
@@ -57,7 +68,28 @@ class RoundOut(BaseModel):
     round: int = Field(description="the number of that question (1 = the first, after the query alone)")
 
 
+class AnswerIn(BaseModel):
+    query: str = Field(description="the dialog's initial query")
+    history: list[Turn] = Field(default_factory=list, description="every answered question so far, oldest first")
+    target: str = Field(description="the scene id the simulated user has in mind")
+    question: str = Field(description="the question to answer")
+    dialog_id: str = Field("", description="seeds which remembered sentences come up (the eval job: the desc_id)")
+
+
+class AnswerOut(BaseModel):
+    answer: str
+
+
+def _body_schema(model) -> dict:
+    """A route that reads its raw body (to check it itself) still documents the JSON it takes."""
+    return {"requestBody": {"required": True, "content": {
+        "application/json": {"schema": model.model_json_schema(ref_template="#/components/schemas/{model}")}}}}
+
+
 app = FastAPI(title="IDeal interactive 3D scene retrieval", version="1")
+# the page's scripts and styles (a sub-app mounted on the ingress's app: served under Serve 2.60). check_dir=False: a
+# copy of the package without deployments/web/ (a wheel) still serves the API.
+app.mount("/web", StaticFiles(directory=WEB, check_dir=False), name="web")
 
 
 @app.exception_handler(ApiError)
@@ -149,6 +181,49 @@ class Ingress:
         if scene_id not in set(await self.scene_ids()):
             raise ApiError(404, f"unknown scene id {scene_id!r}")
         return await self._call("questioner", self.questioner.scene, scene_id)
+
+    def _page(self, request: Request) -> HTMLResponse:
+        """index.html with its base URL (the app's route prefix) and what the page must know of the server."""
+        config = {"structure": sorted(STRUCTURE_LABELS), "dontKnow": DONT_KNOW,
+                  "simulatedUser": self.answerer is not None,
+                  "timeoutMs": int((self.timeout_s + 5) * 1000)}  # past the server's deadline: its 504 comes first
+        if not (WEB / "index.html").is_file():
+            raise ApiError(404, f"no web page here: {WEB} is missing (install the app from its source tree)")
+        page = (WEB / "index.html").read_text(encoding="utf-8")
+        base = html.escape(request.scope.get("root_path", "").rstrip("/") + "/")
+        config_json = json.dumps(config).replace("<", "\\u003c")  # inside a <script> element
+        return HTMLResponse(page.replace("%BASE%", base).replace("%CONFIG%", config_json))
+
+    @app.get("/", include_in_schema=False)
+    async def page(self, request: Request) -> HTMLResponse:
+        """The interactive search page (deployments/web/)."""
+        return self._page(request)
+
+    @app.get("/scenes/{scene_id}", include_in_schema=False)
+    async def scene_page(self, request: Request, scene_id: str) -> HTMLResponse:
+        """A scene's page: the same page, which reads the scene id from its URL."""
+        return self._page(request)
+
+    def _simulated_user(self):
+        if self.answerer is None:
+            raise ApiError(404, "this app was built without the simulated user (AppArgs.simulated_user is false)")
+        return self.answerer
+
+    @app.get("/v1/examples")
+    async def examples(self, request: Request) -> dict:
+        """Val descriptions to start a simulated dialog from: query text, target scene id, described object.
+        `?n=` how many (default 20)."""
+        answerer = self._simulated_user()
+        n = parse_count(request.query_params.get("n"), "n", default=20)
+        return {"examples": await self._call("answerer", answerer.examples, n)}
+
+    @app.post("/v1/answers", response_model=AnswerOut, openapi_extra=_body_schema(AnswerIn))
+    async def answers(self, request: Request) -> dict:
+        """The simulated user's answer to the pending question, from the target scene's memory."""
+        answerer = self._simulated_user()
+        ids = await self.scene_ids()
+        req = parse_answer_request(await self._body(request), self.limits, set(ids))
+        return {"answer": await self._call("answerer", answerer.answer, req.state())}
 
     @app.get("/healthz")
     async def healthz(self) -> dict:

@@ -15,6 +15,7 @@ import time
 
 from ray import serve
 
+from ideal.dialog_eval import queries
 from ideal.serving import QuestionerService, RetrieverService, ServiceSpec, AnswererService
 
 BATCH = {"max_batch_size": 32, "batch_wait_timeout_s": 0.0}
@@ -123,11 +124,13 @@ class Questioner:
 
 @serve.deployment(ray_actor_options={"num_cpus": 0.25})
 class Answerer:
-    """The simulated user of evaluations (answers from the target scene's memory); never routed to HTTP."""
+    """The simulated user of evaluations (answers from the target scene's memory); also the web page's simulated
+    user (POST /v1/answers) and its val descriptions to start from (GET /v1/examples)."""
 
     def __init__(self, spec: dict, max_batch_size: int = BATCH["max_batch_size"],
                  batch_wait_timeout_s: float = BATCH["batch_wait_timeout_s"]):
         self.service = AnswererService(ServiceSpec(**spec))
+        self.descriptions = queries(ServiceSpec(**spec).open().descriptions())  # the eval job's queries, in order
         self.gate = Gate()
         _batching(self._answer, max_batch_size, batch_wait_timeout_s)
 
@@ -138,6 +141,12 @@ class Answerer:
     @serve.batch(**BATCH)
     async def _answer(self, states):
         return await self.gate.run(self.service.answer, states)
+
+    def examples(self, n: int) -> list[dict]:
+        """n of the evaluation's descriptions, spread evenly over them (so over many scenes)."""
+        step = max(1, len(self.descriptions) // n)
+        return [{"desc_id": d.desc_id, "query": d.text, "target": d.scene_id, "object_name": d.object_name}
+                for d in self.descriptions[::step][:n]]
 
     def stats(self) -> dict:
         return self.gate.stats()

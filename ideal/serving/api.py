@@ -2,6 +2,8 @@
 
     POST /v1/rounds  {"query": "...", "history": [{"question": "...", "answer": "..."}], "k": 10}
     -> 200 {"ranking": [{"scene_id": "...", "score": 0.81}, ...], "question": "...", "round": 2}
+    POST /v1/answers {"query", "history", "target", "question", "dialog_id"?} -> 200 {"answer": "..."}
+    GET  /v1/examples?n=20  (the simulated user's val descriptions; `n` checked by parse_count)
 
 Stateless: the client sends the whole dialog every time. `round` is the number of the question returned
 (1 = the first question, asked after the initial query alone). Every bad input is an `ApiError` carrying the
@@ -12,7 +14,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from ..dialog.types import DialogState
+from ..dialog.types import DialogState, Question, Turn
 from ..scenes.types import Scene, SceneMemory
 
 
@@ -82,8 +84,8 @@ def _text(value, where: str, max_chars: int, allow_empty: bool = False) -> str:
     return value.strip()
 
 
-def parse_round_request(body: bytes, limits: Limits = Limits(), n_scenes: int | None = None) -> RoundRequest:
-    """A checked RoundRequest from a raw request body, or an ApiError saying what is wrong."""
+def _object(body: bytes, limits: Limits, fields: tuple[str, ...]) -> dict:
+    """The body as a JSON object with no field outside `fields` (size, UTF-8 and JSON checked on the way)."""
     if len(body) > limits.max_body_bytes:
         raise ApiError(413, f"request body is {len(body)} bytes; the limit is {limits.max_body_bytes}")
     try:
@@ -98,12 +100,13 @@ def parse_round_request(body: bytes, limits: Limits = Limits(), n_scenes: int | 
         raise ApiError(400, "the JSON is nested too deeply to parse (a request is at most 3 levels deep)") from None
     if not isinstance(data, dict):
         raise ApiError(422, f"the body must be a JSON object, got {type(data).__name__}")
-    unknown = sorted(set(data) - {"query", "history", "k"})
+    unknown = sorted(set(data) - set(fields))
     if unknown:
-        raise ApiError(422, f"unknown field(s) {', '.join(map(_shown, unknown))}; fields: query, history, k")
-    if "query" not in data:
-        raise ApiError(422, "query is missing")
-    query = _text(data["query"], "query", limits.max_query_chars)
+        raise ApiError(422, f"unknown field(s) {', '.join(map(_shown, unknown))}; fields: {', '.join(fields)}")
+    return data
+
+
+def _history(data: dict, limits: Limits) -> tuple[tuple[str, str], ...]:
     history = data.get("history", [])
     if not isinstance(history, list):
         raise ApiError(422, f"history must be a list of {{question, answer}} objects, got {type(history).__name__}")
@@ -116,13 +119,68 @@ def parse_round_request(body: bytes, limits: Limits = Limits(), n_scenes: int | 
             raise ApiError(422, f"history[{i}] must be an object with exactly 'question' and 'answer', got {got}")
         turns.append((_text(turn["question"], f"history[{i}].question", limits.max_turn_chars),
                       _text(turn["answer"], f"history[{i}].answer", limits.max_turn_chars)))
+    return tuple(turns)
+
+
+def parse_round_request(body: bytes, limits: Limits = Limits(), n_scenes: int | None = None) -> RoundRequest:
+    """A checked RoundRequest from a raw request body, or an ApiError saying what is wrong."""
+    data = _object(body, limits, ("query", "history", "k"))
+    if "query" not in data:
+        raise ApiError(422, "query is missing")
+    query = _text(data["query"], "query", limits.max_query_chars)
+    history = _history(data, limits)
     max_k = min(limits.max_k, n_scenes) if n_scenes else limits.max_k
     k = data.get("k", min(limits.default_k, max_k))  # a small gallery lowers the default, never refuses it
     if isinstance(k, bool) or not isinstance(k, int):
         raise ApiError(422, f"k must be an integer, got {_json(k)}")
     if not 1 <= k <= max_k:
         raise ApiError(422, f"k must be between 1 and {max_k}, got {k}")
-    return RoundRequest(query, tuple(turns), k)
+    return RoundRequest(query, history, k)
+
+
+@dataclass(frozen=True)
+class AnswerRequest:
+    """POST /v1/answers: the simulated user, who has `target` in mind, answers `question` in the dialog so far.
+    `dialog_id` seeds the user's choice among remembered sentences (the eval job uses the description's id)."""
+
+    query: str
+    history: tuple[tuple[str, str], ...]
+    target: str
+    question: str
+    dialog_id: str = ""
+
+    def state(self) -> DialogState:
+        """The dialog as the Answerer reads it: query, turns, target and the pending question."""
+        return DialogState(self.query, tuple(Turn(q, a) for q, a in self.history), target=self.target,
+                           question=Question(self.question), dialog_id=self.dialog_id)
+
+
+def parse_answer_request(body: bytes, limits: Limits = Limits(), scene_ids=None) -> AnswerRequest:
+    """A checked AnswerRequest from a raw request body (`target` among `scene_ids` when given), or an ApiError."""
+    data = _object(body, limits, ("query", "history", "target", "question", "dialog_id"))
+    for name in ("query", "target", "question"):
+        if name not in data:
+            raise ApiError(422, f"{name} is missing")
+    query = _text(data["query"], "query", limits.max_query_chars)
+    history = _history(data, limits)
+    target = _text(data["target"], "target", limits.max_turn_chars)
+    if scene_ids is not None and target not in scene_ids:
+        raise ApiError(422, f"target {_shown(target)!r} is not a scene of the gallery")
+    question = _text(data["question"], "question", limits.max_turn_chars)
+    dialog_id = _text(data.get("dialog_id", ""), "dialog_id", limits.max_turn_chars, allow_empty=True)
+    return AnswerRequest(query, history, target, question, dialog_id)
+
+
+MAX_EXAMPLES = 100
+
+
+def parse_count(raw: str | None, name: str, default: int, maximum: int = MAX_EXAMPLES) -> int:
+    """A count from a query string (`?n=20`): `default` when absent, else an integer in 1..maximum."""
+    if raw is None:
+        return default
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= MAX_DIGITS and 1 <= int(raw) <= maximum):
+        raise ApiError(422, f"{name} must be an integer between 1 and {maximum}, got {_json(_shown(raw))}")
+    return int(raw)
 
 
 def round_response(state: DialogState, ranking: list[tuple[str, float]]) -> dict:

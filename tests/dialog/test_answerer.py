@@ -147,6 +147,8 @@ def test_lengths_must_match():
         GroundedAnswerWriter().answer(["a?", "b?"], [FINE])
 
 
+# ------------------------------------------------------------------------------------------------ open questions
+
 def test_open_detail_probe_and_explore_answer_from_memory_sentences():
     memory = ["a brown chair. it is next to the desk.", "the lamp is on the desk.", "There is a red chair in a corner.",
               "a green sofa faces the window."]

@@ -1,5 +1,5 @@
-"""ideal/serving/api.py without Serve: every good body parses to one RoundRequest, every bad one is an ApiError
-with a 4xx status and a reason that names the field, and round_response shapes the answer."""
+"""ideal/serving/api.py without Serve: every good body parses to one RoundRequest (or AnswerRequest), every bad one
+is an ApiError with a 4xx status and a reason that names the field, and round_response shapes the answer."""
 import json
 
 import numpy as np
@@ -7,6 +7,7 @@ import pytest
 
 from ideal.dialog.types import DialogState, Question, Turn
 from ideal.serving import ApiError, Limits, RoundRequest, parse_round_request, round_response
+from ideal.serving.api import AnswerRequest, parse_answer_request, parse_count
 
 
 def body(**fields) -> bytes:
@@ -206,3 +207,63 @@ def test_round_response():
                    "question": "Is there a lamp?", "round": 2}
     assert json.loads(json.dumps(out)) == out
     assert round_response(DialogState(query="the chair"), []) == {"ranking": [], "question": None, "round": 1}
+
+
+# POST /v1/answers and GET /v1/examples?n= (the simulated user of the web page)
+
+SCENES = {"scene0001_00", "scene0002_00"}
+
+
+def answer_body(**fields) -> bytes:
+    return body(**{"query": "the chair", "target": "scene0001_00", "question": "Which room is it in?", **fields})
+
+
+def test_an_answer_request_is_the_dialog_the_simulated_user_reads():
+    raw = answer_body(history=[turn(" Is it red? ", " yes ")], dialog_id="scene0001_00/3/0")
+    req = parse_answer_request(raw, Limits(), SCENES)
+    assert req == AnswerRequest("the chair", (("Is it red?", "yes"),), "scene0001_00", "Which room is it in?",
+                                "scene0001_00/3/0")
+    st = req.state()
+    assert (st.query, st.target, st.question.text, st.dialog_id) == ("the chair", "scene0001_00",
+                                                                     "Which room is it in?", "scene0001_00/3/0")
+    assert [(t.question, t.answer) for t in st.turns] == [("Is it red?", "yes")] and st.answers == ["yes"]
+    assert parse_answer_request(answer_body()).dialog_id == ""  # no gallery given: the target is not checked
+
+
+@pytest.mark.parametrize("raw, status, reason", [
+    (body(query="x", question="q?"), 422, "target is missing"),
+    (body(query="x", target="scene0001_00"), 422, "question is missing"),
+    (body(target="scene0001_00", question="q?"), 422, "query is missing"),
+    (answer_body(target="scene0009_00"), 422, "target 'scene0009_00' is not a scene of the gallery"),
+    (answer_body(target=3), 422, "target must be a string, got int"),
+    (answer_body(question=" "), 422, "question is empty"),
+    (answer_body(question="q" * 1001), 422, "question is 1001 characters long; the limit is 1000"),
+    (answer_body(dialog_id=None), 422, "dialog_id must be a string, got NoneType"),
+    (answer_body(history=[turn(answer=3)]), 422, "history[0].answer must be a string, got int"),
+    (answer_body(k=3), 422, "unknown field(s) k; fields: query, history, target, question, dialog_id"),
+    (b'{"query": "x"', 400, "malformed JSON"),
+    (b'["x"]', 422, "the body must be a JSON object, got list"),
+])
+def test_each_bad_answer_request_is_refused_with_a_reason(raw, status, reason):
+    with pytest.raises(ApiError) as e:
+        parse_answer_request(raw, Limits(), SCENES)
+    assert e.value.status == status and e.value.reason.startswith(reason), e.value.reason
+
+
+def test_an_answer_request_past_the_body_limit_is_413():
+    with pytest.raises(ApiError) as e:
+        parse_answer_request(answer_body(query="x" * 100), Limits(max_body_bytes=100), SCENES)
+    assert e.value.status == 413
+
+
+@pytest.mark.parametrize("raw, want", [(None, 20), ("1", 1), ("7", 7), ("100", 100)])
+def test_a_count_is_its_default_or_an_integer_up_to_the_maximum(raw, want):
+    assert parse_count(raw, "n", default=20) == want
+
+
+@pytest.mark.parametrize("raw", ["0", "101", "-1", "1.5", "", "x", "١", "9" * 5000])
+def test_a_bad_count_is_422_naming_the_parameter(raw):
+    with pytest.raises(ApiError) as e:
+        parse_count(raw, "n", default=20)
+    assert e.value.status == 422 and e.value.reason.startswith("n must be an integer between 1 and 100, got ")
+    assert len(e.value.reason) < 140
