@@ -19,7 +19,6 @@ from ideal.config import load_config
 from ideal.dialog_eval import EvalSpec, context, run_shard
 from ideal.scenes.synthetic import generate
 from ideal.serving import AnswererService, QuestionerService, RoundRequest, RetrieverService, ServiceSpec, simulate
-from tests.dialog.test_llm import tiny_lm  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.integration
 ZERO = {"ray_actor_options": {"num_cpus": 0}}

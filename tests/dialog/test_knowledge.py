@@ -158,3 +158,11 @@ def test_knowledge_is_a_function_of_the_geometry_alone():
     # and a change of geometry does change it
     k3 = SceneKnowledge([A, room("B", "Bedroom / Hotel", [bed(), chair("brown")]), C, D])
     assert not np.array_equal(k1.answers, k3.answers)
+
+
+def test_the_prior_gain_is_the_uniform_answer_entropy_without_the_pairwise_table():
+    from ideal.dialog.knowledge import answer_entropy, value_entropy
+
+    table = np.random.default_rng(0).integers(0, 5, (60, 9))
+    np.testing.assert_allclose(value_entropy(table), answer_entropy(table[None], np.full((1, 60), 1 / 60))[0])
+    np.testing.assert_allclose(value_entropy(np.zeros((4, 2), int)), [0.0, 0.0])  # one value: no information

@@ -5,7 +5,6 @@ import pytest
 
 from ideal.dialog.knowledge import SceneKnowledge
 from ideal.dialog.router import scene_density
-from ideal.encoders.text import TextEncoder
 from ideal.retrieval.gallery import Gallery
 from ideal.retrieval.retriever import BagOfLabelsRetriever
 from ideal.scenes.types import Scene, SceneObject
@@ -29,8 +28,8 @@ def scene(sid, labels):
 
 
 @pytest.fixture(scope="module")
-def gallery():
-    r = CountingRetriever(TextEncoder())
+def gallery(text_encoder):
+    r = CountingRetriever(text_encoder)
     return Gallery(r, [scene("a", ["desk", "chair"]), scene("b", ["bed", "lamp"]), scene("c", ["sofa", "tv"])])
 
 
