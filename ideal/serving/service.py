@@ -155,3 +155,20 @@ async def simulate(query: str, target: str, rounds: int, rank: Callable, ask: Ca
         st = (await ask(st)).with_(target=target, dialog_id=dialog_id)
         history.append((st.question.text, await answer(st)))
     return {"ranks": ranks, "history": history}
+
+
+def simulate_here(retriever: RetrieverService, questioner: QuestionerService, answerer: AnswererService, query: str,
+                  target: str, rounds: int, dialog_id: str = "0", k: int = 10) -> dict:
+    """`simulate` through the three services in this process (a notebook, a test): what the Serve handles run."""
+    import asyncio
+
+    async def rank(request):
+        return retriever.rank([request])[0]
+
+    async def ask(state):
+        return questioner.ask([state])[0]
+
+    async def answer(state):
+        return answerer.answer([state])[0]
+
+    return asyncio.run(simulate(query, target, rounds, rank, ask, answer, dialog_id, k))

@@ -18,7 +18,7 @@ from ideal import build, checkpoints
 from ideal.config import load_config
 from ideal.dialog_eval import EvalSpec, context, run_shard
 from ideal.scenes.synthetic import generate
-from ideal.serving import AnswererService, QuestionerService, RoundRequest, RetrieverService, ServiceSpec, simulate
+from ideal.serving import AnswererService, QuestionerService, RoundRequest, RetrieverService, ServiceSpec, simulate_here
 
 pytestmark = pytest.mark.integration
 ZERO = {"ray_actor_options": {"num_cpus": 0}}
@@ -84,16 +84,7 @@ def test_the_roles_serve_a_dialog_from_the_gallery_alone(bench, spec, text_encod
     store = build.open_gallery(g)
     d = next(x for x in store.descriptions() if x.source == "scanrefer")
 
-    async def rank(r):
-        return search.rank([r])[0]
-
-    async def ask_one(st):
-        return ask.ask([st])[0]
-
-    async def answer(st):
-        return user.answer([st])[0]
-
-    got = asyncio.run(simulate(d.text, d.scene_id, 2, rank, ask_one, answer, "d0", k=5))
+    got = simulate_here(search, ask, user, d.text, d.scene_id, 2, "d0", k=5)
     assert len(got["ranks"]) == 3 and all(0 <= r <= 5 for r in got["ranks"])
     assert len(got["history"]) == 2 and all(q.endswith("?") and a.strip() for q, a in got["history"])
     page = ask.scene(d.scene_id)

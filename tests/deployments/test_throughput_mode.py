@@ -2,7 +2,6 @@
 replicas, user code on the replica's main loop), the mode the README recommends for serving: the same answers
 as the in-process roles, 4xx for bad input, and simulated dialogs through the handles (which in this mode must
 be awaited, never blocked on). A fresh process: the mode is read when Ray and Serve are imported."""
-import asyncio
 import json
 import os
 import socket
@@ -15,7 +14,7 @@ import pytest
 
 from ideal import build
 from ideal.scenes.synthetic import generate
-from ideal.serving import AnswererService, QuestionerService, RoundRequest, RetrieverService, ServiceSpec, simulate
+from ideal.serving import AnswererService, QuestionerService, RoundRequest, RetrieverService, ServiceSpec, simulate_here
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,15 +55,6 @@ def test_throughput_optimized_mode(gallery, text_encoder):
         np.testing.assert_allclose([r["score"] for r in body["ranking"]], [s for _, s in st.top[:5]], atol=1e-5)
     assert out["bad"] == [422, {"detail": "query is empty"}]
 
-    async def rank(r):
-        return search.rank([r])[0]
-
-    async def ask_one(st):
-        return ask.ask([st])[0]
-
-    async def answer(st):
-        return user.answer([st])[0]
-
-    want = asyncio.run(simulate(query, target, 2, rank, ask_one, answer, "d0"))
+    want = simulate_here(search, ask, user, query, target, 2, "d0")
     assert out["simulated"]["ranks"] == want["ranks"]
     assert [list(t) for t in want["history"]] == out["simulated"]["history"]

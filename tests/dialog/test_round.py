@@ -10,23 +10,7 @@ from ideal.dialog.round import (ask_next, ranking, replay, replay_batch, route_n
                                 top_candidates)
 from ideal.dialog.types import Q1, Q2, DialogState, Question, Turn
 
-from .rounds import (CFG, PROBING, QUERIES, SCENES, TARGETS, E, ideal_by_hand, make_gallery, make_questioner,
-                     make_user, p_hat, simulate)
-
-
-@pytest.fixture(scope="module")
-def gallery():
-    return make_gallery()
-
-
-@pytest.fixture(scope="module")
-def questioner(gallery):
-    return make_questioner(gallery)
-
-
-@pytest.fixture(scope="module")
-def user():
-    return make_user()
+from .rounds import CFG, PROBING, QUERIES, SCENES, TARGETS, E, ideal_by_hand, p_hat, simulate
 
 
 # ------------------------------------------------------------------------------------------------ start

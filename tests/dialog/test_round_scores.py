@@ -12,22 +12,7 @@ from ideal.dialog.summary import one_step, responses
 from ideal.dialog.types import DONT_KNOW, Q1, Q2, DialogState, Turn, is_unknown
 from ideal.retrieval.meb import fuse_responses, gallery_softmax
 
-from .rounds import CFG, SCENES, E, ideal_by_hand, make_gallery, make_questioner, make_user, p_hat, simulate
-
-
-@pytest.fixture(scope="module")
-def gallery():
-    return make_gallery()
-
-
-@pytest.fixture(scope="module")
-def questioner(gallery):
-    return make_questioner(gallery)
-
-
-@pytest.fixture(scope="module")
-def user():
-    return make_user()
+from .rounds import CFG, SCENES, E, ideal_by_hand, p_hat, simulate
 
 
 # ------------------------------------------------------------------------------------------------ the retriever
