@@ -22,6 +22,8 @@ from .. import checkpoints
 from ..io import atomic_write
 from ..scenes import labelmap, parquet, scannet
 from ..scenes.dataset import attach_descriptions, build_memories, read_descriptions
+from ..scenes.types import FormatError, SceneMemory
+from ..store import memories_table, write_encoding, write_tables
 from .embeddings import read_embeddings, write_embeddings
 
 PLAN_FILE = "plan.json"
@@ -57,8 +59,6 @@ class Source:
         if self.scene_ids is None and not (self.scanrefer or self.nr3d or self.sr3d):
             return found
         if self.scene_ids is None:  # the scenes the description files refer to, as ideal.scenes.load reads them
-            from ..scenes.types import FormatError
-
             on_disk, wanted = set(found), set()
             for path, where, d in read_descriptions(self.scanrefer, self.nr3d, self.sr3d):
                 if d.scene_id not in on_disk:
@@ -124,8 +124,6 @@ class ShardEncoder:
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir(parents=True)
             parquet.write_scenes(scenes, tmp / "scenes.parquet", with_points=False)
-            from ..store import memories_table
-
             pq.write_table(memories_table([memories[s.scene_id] for s in scenes]), tmp / "memories.parquet")
             tmp.replace(tables)
         for name, path in encodings.items():
@@ -213,13 +211,10 @@ def finish_gallery(out: str | Path, source: Source, tables: list[Path], embedded
                    ) -> None:
     """Merge finished shards into the gallery directory `out` (see `ideal.store`)."""
     from ..dialog.router import mean_knn_distance
-    from ..store import write_encoding, write_tables
     from .index import SceneIndex
 
     scenes = [s for t in tables for s in parquet.read_scenes(t / "scenes.parquet")]
     memory_rows = pa.concat_tables([pq.read_table(t / "memories.parquet") for t in tables]).to_pydict()
-    from ..scenes.types import SceneMemory
-
     fine: dict[str, list[str]] = {s.scene_id: [] for s in scenes}
     for sid, sentence in zip(memory_rows["scene_id"], memory_rows["sentence"]):  # rows are in position order
         fine[sid].append(sentence)
