@@ -5,7 +5,14 @@ mode puts it back (try/finally), so every other test sees the encoder as loaded.
 `bench_root`: a small synthetic benchmark on disk. Read it, never write into it: a test that needs to change a
 benchmark generates its own under `tmp_path`. Its size and seed are in `bench_root / "meta.json"`.
 `tiny_lm`: a local chat model directory (random weights) for the llm backends, with no download.
+`ray_local`: one local Ray (2 CPUs) in this process for every test that needs Ray here; it stays up to the end.
+`served`: the IDeal Serve app over HTTP on that Ray, from a 10-scene encoded gallery whose benchmark scans are
+deleted (2 Retriever replicas, a 20 kB body limit, the simulated user). A test may kill a replica if it waits for
+Serve to replace it; an app a test adds under another name it deletes.
 """
+from dataclasses import dataclass
+from pathlib import Path
+
 import pytest
 
 BENCH_SCENES, BENCH_SEED = 12, 7
@@ -42,3 +49,31 @@ def tiny_lm(tmp_path_factory):
                         bos_token_id=tok.cls_token_id, eos_token_id=tok.sep_token_id)
     GPT2LMHeadModel(config).save_pretrained(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    from tests.web import serve_app
+
+    serve_app.init_ray()
+    yield
+    serve_app.stop()
+
+
+@dataclass(frozen=True)
+class Served:
+    url: str
+    spec: object  # the resolved ideal.serving.ServiceSpec the app runs
+    root: Path  # the benchmark, without scans/
+    gallery: Path
+
+
+@pytest.fixture(scope="session")
+def served(ray_local, tmp_path_factory):
+    from ideal.serving import ServiceSpec
+    from tests.web import serve_app
+
+    root, gallery = serve_app.small_gallery(tmp_path_factory.mktemp("served"))
+    spec = ServiceSpec(gallery=str(gallery)).resolved()
+    url = serve_app.run(spec, retriever_replicas=2, limits={"max_body_bytes": 20_000})
+    return Served(url, spec, root, gallery)

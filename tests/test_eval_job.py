@@ -28,12 +28,12 @@ def run(*args):
                           cwd=ROOT)
 
 
-def check_results(out: Path, methods, settings=(FINE,)):
+def check_results(out: Path, methods: dict):
+    """results.json and results.md are well formed, with exactly `methods` ({setting: method names})."""
     res = json.loads((out / "results.json").read_text())
-    assert set(res["results"]) == set(settings)
-    assert set(res["queries"]) == set(res["rounds"]) == set(settings)
-    for key in settings:
-        assert set(res["results"][key]) == set(methods)
+    assert {k: set(v) for k, v in res["results"].items()} == {k: set(v) for k, v in methods.items()}
+    assert set(res["queries"]) == set(res["rounds"]) == set(methods)
+    for key in methods:
         for rounds in res["results"][key].values():
             for r in rounds.values():
                 assert set(r) == {"R@1", "R@5", "R@10", "Rsum"}
@@ -43,42 +43,50 @@ def check_results(out: Path, methods, settings=(FINE,)):
     return res
 
 
-def test_synthetic_static_eval_two_query_sets_coarse(bench, tmp_path):
-    """Several query sets in one job; coarse memory gets the paper's 3 rounds when --rounds is not given."""
-    p = run("--methods", "static,labels", "--memory", "coarse", "--queries", "scanrefer,nr3d", "--limit", "10",
-            "--out", str(tmp_path), "--set", f"data.root={bench}", "--set", "data.scenes=12", "--set", "data.seed=7")
+def test_dev_split_two_query_sets_coarse_memory_two_seeds(bench, tmp_path):
+    """--split dev: the gallery is the dev scenes and every query's target is one of them. Several query sets in
+    one job; coarse memory gets the paper's 3 rounds when --rounds is not given; --seeds 2 adds a second seed of
+    the simulated user for ideal only, on each query set."""
+    bench_args = ("--set", f"data.root={bench}", "--set", "data.scenes=12", "--set", "data.seed=7")
+    p = run("--split", "dev", "--methods", "static,labels,ideal", "--memory", "coarse", "--queries", "scanrefer,nr3d",
+            "--seeds", "2", "--limit", "4", "--out", str(tmp_path), *bench_args)
     assert p.returncode == 0, p.stderr[-3000:]
-    keys = ["scanrefer/coarse/s0", "nr3d/coarse/s0"]
-    res = check_results(tmp_path, ["static", "bag-of-labels"], keys)
-    assert res["queries"] == {k: 10 for k in keys} and res["rounds"] == {k: 3 for k in keys}
-    assert all(set(m) == {"0"} for m in res["results"][keys[0]].values())  # static methods: round 0 only
-    assert res["split"] == "val" and "Rsum" in p.stdout
+    base, seed1 = ["scanrefer/coarse/s0", "nr3d/coarse/s0"], ["scanrefer/coarse/s1", "nr3d/coarse/s1"]
+    res = check_results(tmp_path, {**{k: ["static", "bag-of-labels", "ideal"] for k in base},
+                                   **{k: ["ideal"] for k in seed1}})
+    assert res["rounds"] == {k: 3 for k in base + seed1}
+    assert res["queries"]["scanrefer/coarse/s0"] == 4 and 0 < res["queries"]["nr3d/coarse/s0"] <= 4
+    assert all(set(m) == {"0"} for k in base for name, m in res["results"][k].items() if name != "ideal")
+    assert set(res["results"][base[0]]["ideal"]) == {"0", "1", "2", "3"}
+    dev, val = split_scene_ids(bench, "dev"), split_scene_ids(bench, "val")
+    assert dev and not set(dev) & set(val)
+    assert res["split"] == "dev" and res["gallery"] == len(dev) and "Rsum" in p.stdout
+    import pyarrow.parquet as pq
+
+    rows = pq.read_table(tmp_path / "transcripts.parquet").to_pylist()
+    assert {r["setting"] for r in rows} == set(base + seed1)
+    assert {r["target"] for r in rows} <= set(dev) and {r["top1"] for r in rows} <= set(dev)
     md = (tmp_path / "results.md").read_text()
     assert "## Table 1: coarse memory" in md and "| scanrefer R@1 |" in md and "| nr3d R@1 |" in md
     assert "## Table 1: fine memory" not in md
-
-
-def test_scannet_format_folder_zero_shot(bench, tmp_path):
-    p = run("--scannet-dir", str(bench / "scans"), "--scanrefer", str(bench / "ScanRefer_filtered_val.json"),
-            "--methods", "static", "--out", str(tmp_path))
-    assert p.returncode == 0, p.stderr[-3000:]
-    res = check_results(tmp_path, ["static"])
-    val = (bench / "scannetv2_val.txt").read_text().split()
-    assert res["gallery"] == len(val)
-    assert res["rounds"] == {FINE: 5}  # fine memory: the paper's 5 rounds by default
+    assert "(dev split)" in md and " ± " in md  # ideal over two seeds
 
 
 def test_eval_from_an_encoded_gallery_needs_no_scans(bench, tmp_path):
-    """Scans -> OUT/gallery -> results; then, with the scans deleted, the same evaluation from that gallery (and
-    the description file given again) gives the same results."""
+    """A ScanNet/ScanRefer-format folder (zero-shot): scans -> OUT/gallery -> results, the paper's 5 rounds for
+    fine memory by default; then, with the scans deleted, the same evaluation from that gallery (and the
+    description file given again) gives the same results."""
     import shutil
 
     scans = tmp_path / "scans"
     shutil.copytree(bench / "scans", scans)
     refer = str(bench / "ScanRefer_filtered_val.json")
-    common = ("--methods", "static,ideal", "--rounds", "1", "--limit", "5")
+    common = ("--methods", "static,ideal", "--limit", "5")
     p = run("--scannet-dir", str(scans), "--scanrefer", refer, *common, "--out", str(tmp_path / "a"))
     assert p.returncode == 0, p.stderr[-3000:]
+    res = check_results(tmp_path / "a", {FINE: ["static", "ideal"]})
+    assert res["gallery"] == len((bench / "scannetv2_val.txt").read_text().split())
+    assert res["rounds"] == {FINE: 5}
     shutil.rmtree(scans)
     p = run("--gallery", str(tmp_path / "a" / "gallery"), "--scanrefer", refer, *common, "--out", str(tmp_path / "b"))
     assert p.returncode == 0, p.stderr[-3000:]
@@ -90,91 +98,81 @@ def test_eval_from_an_encoded_gallery_needs_no_scans(bench, tmp_path):
     assert p.returncode == 1 and "gallery.json" in p.stderr and "not an encoded gallery" in p.stderr
 
 
-def test_dev_split_evaluates_dev_scenes_only(bench, tmp_path):
-    """--split dev: the gallery is the dev scenes and every query's target is one of them; --seeds 2 adds a
-    second seed of the simulated user for ideal only."""
-    p = run("--split", "dev", "--methods", "static,ideal", "--seeds", "2", "--rounds", "1", "--limit", "4",
-            "--out", str(tmp_path), "--set", f"data.root={bench}", "--set", "data.scenes=12", "--set", "data.seed=7")
+@pytest.mark.parametrize("argv, reason", [
+    (["--methods", "static,oracle"], "unknown method 'oracle'"),
+    (["--scannet-dir", "x"], "--scannet-dir needs description files"),
+    (["--queries", "scanrefer,referit"], "unknown query sets ['referit']"),
+    (["--seeds", "0"], "--seeds must be >= 1"),
+])
+def test_bad_flags_are_explained(argv, reason, capsys):
+    with pytest.raises(SystemExit) as e:
+        load_job().parse([*argv, "--out", "unused"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and reason in err and err.startswith("usage: ")
+    if "oracle" in reason:
+        assert "chatir" in err  # the methods there are
+
+
+def interactive_args(out, *extra):
+    return ("--methods", "static,chatir,ideal", "--rounds", "2", "--limit", "12", "--shard-size", "2", "--out", str(out),
+            *extra)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(bench, tmp_path_factory):
+    """(out folder, its results.json) of an interactive eval run on a real local Ray, start to end."""
+    out = tmp_path_factory.mktemp("whole")
+    p = run(*interactive_args(out, "--set", f"data.root={bench}", "--set", "data.scenes=12", "--set", "data.seed=7"))
     assert p.returncode == 0, p.stderr[-3000:]
-    res = json.loads((tmp_path / "results.json").read_text())
-    dev, val = split_scene_ids(bench, "dev"), split_scene_ids(bench, "val")
-    assert dev and not set(dev) & set(val)
-    assert res["split"] == "dev" and res["gallery"] == len(dev)
-    assert {k: set(v) for k, v in res["results"].items()} == {FINE: {"static", "ideal"},
-                                                             "scanrefer/fine/s1": {"ideal"}}
-    assert res["queries"] == {FINE: 4, "scanrefer/fine/s1": 4}
-    import pyarrow.parquet as pq
-
-    rows = pq.read_table(tmp_path / "transcripts.parquet").to_pylist()
-    assert {r["setting"] for r in rows} == {FINE, "scanrefer/fine/s1"}
-    assert {r["target"] for r in rows} <= set(dev) and {r["top1"] for r in rows} <= set(dev)
-    md = (tmp_path / "results.md").read_text()
-    assert "(dev split)" in md and " ± " in md  # ideal over two seeds
+    return out, json.loads((out / "results.json").read_text())
 
 
-def test_bad_flags_are_explained(tmp_path):
-    p = run("--methods", "static,oracle", "--out", str(tmp_path))
-    assert p.returncode == 2 and "unknown method 'oracle'" in p.stderr and "chatir" in p.stderr
-    p = run("--scannet-dir", "x", "--out", str(tmp_path))
-    assert p.returncode == 2 and "--scannet-dir needs description files" in p.stderr
-    p = run("--queries", "scanrefer,referit", "--out", str(tmp_path))
-    assert p.returncode == 2 and "unknown query sets ['referit']" in p.stderr
-    p = run("--seeds", "0", "--out", str(tmp_path))
-    assert p.returncode == 2 and "--seeds must be >= 1" in p.stderr
-
-
-def test_dialog_eval_writes_everything_and_resumes(bench, tmp_path):
-    """A tiny interactive eval on a real local Ray; then one shard is lost and the job, run again, recomputes
-    only that shard and gives the same results."""
-    args = ("--methods", "static,chatir,ideal", "--rounds", "2", "--limit", "6", "--shard-size", "3",
-            "--out", str(tmp_path), "--set", f"data.root={bench}", "--set", "data.scenes=12", "--set", "data.seed=7")
-    p = run(*args)
-    assert p.returncode == 0, p.stderr[-3000:]
-    res = json.loads((tmp_path / "results.json").read_text())
-    assert list(res["results"]) == [FINE] and res["rounds"] == {FINE: 2} and res["queries"] == {FINE: 6}
+def test_dialog_eval_writes_everything_and_resumes(bench, uninterrupted):
+    """A tiny interactive eval writes results, tables, the figure and transcripts; then one shard is lost and the
+    job, run again, recomputes only that shard and gives the same results."""
+    out, res = uninterrupted
+    assert list(res["results"]) == [FINE] and res["rounds"] == {FINE: 2} and res["queries"] == {FINE: 12}
     got = res["results"][FINE]
     assert set(got["ideal"]) == {"0", "1", "2"} and set(got["static"]) == {"0"}
     # round 0 of every dialog method is the static ranking
     assert got["ideal"]["0"] == got["static"]["0"] == got["chatir"]["0"]
-    md = (tmp_path / "results.md").read_text()
+    md = (out / "results.md").read_text()
     assert "## Table 1: fine memory" in md and "| ideal | " in md
     assert "## Rsum per round (ScanRefer-style queries, fine memory)" in md
-    assert (tmp_path / "recall_vs_round.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (out / "recall_vs_round.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     import pyarrow.parquet as pq
 
-    tr = pq.read_table(tmp_path / "transcripts.parquet").to_pylist()
+    tr = pq.read_table(out / "transcripts.parquet").to_pylist()
     ideal_rows = [r for r in tr if r["method"] == "ideal"]
-    assert len(ideal_rows) == 6 * 3 and len({r["dialog_id"] for r in ideal_rows}) == 6
+    assert len(ideal_rows) == 12 * 3 and len({r["dialog_id"] for r in ideal_rows}) == 12
     assert {r["setting"] for r in tr} == {FINE}
     assert all(r["question"].endswith("?") and r["answer"] for r in ideal_rows if r["round"] > 0)
 
-    shards = sorted((tmp_path / "shards" / "scanrefer_fine_s0" / "ideal").glob("*.json"))
-    assert len(shards) == 2
+    shards = sorted((out / "shards" / "scanrefer_fine_s0" / "ideal").glob("*.json"))
+    assert len(shards) == 6
     shards[1].unlink()
-    (tmp_path / "results.json").unlink()
+    (out / "results.json").unlink()
+    args = interactive_args(out, "--set", f"data.root={bench}", "--set", "data.scenes=12", "--set", "data.seed=7")
     p = run(*args)
     assert p.returncode == 0, p.stderr[-3000:]
-    assert "6 shards (5 already done)" in p.stdout
-    assert json.loads((tmp_path / "results.json").read_text())["results"] == res["results"]
+    assert "18 shards (17 already done)" in p.stdout
+    assert json.loads((out / "results.json").read_text())["results"] == res["results"]
 
     # the same folder with a different config is refused, not mixed
-    p = run(*args[:-2], "--set", "data.seed=7", "--set", "dialog.alpha=0.9")
+    p = run(*args, "--set", "dialog.alpha=0.9")
     assert p.returncode != 0 and "different evaluation" in p.stderr
 
 
-def test_a_killed_job_resumes_without_losing_or_repeating_a_dialog(bench, tmp_path):
+def test_a_killed_job_resumes_without_losing_or_repeating_a_dialog(bench, uninterrupted, tmp_path):
     """The job process (and the local Ray it started) is SIGKILLed once shards start landing; run again, it
     computes only the missing shards and gives exactly the results of an uninterrupted run."""
     import os
     import signal
     import time
 
-    def args(out):
-        return ("--methods", "chatir,ideal", "--rounds", "2", "--limit", "12", "--shard-size", "2", "--out", str(out),
-                "--set", f"data.root={bench}", "--set", "data.scenes=12", "--set", "data.seed=7")
-
     killed = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, str(ROOT / "jobs" / "eval.py"), *args(killed)], cwd=ROOT,
+    args = interactive_args(killed, "--set", f"data.root={bench}", "--set", "data.scenes=12", "--set", "data.seed=7")
+    proc = subprocess.Popen([sys.executable, str(ROOT / "jobs" / "eval.py"), *args], cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 240
     while time.time() < deadline and proc.poll() is None and not list(killed.glob("shards/*/*/*.json")):
@@ -182,23 +180,22 @@ def test_a_killed_job_resumes_without_losing_or_repeating_a_dialog(bench, tmp_pa
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     done = len(list(killed.glob("shards/*/*/*.json")))  # shards/<setting>/<method>/<a>-<b>.json
-    assert 0 < done < 12, f"{done} shards were done when the job was killed"
+    assert 0 < done < 18, f"{done} shards were done when the job was killed"
 
-    p = run(*args(killed))
+    p = run(*args)
     assert p.returncode == 0, p.stderr[-3000:]
-    assert f"12 shards ({done} already done)" in p.stdout
-    p = run(*args(tmp_path / "whole"))
-    assert p.returncode == 0, p.stderr[-3000:]
+    assert f"18 shards ({done} already done)" in p.stdout
     got = json.loads((killed / "results.json").read_text())
-    assert list(got["results"]) == [FINE] and set(got["results"][FINE]) == {"chatir", "ideal"}
-    assert got["results"] == json.loads((tmp_path / "whole" / "results.json").read_text())["results"]
+    assert got["results"] == uninterrupted[1]["results"]
     import pyarrow.parquet as pq
 
     rows = pq.read_table(killed / "transcripts.parquet").to_pylist()
     per_dialog = {}
     for r in rows:
         per_dialog[(r["method"], r["dialog_id"])] = per_dialog.get((r["method"], r["dialog_id"]), 0) + 1
-    assert len(per_dialog) == 2 * 12 and set(per_dialog.values()) == {3}  # every dialog once, all 3 rounds
+    # every dialog once: static's round 0, the dialog methods' 3 rounds
+    assert len(per_dialog) == 3 * 12 and sorted(set(per_dialog.values())) == [1, 3]
+    assert all(n == (1 if m == "static" else 3) for (m, _), n in per_dialog.items())
 
 
 def load_job():

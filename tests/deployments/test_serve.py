@@ -3,8 +3,6 @@ benchmark scans are deleted: a 3-round dialog equal to the in-process roles, a R
 its top (scene, score) pairs, every bad input answered 4xx with a reason, a Retriever replica killed under load,
 and a simulated dialog through the handles equal to the eval job's."""
 import asyncio
-import shutil
-import socket
 import time
 
 import httpx
@@ -17,48 +15,27 @@ from deployments.app import build_app
 from ideal import build, checkpoints
 from ideal.config import load_config
 from ideal.dialog_eval import EvalSpec, context, run_shard
-from ideal.scenes.synthetic import generate
-from ideal.serving import AnswererService, QuestionerService, RoundRequest, RetrieverService, ServiceSpec, simulate_here
+from ideal.serving import AnswererService, QuestionerService, RoundRequest, RetrieverService, simulate_here
 
 pytestmark = pytest.mark.integration
 ZERO = {"ray_actor_options": {"num_cpus": 0}}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+@pytest.fixture(scope="module")
+def bench(served):
+    """(benchmark root, gallery G): G holds the benchmark's val scenes encoded with the IAT weights, and the
+    benchmark's scans are deleted: everything below serves from G alone."""
+    return served.root, served.gallery
 
 
 @pytest.fixture(scope="module")
-def bench(tmp_path_factory):
-    """A 40-scene benchmark (10 val scenes), its val gallery G encoded with the IAT weights, then its scans
-    deleted: everything below serves from G alone."""
-    root = generate(tmp_path_factory.mktemp("bench"), n_scenes=40, seed=3, progress=False)
-    g = build.build_gallery(build.synthetic_source(root, "val"), tmp_path_factory.mktemp("gallery") / "g",
-                            encodings={"iat": "iat"}, progress=False)
-    shutil.rmtree(root / "scans")
-    return root, g
+def spec(served):
+    return served.spec
 
 
 @pytest.fixture(scope="module")
-def spec(bench):
-    return ServiceSpec(gallery=str(bench[1])).resolved()
-
-
-@pytest.fixture(scope="module")
-def url(spec):
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    port = free_port()
-    serve.start(http_options={"host": "127.0.0.1", "port": port})
-    opts = {name: dict(ZERO) for name in ("Ingress", "Questioner", "Answerer")}
-    opts["Retriever"] = {**ZERO, "num_replicas": 2}
-    serve.run(build_app({"gallery": spec.gallery, "weights": spec.weights, "overrides": list(spec.overrides),
-                         "deployment_options": opts, "limits": {"max_body_bytes": 20_000}}),
-              name="ideal", route_prefix="/")
-    yield f"http://127.0.0.1:{port}"
-    serve.shutdown()
-    ray.shutdown()
+def url(served):
+    return served.url
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import ray
 from ray import cloudpickle
 from safetensors.torch import load_file
 
@@ -32,13 +31,6 @@ def _job():
 
 
 @pytest.fixture(scope="module")
-def ray_local():
-    ray.init(num_cpus=2, include_dashboard=False)
-    yield
-    ray.shutdown()
-
-
-@pytest.fixture(scope="module")
 def arrays_path(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("raytrain")
     root = generate(tmp / "bench", n_scenes=8, seed=4, progress=False)
@@ -51,63 +43,69 @@ def arrays_path(tmp_path_factory):
     return str(path)
 
 
-def test_two_workers_train_and_resume_after_a_stop(ray_local, arrays_path, tmp_path):
-    job = _job()
-    cfg = load_config(None, TINY)
-    full = job.run_trainer(cfg, arrays_path, tmp_path / "ray", "full")
-    assert full.error is None
-    with full.checkpoint.as_directory() as d:
-        final = load_file(Path(d) / "model.safetensors")
-        assert (Path(d) / "config.json").is_file()
-
-    # Stopped after epoch 0, then the same run (storage + name) submitted again: it resumes, not restarts.
-    cut = job.run_trainer(cfg, arrays_path, tmp_path / "ray", "cut", stop_after_epoch=0)
-    assert cut.metrics["epoch"] == 0
-    resumed = job.run_trainer(cfg, arrays_path, tmp_path / "ray", "cut")
-    assert resumed.metrics["epoch"] == 1
-    with resumed.checkpoint.as_directory() as d:
-        again = load_file(Path(d) / "model.safetensors")
-    for k in final:
-        np.testing.assert_allclose(final[k].numpy(), again[k].numpy(), rtol=1e-5, atol=1e-6)
-
-
 def _weights(result):
     with result.checkpoint.as_directory() as d:
         return load_file(Path(d) / "model.safetensors")
 
 
 @pytest.fixture(scope="module")
-def base_checkpoint(ray_local, arrays_path, tmp_path_factory):
-    """A 1-epoch base retriever for IAT to start from."""
+def base_run(ray_local, arrays_path, tmp_path_factory):
+    """An uninterrupted 2-epoch base run; its checkpoint is also where IAT starts."""
     import shutil
 
-    tmp = tmp_path_factory.mktemp("iat_init")
-    base = _job().run_trainer(load_config(None, TINY + ["train.epochs=1"]), arrays_path, tmp / "ray", "base")
-    with base.checkpoint.as_directory() as d:
+    tmp = tmp_path_factory.mktemp("base")
+    full = _job().run_trainer(load_config(None, TINY), arrays_path, tmp / "ray", "full")
+    assert full.error is None
+    with full.checkpoint.as_directory() as d:
+        assert (Path(d) / "config.json").is_file()
         shutil.copytree(d, tmp / "init")
-    return tmp / "init"
+    return full, tmp / "init"
+
+
+def test_two_workers_train_and_resume_after_a_stop(base_run, arrays_path, tmp_path):
+    job = _job()
+    cfg = load_config(None, TINY)
+    final = _weights(base_run[0])
+    # Stopped after epoch 0, then the same run (storage + name) submitted again: it resumes, not restarts.
+    cut = job.run_trainer(cfg, arrays_path, tmp_path / "ray", "cut", stop_after_epoch=0)
+    assert cut.metrics["epoch"] == 0
+    resumed = job.run_trainer(cfg, arrays_path, tmp_path / "ray", "cut")
+    assert resumed.metrics["epoch"] == 1
+    again = _weights(resumed)
+    for k in final:
+        np.testing.assert_allclose(final[k].numpy(), again[k].numpy(), rtol=1e-5, atol=1e-6)
+
+
+def iat_config(tune):
+    return load_config(None, TINY + [f"iat.tune={tune}", "iat.lam=0.5"])
+
+
+@pytest.fixture(scope="module")
+def iat_runs(base_run, arrays_path, tmp_path_factory):
+    """One uninterrupted IAT run per `iat.tune` value, from the base checkpoint."""
+    tmp = tmp_path_factory.mktemp("iat")
+    return {tune: _job().run_trainer(iat_config(tune), arrays_path, tmp / tune, "iat-full", stage="iat",
+                                     init=base_run[1]) for tune in ("all", "head")}
 
 
 @pytest.mark.parametrize("tune", ["all", "head"])
-def test_iat_two_workers_resume_matches_an_uninterrupted_run(ray_local, arrays_path, base_checkpoint, tmp_path, tune):
-    """IAT (L_dis + L_div, embeddings gathered across the 2 workers with gradient) from a base checkpoint:
-    stopped after epoch 0 and resumed, it ends exactly where an uninterrupted run ends."""
-    job = _job()
-    cfg = load_config(None, TINY + [f"iat.tune={tune}", "iat.lam=0.5"])
-    init = base_checkpoint
-    start = load_file(init / "model.safetensors")
-
-    full = job.run_trainer(cfg, arrays_path, tmp_path / "ray", "iat-full", stage="iat", init=init)
+def test_iat_moves_the_head_and_the_scene_encoder_only_when_tuned(base_run, iat_runs, tune):
+    """IAT (L_dis + L_div, embeddings gathered across the 2 workers with gradient) from a base checkpoint."""
+    full = iat_runs[tune]
     assert full.error is None and full.metrics["epoch"] == 1
-    cut = job.run_trainer(cfg, arrays_path, tmp_path / "ray", "iat-cut", stop_after_epoch=0, stage="iat", init=init)
-    assert cut.metrics["epoch"] == 0
-    resumed = job.run_trainer(cfg, arrays_path, tmp_path / "ray", "iat-cut", stage="iat", init=init)
-    assert resumed.metrics["epoch"] == 1
-    a, b = _weights(full), _weights(resumed)
-    for k in a:
-        np.testing.assert_allclose(a[k].numpy(), b[k].numpy(), rtol=1e-5, atol=1e-6)
-    # the head moved; the scene encoder moved only when IAT tunes it
+    start, a = load_file(base_run[1] / "model.safetensors"), _weights(full)
     assert not np.allclose(a["text_head.weight"].numpy(), start["text_head.weight"].numpy())
     scene_keys = [k for k in a if k.startswith("scene_encoder.")]
     moved = any(not np.allclose(a[k].numpy(), start[k].numpy()) for k in scene_keys)
     assert moved == (tune == "all")
+
+
+def test_iat_stopped_and_resumed_ends_where_an_uninterrupted_run_ends(base_run, iat_runs, arrays_path, tmp_path):
+    job, cfg, init = _job(), iat_config("all"), base_run[1]
+    cut = job.run_trainer(cfg, arrays_path, tmp_path / "ray", "iat-cut", stop_after_epoch=0, stage="iat", init=init)
+    assert cut.metrics["epoch"] == 0
+    resumed = job.run_trainer(cfg, arrays_path, tmp_path / "ray", "iat-cut", stage="iat", init=init)
+    assert resumed.metrics["epoch"] == 1
+    a, b = _weights(iat_runs["all"]), _weights(resumed)
+    for k in a:
+        np.testing.assert_allclose(a[k].numpy(), b[k].numpy(), rtol=1e-5, atol=1e-6)

@@ -1,19 +1,14 @@
-"""One real local Serve app per test module (a 10-scene gallery built once per module, as in
-tests/deployments/test_serve.py) and one headless Chromium per module. Browser tests skip, saying what to
-install, where Debian's chromium / chromium-driver are missing (.ci/run installs them)."""
+"""The session's Serve app (tests/conftest.py `served`) and one headless Chromium per module. Browser tests skip,
+saying what to install, where Debian's chromium / chromium-driver are missing (.ci/run installs them)."""
 import pytest
 
-from . import serve_app
 from .browser import chrome, missing
 
 
 @pytest.fixture(scope="module")
-def web_app(tmp_path_factory):
+def web_app(served):
     """(base URL, resolved ServiceSpec) of the app "ideal" served at /."""
-    gallery = serve_app.small_gallery(tmp_path_factory.mktemp("web"))
-    url, spec = serve_app.start(gallery)
-    yield url, spec
-    serve_app.stop()
+    return served.url, served.spec
 
 
 @pytest.fixture(scope="module")

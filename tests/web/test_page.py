@@ -48,8 +48,8 @@ def test_time_to_first_ranking(url, browser):
     runs = [{k: None if v is None else round(v, 1) for k, v in r.items()} for r in runs]
     first = runs[0]
     report = {"what": "page load (navigation start) -> first ranked cards in the DOM (first_cards) and their floor "
-                      "plans drawn (first_plans), headless Chromium, a ?q= link; the first run includes the "
-                      "replicas' first round",
+                      "plans drawn (first_plans), headless Chromium, a ?q= link; the first run is this "
+                      "browser's first load of the page",
               "first_run": first, "median_first_cards_ms": statistics.median(r["first_cards_ms"] for r in runs),
               "median_first_plans_ms": statistics.median(r["first_plans_ms"] for r in runs),
               "median_round_request_ms": statistics.median(r["round_request_ms"] for r in runs),
