@@ -6,9 +6,10 @@ mode puts it back (try/finally), so every other test sees the encoder as loaded.
 benchmark generates its own under `tmp_path`. Its size and seed are in `bench_root / "meta.json"`.
 `tiny_lm`: a local chat model directory (random weights) for the llm backends, with no download.
 `ray_local`: one local Ray (2 CPUs) in this process for every test that needs Ray here; it stays up to the end.
-`served`: the IDeal Serve app over HTTP on that Ray, from a 10-scene encoded gallery whose benchmark scans are
-deleted (2 Retriever replicas, a 20 kB body limit, the simulated user). A test may kill a replica if it waits for
-Serve to replace it; an app a test adds under another name it deletes.
+`serve_gallery`: a 10-scene encoded gallery whose benchmark scans are deleted.
+`served`: the IDeal Serve app over HTTP on that Ray, from `serve_gallery` (2 Retriever replicas, a 20 kB body
+limit, the simulated user). A test may kill a replica if it waits for Serve to replace it; an app a test adds under
+another name it deletes.
 """
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,11 +70,20 @@ class Served:
 
 
 @pytest.fixture(scope="session")
-def served(ray_local, tmp_path_factory):
+def serve_gallery(tmp_path_factory):
+    """(benchmark root, gallery G): the val scenes (10) of a 40-scene benchmark encoded with the IAT weights; the
+    benchmark's scans are deleted."""
+    from tests.web import serve_app
+
+    return serve_app.small_gallery(tmp_path_factory.mktemp("served"))
+
+
+@pytest.fixture(scope="session")
+def served(ray_local, serve_gallery):
     from ideal.serving import ServiceSpec
     from tests.web import serve_app
 
-    root, gallery = serve_app.small_gallery(tmp_path_factory.mktemp("served"))
+    root, gallery = serve_gallery
     spec = ServiceSpec(gallery=str(gallery)).resolved()
     url = serve_app.run(spec, retriever_replicas=2, limits={"max_body_bytes": 20_000})
     return Served(url, spec, root, gallery)

@@ -36,8 +36,15 @@ def run(out, *extra, ok=True):
     return p.stdout if ok else p.stderr
 
 
-def test_encode_then_resume(bench, tmp_path):
-    out = run(tmp_path, *files(bench))
+@pytest.fixture(scope="module")
+def encoded(bench, tmp_path_factory):
+    """(G, the job's stdout): the bench's scan folder encoded by the job."""
+    out = tmp_path_factory.mktemp("encoded")
+    return out, run(out, *files(bench))
+
+
+def test_encode_then_resume(bench, encoded):
+    tmp_path, out = encoded
     assert "10 scenes in 3 shards, encodings base, labels; 0 shards already done" in out
     g = GalleryDir(tmp_path)
     assert g.ids == sorted(g.ids) and len(g.ids) == 10
@@ -75,15 +82,14 @@ def test_another_plan_for_the_same_folder_is_refused(bench, tmp_path):
     assert not list((tmp_path / "shards" / "base").glob("part-*.parquet"))
 
 
-def test_scenes_parquet_input_gives_the_scan_folders_gallery(bench, tmp_path):
+def test_scenes_parquet_input_gives_the_scan_folders_gallery(bench, encoded, tmp_path):
     from ideal.scenes.parquet import write_scenes
 
     ds = load_synthetic(bench, "all", points_per_object=0)
     ids = sorted(ds.scenes)
     write_scenes([ds.scenes[s] for s in ids[::-1]], tmp_path / "scenes.parquet", with_points=False)
-    run(tmp_path / "a", *files(bench))
     run(tmp_path / "b", "--scenes-parquet", str(tmp_path / "scenes.parquet"), *files(bench)[4:])
-    a, b = GalleryDir(tmp_path / "a"), GalleryDir(tmp_path / "b")
+    a, b = GalleryDir(encoded[0]), GalleryDir(tmp_path / "b")
     assert a.ids == b.ids == ids
     np.testing.assert_allclose(a.embeddings("base"), b.embeddings("base"), atol=1e-6)
     assert a.memories() == b.memories() and a.descriptions() == b.descriptions()

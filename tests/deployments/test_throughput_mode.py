@@ -12,8 +12,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ideal import build
-from ideal.scenes.synthetic import generate
 from ideal.serving import AnswererService, QuestionerService, RoundRequest, RetrieverService, ServiceSpec, simulate_here
 
 pytestmark = pytest.mark.integration
@@ -27,11 +25,8 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def gallery(tmp_path_factory):
-    """The val gallery (10 scenes) of a 40-scene benchmark, encoded with the IAT weights."""
-    root = generate(tmp_path_factory.mktemp("bench"), n_scenes=40, seed=3, progress=False)
-    return build.build_gallery(build.synthetic_source(root, "val"), tmp_path_factory.mktemp("gallery") / "g",
-                               encodings={"iat": "iat"}, progress=False)
+def gallery(serve_gallery):
+    return serve_gallery[1]
 
 
 def test_throughput_optimized_mode(gallery, text_encoder):

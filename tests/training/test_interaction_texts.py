@@ -54,15 +54,22 @@ def test_only_training_scenes_and_descriptions(setup, shards):
 
 
 def test_reproducible_and_resumable(setup, shards, tmp_path):
+    """A copy of the run's folder with a shard lost: run again, the kept shard is not rewritten and the lost one
+    comes back identical (each shard's dialogs are seeded by their ids, not by the run)."""
+    import shutil
+
     a = read_interaction_texts(shards).to_pylist()
-    second = run(setup, tmp_path / "b")
-    assert read_interaction_texts(second).to_pylist() == a  # same seed, same texts
-    assert len(second) == 2  # 6 dialogs in shards of 4
-    second[1].unlink()
-    before = pq.read_table(second[0])
-    again = run(setup, tmp_path / "b")
-    assert pq.read_table(again[0]).equals(before)  # a kept shard is not rewritten
-    assert read_interaction_texts(again).to_pylist() == a  # the lost one comes back identical
+    assert len(shards) == 2  # 6 dialogs in shards of 4
+    out = tmp_path / "b"
+    shutil.copytree(shards[0].parent, out)
+    kept, lost = out / shards[0].name, out / shards[1].name
+    stamp = kept.stat().st_mtime_ns
+    lost.unlink()
+    again = run(setup, out)
+    assert [p.name for p in again] == [p.name for p in shards]
+    assert kept.stat().st_mtime_ns == stamp  # a kept shard is not rewritten
+    assert pq.read_table(lost).equals(pq.read_table(shards[1]))
+    assert read_interaction_texts(again).to_pylist() == a
 
 
 def test_iat_arrays_map_texts_to_their_scenes(setup, shards):
