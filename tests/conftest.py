@@ -6,6 +6,7 @@ mode puts it back (try/finally), so every other test sees the encoder as loaded.
 benchmark generates its own under `tmp_path`. Its size and seed are in `bench_root / "meta.json"`.
 `tiny_lm`: a local chat model directory (random weights) for the llm backends, with no download.
 `ray_local`: one local Ray (2 CPUs) in this process for every test that needs Ray here; it stays up to the end.
+`ray_env`: the environment for a job in a subprocess to run on that Ray (RAY_ADDRESS set).
 `serve_gallery`: a 10-scene encoded gallery whose benchmark scans are deleted.
 `served`: the IDeal Serve app over HTTP on that Ray, from `serve_gallery` (2 Retriever replicas, a 20 kB body
 limit, the simulated user). A test may kill a replica if it waits for Serve to replace it; an app a test adds under
@@ -59,6 +60,15 @@ def ray_local():
     serve_app.init_ray()
     yield
     serve_app.stop()
+
+
+@pytest.fixture(scope="session")
+def ray_env(ray_local):
+    import os
+
+    import ray
+
+    return {**os.environ, "RAY_ADDRESS": ray.get_runtime_context().gcs_address}
 
 
 @dataclass(frozen=True)

@@ -28,22 +28,22 @@ def files(bench) -> list[str]:
             "--scanrefer", str(bench / "ScanRefer_filtered_val.json"), "--nr3d", str(bench / "nr3d.csv")]
 
 
-def run(out, *extra, ok=True):
+def run(out, *extra, ok=True, env=None):
     p = subprocess.run([sys.executable, str(ROOT / "jobs" / "encode_scenes.py"), "--shard-size", "4", "--actors", "2",
                         "--num-cpus", "0.5", "--weights", "base", "--weights", "labels", "--out", str(out), *extra],
-                       capture_output=True, text=True, cwd=ROOT)
+                       capture_output=True, text=True, cwd=ROOT, env=env)
     assert (p.returncode == 0) == ok, p.stderr[-3000:]
     return p.stdout if ok else p.stderr
 
 
 @pytest.fixture(scope="module")
 def encoded(bench, tmp_path_factory):
-    """(G, the job's stdout): the bench's scan folder encoded by the job."""
+    """(G, the job's stdout): the bench's scan folder encoded by the job (on a local Ray of its own)."""
     out = tmp_path_factory.mktemp("encoded")
     return out, run(out, *files(bench))
 
 
-def test_encode_then_resume(bench, encoded):
+def test_encode_then_resume(bench, encoded, ray_env):
     tmp_path, out = encoded
     assert "10 scenes in 3 shards, encodings base, labels; 0 shards already done" in out
     g = GalleryDir(tmp_path)
@@ -66,38 +66,39 @@ def test_encode_then_resume(bench, encoded):
 
     shards = sorted((tmp_path / "shards" / "base").glob("part-*.parquet"))
     stamps = [p.stat().st_mtime_ns for p in shards]
-    assert "3 shards already done" in run(tmp_path, *files(bench))
+    # re-runs as jobs on a running cluster
+    assert "3 shards already done" in run(tmp_path, *files(bench), env=ray_env)
     assert [p.stat().st_mtime_ns for p in shards] == stamps  # nothing re-encoded
     shards[1].unlink()
-    assert "2 shards already done" in run(tmp_path, *files(bench))
+    assert "2 shards already done" in run(tmp_path, *files(bench), env=ray_env)
     assert [p.stat().st_mtime_ns for i, p in enumerate(shards) if i != 1] == stamps[:1] + stamps[2:]
     np.testing.assert_allclose(GalleryDir(tmp_path).embeddings("base"), vecs, atol=1e-6)
 
 
-def test_another_plan_for_the_same_folder_is_refused(bench, tmp_path):
+def test_another_plan_for_the_same_folder_is_refused(bench, ray_env, tmp_path):
     (tmp_path / "shards" / "base").mkdir(parents=True)
     (tmp_path / "shards" / "base" / "plan.json").write_text('{"shards": 1}')
-    err = run(tmp_path, *files(bench), ok=False)
+    err = run(tmp_path, *files(bench), ok=False, env=ray_env)
     assert "plan.json" in err and "another encoding" in err and "shards 1 -> 3" in err
     assert not list((tmp_path / "shards" / "base").glob("part-*.parquet"))
 
 
-def test_scenes_parquet_input_gives_the_scan_folders_gallery(bench, encoded, tmp_path):
+def test_scenes_parquet_input_gives_the_scan_folders_gallery(bench, encoded, ray_env, tmp_path):
     from ideal.scenes.parquet import write_scenes
 
     ds = load_synthetic(bench, "all", points_per_object=0)
     ids = sorted(ds.scenes)
     write_scenes([ds.scenes[s] for s in ids[::-1]], tmp_path / "scenes.parquet", with_points=False)
-    run(tmp_path / "b", "--scenes-parquet", str(tmp_path / "scenes.parquet"), *files(bench)[4:])
+    run(tmp_path / "b", "--scenes-parquet", str(tmp_path / "scenes.parquet"), *files(bench)[4:], env=ray_env)
     a, b = GalleryDir(encoded[0]), GalleryDir(tmp_path / "b")
     assert a.ids == b.ids == ids
     np.testing.assert_allclose(a.embeddings("base"), b.embeddings("base"), atol=1e-6)
     assert a.memories() == b.memories() and a.descriptions() == b.descriptions()
 
 
-def test_a_bad_scenes_parquet_is_named(bench, tmp_path):
+def test_a_bad_scenes_parquet_is_named(bench, ray_env, tmp_path):
     (tmp_path / "scenes.parquet").write_text("not parquet")
-    err = run(tmp_path / "out", "--scenes-parquet", str(tmp_path / "scenes.parquet"), *files(bench)[4:], ok=False)
+    err = run(tmp_path / "out", "--scenes-parquet", str(tmp_path / "scenes.parquet"), *files(bench)[4:], ok=False, env=ray_env)
     assert "scenes.parquet" in err and "not a scenes parquet file" in err
 
 

@@ -23,9 +23,11 @@ def bench(tmp_path_factory):
     return generate(tmp_path_factory.mktemp("bench"), n_scenes=12, seed=7, progress=False)
 
 
-def run(*args):
+def run(*args, env=None):
+    """The job as a user runs it; with `env` from the `ray_env` fixture it runs on the session's Ray, else it
+    starts a local Ray of its own."""
     return subprocess.run([sys.executable, str(ROOT / "jobs" / "eval.py"), *args], capture_output=True, text=True,
-                          cwd=ROOT)
+                          cwd=ROOT, env=env)
 
 
 def check_results(out: Path, methods: dict):
@@ -43,13 +45,13 @@ def check_results(out: Path, methods: dict):
     return res
 
 
-def test_dev_split_two_query_sets_coarse_memory_two_seeds(bench, tmp_path):
+def test_dev_split_two_query_sets_coarse_memory_two_seeds(bench, ray_env, tmp_path):
     """--split dev: the gallery is the dev scenes and every query's target is one of them. Several query sets in
     one job; coarse memory gets the paper's 3 rounds when --rounds is not given; --seeds 2 adds a second seed of
     the simulated user for ideal only, on each query set."""
     bench_args = ("--set", f"data.root={bench}", "--set", "data.scenes=12", "--set", "data.seed=7")
     p = run("--split", "dev", "--methods", "static,labels,ideal", "--memory", "coarse", "--queries", "scanrefer,nr3d",
-            "--seeds", "2", "--limit", "4", "--out", str(tmp_path), *bench_args)
+            "--seeds", "2", "--limit", "4", "--out", str(tmp_path), *bench_args, env=ray_env)
     assert p.returncode == 0, p.stderr[-3000:]
     base, seed1 = ["scanrefer/coarse/s0", "nr3d/coarse/s0"], ["scanrefer/coarse/s1", "nr3d/coarse/s1"]
     res = check_results(tmp_path, {**{k: ["static", "bag-of-labels", "ideal"] for k in base},
@@ -72,7 +74,7 @@ def test_dev_split_two_query_sets_coarse_memory_two_seeds(bench, tmp_path):
     assert "(dev split)" in md and " ± " in md  # ideal over two seeds
 
 
-def test_eval_from_an_encoded_gallery_needs_no_scans(bench, tmp_path):
+def test_eval_from_an_encoded_gallery_needs_no_scans(bench, ray_env, tmp_path):
     """A ScanNet/ScanRefer-format folder (zero-shot): scans -> OUT/gallery -> results, the paper's 5 rounds for
     fine memory by default; then, with the scans deleted, the same evaluation from that gallery (and the
     description file given again) gives the same results."""
@@ -82,15 +84,15 @@ def test_eval_from_an_encoded_gallery_needs_no_scans(bench, tmp_path):
     shutil.copytree(bench / "scans", scans)
     refer = str(bench / "ScanRefer_filtered_val.json")
     common = ("--methods", "static,ideal", "--limit", "5")
-    p = run("--scannet-dir", str(scans), "--scanrefer", refer, *common, "--out", str(tmp_path / "a"))
+    p = run("--scannet-dir", str(scans), "--scanrefer", refer, *common, "--out", str(tmp_path / "a"), env=ray_env)
     assert p.returncode == 0, p.stderr[-3000:]
     res = check_results(tmp_path / "a", {FINE: ["static", "ideal"]})
     assert res["gallery"] == len((bench / "scannetv2_val.txt").read_text().split())
     assert res["rounds"] == {FINE: 5}
     shutil.rmtree(scans)
-    p = run("--gallery", str(tmp_path / "a" / "gallery"), "--scanrefer", refer, *common, "--out", str(tmp_path / "b"))
+    p = run("--gallery", str(tmp_path / "a" / "gallery"), "--scanrefer", refer, *common, "--out", str(tmp_path / "b"), env=ray_env)
     assert p.returncode == 0, p.stderr[-3000:]
-    p = run("--gallery", str(tmp_path / "a" / "gallery"), *common, "--out", str(tmp_path / "c"))  # its own queries
+    p = run("--gallery", str(tmp_path / "a" / "gallery"), *common, "--out", str(tmp_path / "c"), env=ray_env)  # its own queries
     assert p.returncode == 0, p.stderr[-3000:]
     a, b, c = (json.loads((tmp_path / x / "results.json").read_text())["results"] for x in "abc")
     assert a == b == c and set(a[FINE]) == {"static", "ideal"}
@@ -119,15 +121,16 @@ def interactive_args(out, *extra):
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(bench, tmp_path_factory):
+def uninterrupted(bench, ray_env, tmp_path_factory):
     """(out folder, its results.json) of an interactive eval run on a real local Ray, start to end."""
     out = tmp_path_factory.mktemp("whole")
-    p = run(*interactive_args(out, "--set", f"data.root={bench}", "--set", "data.scenes=12", "--set", "data.seed=7"))
+    p = run(*interactive_args(out, "--set", f"data.root={bench}", "--set", "data.scenes=12", "--set", "data.seed=7"),
+            env=ray_env)
     assert p.returncode == 0, p.stderr[-3000:]
     return out, json.loads((out / "results.json").read_text())
 
 
-def test_dialog_eval_writes_everything_and_resumes(bench, uninterrupted):
+def test_dialog_eval_writes_everything_and_resumes(bench, ray_env, uninterrupted):
     """A tiny interactive eval writes results, tables, the figure and transcripts; then one shard is lost and the
     job, run again, recomputes only that shard and gives the same results."""
     out, res = uninterrupted
@@ -153,13 +156,13 @@ def test_dialog_eval_writes_everything_and_resumes(bench, uninterrupted):
     shards[1].unlink()
     (out / "results.json").unlink()
     args = interactive_args(out, "--set", f"data.root={bench}", "--set", "data.scenes=12", "--set", "data.seed=7")
-    p = run(*args)
+    p = run(*args, env=ray_env)
     assert p.returncode == 0, p.stderr[-3000:]
     assert "18 shards (17 already done)" in p.stdout
     assert json.loads((out / "results.json").read_text())["results"] == res["results"]
 
     # the same folder with a different config is refused, not mixed
-    p = run(*args, "--set", "dialog.alpha=0.9")
+    p = run(*args, "--set", "dialog.alpha=0.9", env=ray_env)
     assert p.returncode != 0 and "different evaluation" in p.stderr
 
 
