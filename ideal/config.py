@@ -101,8 +101,12 @@ class DialogConfig:
     answerer: str = "grounded"  # grounded | llm
     summariser: str = "grounded"  # grounded | llm: the CoT reconstruction s (p̂3)
     cot: bool = True  # two-step reconstruction (extract objects, then reconstruct); false: one step (w/o CoT)
-    llm: Optional[str] = None  # llm backends: an OpenAI-compatible base URL (vLLM) or a local model directory
+    # llm backends: a named local model (smollm2), an OpenAI-compatible base URL (vLLM) or a local model directory
+    llm: Optional[str] = None
     llm_model: str = "default"  # model name sent to the endpoint
+    questioner_llm: Optional[str] = None  # this role's model instead of dialog.llm
+    answerer_llm: Optional[str] = None
+    summariser_llm: Optional[str] = None
     # router (paper §3.2.1): density-compensated affinity entropy of the last round's text feature
     route: str = "router"  # router | q1 (w/o Q2: detail probes only) | q2 (w/o Q1: diverge explorations only)
     router_k: int = 20  # k nearest scenes N_k(u) of the entropy

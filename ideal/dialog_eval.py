@@ -177,7 +177,9 @@ def method_rounds(method: str, rounds: int) -> int:
 def run_shard(spec: EvalSpec, method: str, start_at: int, stop_at: int, rounds: int) -> dict:
     """Dialogs [start_at, stop_at) of the query list under `method`: target ranks per round and transcripts.
 
-    Returns {"dialog_ids": [...], "ranks": (n, R+1) int list, "transcript": [row, ...]}.
+    Returns {"dialog_ids": [...], "ranks": (n, R+1) int list, "transcript": [row, ...]}, and for llm roles
+    "llm": {role: {"calls", "parsed", "fallbacks"}}: conversations sent, outputs the model gave, outputs the
+    grounded fallback gave.
     """
     ctx = context(spec)
     descs = ctx.descs[start_at:stop_at]
@@ -188,6 +190,9 @@ def run_shard(spec: EvalSpec, method: str, start_at: int, stop_at: int, rounds: 
     else:
         cfg, gallery, questioner, summariser, user = ctx.parts(method)
         r_max = rounds
+    writers = {"questioner": questioner, "answerer": getattr(user, "writer", None), "summariser": summariser}
+    writers = {k: w for k, w in writers.items() if isinstance(getattr(w, "stats", None), dict)}
+    before = {k: dict(w.stats) for k, w in writers.items()}
     targets = [gallery.index_of[d.scene_id] for d in descs]
     states = start([d.text for d in descs], [d.scene_id for d in descs], [d.desc_id for d in descs])
     ranks = np.zeros((len(descs), r_max + 1), np.int64)
@@ -201,7 +206,10 @@ def run_shard(spec: EvalSpec, method: str, start_at: int, stop_at: int, rounds: 
                          "query": st.query if r == 0 else "", "question": last.question if last else "",
                          "answer": last.answer if last else "", "summary": st.summary,
                          "target_rank": int(rank) + 1, "top1": gallery.ids[int(np.argmax(st.scores))]})
-    return {"dialog_ids": [d.desc_id for d in descs], "ranks": ranks.tolist(), "transcript": rows}
+    out = {"dialog_ids": [d.desc_id for d in descs], "ranks": ranks.tolist(), "transcript": rows}
+    if writers:  # this shard's share of each llm role's counts (the roles live on across shards)
+        out["llm"] = {k: {n: w.stats[n] - before[k].get(n, 0) for n in w.stats} for k, w in writers.items()}
+    return out
 
 
 def shard_plan(n_queries: int, methods: list[str], shard_size: int) -> list[tuple[str, int, int]]:
@@ -246,6 +254,16 @@ class ShardStore:
             raise ValueError(f"{self.dir} holds shards of a different evaluation (data, config or weights differ); "
                              "use another --out or delete that folder")
         atomic_write(path, json.dumps(fingerprint, indent=1) + "\n")
+        self.llm: dict = {}
+
+    def llm_counts(self, method: str, add: Optional[dict] = None) -> dict:
+        """{role: {"calls", "parsed", "fallbacks"}} of a method's llm roles over the shards collected so far."""
+        total = self.llm.setdefault(method, {})
+        for role, counts in (add or {}).items():
+            for n, v in counts.items():
+                total.setdefault(role, {}).setdefault(n, 0)
+                total[role][n] += v
+        return total
 
     def path(self, method: str, start_at: int, stop_at: int) -> Path:
         return self.dir / slug(method) / f"{start_at:07d}-{stop_at:07d}.json"
@@ -261,6 +279,7 @@ class ShardStore:
             ranks += res["ranks"]
             ids += res["dialog_ids"]
             rows += res["transcript"]
+            self.llm_counts(method, res.get("llm", {}))
         if len(ids) != n_queries or len(set(ids)) != n_queries:
             raise ValueError(f"{self.dir.name} {method}: {len(ids)} dialogs in shards, {len(set(ids))} distinct, "
                              f"expected {n_queries}")

@@ -36,19 +36,22 @@ from pathlib import Path
 from ideal.checkpoints import DEFAULT_WEIGHTS
 from ideal.config import load_config
 from ideal.dialog.methods import ABLATIONS
+from ideal.dialog.models import llm_label
 from ideal.dialog_eval import (ALL_METHODS, IAT_REQUIRES, PLUG, EvalSpec, ShardStore, check_methods, iat_checkpoints,
                                method_rounds, recall_per_round, shard_plan)
 from ideal.report import QUERY_SETS, setting
 
 DEFAULT_METHODS = "static,chatir,merlin,ideal"
+LLM_METHODS = "static,ideal,ideal-llm"  # the default when dialog.llm names a model: grounded vs llm roles
 TABLE_METHODS = ["static", "bag-of-labels", "chatir", "rewrite", "merlin", "ir", "sum", "ideal"]
 ROUNDS = {"fine": 5, "coarse": 3}  # the paper's dialog lengths per memory
 
 
 def parse(argv):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--methods", default=DEFAULT_METHODS,
-                    help=f"comma-separated, from {', '.join(ALL_METHODS)} (labels = bag-of-labels)")
+    ap.add_argument("--methods", default=None,
+                    help=f"comma-separated, from {', '.join(ALL_METHODS)} (labels = bag-of-labels; default "
+                         f"{DEFAULT_METHODS}; with --set dialog.llm=MODEL: {LLM_METHODS})")
     ap.add_argument("--rounds", type=int, default=None, help="dialog rounds after the initial query (default 5)")
     ap.add_argument("--memory", choices=["coarse", "fine"], default=None, help="the simulated user's memory")
     ap.add_argument("--ablations", action="store_true", help=f"also run {', '.join(ABLATIONS)} (Table 3)")
@@ -80,7 +83,9 @@ def parse(argv):
     ap.add_argument("--out", default="results/default")
     args = ap.parse_args(argv)
     try:
-        methods = check_methods([m.strip() for m in args.methods.split(",") if m.strip()])
+        llm = any(o.replace(" ", "").startswith("dialog.llm=") for o in args.set)
+        names = args.methods or (LLM_METHODS if llm else DEFAULT_METHODS)
+        methods = check_methods([m.strip() for m in names.split(",") if m.strip()])
     except ValueError as e:
         ap.error(str(e))
     if args.rounds is not None and args.rounds < 0:
@@ -202,7 +207,7 @@ def main(argv=None) -> None:
                 bar.set_postfix_str(f"{key} {m} {a}-{b}")
                 bar.update(1)
 
-    results, transcripts = {}, []
+    results, transcripts, llm = {}, [], {}
     for key in specs:
         for m in dict.fromkeys(j[1] for j in jobs if j[0] == key):
             try:
@@ -212,10 +217,14 @@ def main(argv=None) -> None:
                 sys.exit(f"eval.py: {e}")
             transcripts += [{**row, "setting": key} for row in rows]
             results.setdefault(key, {})[m] = recall_per_round(ranks)
+            if stores[key].llm_counts(m):
+                llm.setdefault(key, {})[m] = stores[key].llm_counts(m)
     shown = [m for m in (TABLE_METHODS + list(PLUG) if args.tables else methods)]
     meta = {"dataset": dataset, "split": "" if (args.gallery or args.scannet_dir) else args.split, "queries": n_queries, "gallery": stats["scenes"],
             "rounds": {k: specs[k].config["dialog"]["rounds"] for k in specs}, "weights": args.weights,
             "iat_weights": iat.get("iat"), "argv": sys.argv[1:] if argv is None else list(argv)}
+    if llm:
+        meta.update(llm=llm, llm_model=llm_label(cfg.dialog.llm))
     plug = [("trained", "static", "ideal"), ("bag-of-labels", "bag-of-labels", "ideal (bag-of-labels)")]
     paths = write_all(out, results, meta, [m for m in shown if m not in ablations], ablations, transcripts, plug)
     (out / "stats.json").write_text(json.dumps(stats, indent=1) + "\n")

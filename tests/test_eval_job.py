@@ -166,7 +166,7 @@ def test_dialog_eval_writes_everything_and_resumes(bench, ray_env, uninterrupted
     assert p.returncode != 0 and "different evaluation" in p.stderr
 
 
-def test_a_killed_job_resumes_without_losing_or_repeating_a_dialog(bench, uninterrupted, tmp_path):
+def test_a_killed_job_resumes_without_losing_or_repeating_a_dialog(bench, uninterrupted, ray_env, tmp_path):
     """The job process (and the local Ray it started) is SIGKILLed once shards start landing; run again, it
     computes only the missing shards and gives exactly the results of an uninterrupted run."""
     import os
@@ -185,7 +185,7 @@ def test_a_killed_job_resumes_without_losing_or_repeating_a_dialog(bench, uninte
     done = len(list(killed.glob("shards/*/*/*.json")))  # shards/<setting>/<method>/<a>-<b>.json
     assert 0 < done < 18, f"{done} shards were done when the job was killed"
 
-    p = run(*args)
+    p = run(*args, env=ray_env)  # resubmitted, here to a running cluster
     assert p.returncode == 0, p.stderr[-3000:]
     assert f"18 shards ({done} already done)" in p.stdout
     got = json.loads((killed / "results.json").read_text())

@@ -9,12 +9,29 @@ from .questioner import GroundedQuestioner
 from .summary import GroundedSummariser
 
 
-def _llm_client(cfg: DialogConfig):
-    from .llm import make_chat_client
+_CLIENTS: dict = {}
 
-    if not cfg.llm:
-        raise ValueError("an llm backend needs dialog.llm: an OpenAI-compatible base URL or a local model directory")
-    return make_chat_client(cfg.llm, model=cfg.llm_model)
+
+def _llm_client(cfg: DialogConfig, role: str):
+    """The chat client of a role's model (dialog.<role>_llm, else dialog.llm); one client per model and process,
+    so roles on the same local model share its weights."""
+    from .llm import make_chat_client
+    from .models import resolve_llm
+
+    spec = getattr(cfg, f"{role}_llm") or cfg.llm
+    if not spec:
+        raise ValueError(f"the llm {role} needs a model: dialog.llm (or dialog.{role}_llm) is a named model "
+                         "(smollm2), an OpenAI-compatible base URL or a local model directory")
+    key = (resolve_llm(spec), cfg.llm_model)
+    if key not in _CLIENTS:
+        _CLIENTS[key] = make_chat_client(key[0], model=cfg.llm_model)
+    client = _CLIENTS[key]
+    return client.limited(REPLY_TOKENS[role]) if hasattr(client, "limited") else client
+
+
+# the longest reply each role asks for, in tokens: a question (25 words), an answer (40 words), the
+# reconstruction (80 words); a model that runs on (small ones repeat themselves) stops there
+REPLY_TOKENS = {"questioner": 48, "answerer": 64, "summariser": 128}
 
 
 def build_questioner(cfg: DialogConfig, gallery: Gallery, client=None):
@@ -25,7 +42,7 @@ def build_questioner(cfg: DialogConfig, gallery: Gallery, client=None):
     if cfg.questioner == "llm":
         from .llm import LLMQuestioner
 
-        return LLMQuestioner(client or _llm_client(cfg), fallback=grounded, top_k=max(cfg.k, 1))
+        return LLMQuestioner(client or _llm_client(cfg, "questioner"), fallback=grounded, top_k=max(cfg.k, 1))
     raise ValueError(f"dialog.questioner must be 'grounded' or 'llm', got {cfg.questioner!r}")
 
 
@@ -39,7 +56,7 @@ def build_answer_writer(cfg: DialogConfig, text_encoder=None, client=None, embed
     if cfg.answerer == "llm":
         from .llm import LLMAnswerWriter
 
-        return LLMAnswerWriter(client or _llm_client(cfg), fallback=grounded)
+        return LLMAnswerWriter(client or _llm_client(cfg, "answerer"), fallback=grounded)
     raise ValueError(f"dialog.answerer must be 'grounded' or 'llm', got {cfg.answerer!r}")
 
 
@@ -52,7 +69,7 @@ def build_summariser(cfg: DialogConfig, gallery: Gallery, client=None):
     if cfg.summariser == "llm":
         from .llm import LLMSummariser
 
-        return LLMSummariser(client or _llm_client(cfg), fallback=grounded, cot=cfg.cot)
+        return LLMSummariser(client or _llm_client(cfg, "summariser"), fallback=grounded, cot=cfg.cot)
     raise ValueError(f"dialog.summariser must be 'grounded' or 'llm', got {cfg.summariser!r}")
 
 

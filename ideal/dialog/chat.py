@@ -9,6 +9,7 @@ them (questioner, answerer, summariser) live in `llm.py`.
 """
 from __future__ import annotations
 
+import copy
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Optional, Protocol, runtime_checkable
@@ -19,7 +20,8 @@ Message = dict  # {"role": "system" | "user" | "assistant", "content": str}
 @runtime_checkable  # deployments check a handle-backed client against it
 class ChatClient(Protocol):
     def complete(self, conversations: list[list[Message]]) -> list[str]:
-        """One reply per conversation, in order. Raises RuntimeError when the model cannot be reached."""
+        """One reply per conversation, in order; for a conversation that ends with an assistant message, the
+        continuation of that message. Raises RuntimeError when the model cannot be reached."""
 
 
 class OpenAIChatClient:
@@ -32,6 +34,10 @@ class OpenAIChatClient:
         self.model, self.api_key, self.timeout = model, api_key, timeout
         self.max_tokens, self.temperature, self.workers = max_tokens, temperature, workers
 
+    def limited(self, max_tokens: int) -> "OpenAIChatClient":
+        """This client with replies capped at `max_tokens` tokens."""
+        return _with(self, max_tokens=max_tokens)
+
     def complete(self, conversations: list[list[Message]]) -> list[str]:
         import httpx  # only when a remote model is used
 
@@ -42,6 +48,8 @@ class OpenAIChatClient:
             def one(messages: list[Message]) -> str:
                 body = {"model": self.model, "messages": messages, "max_tokens": self.max_tokens,
                         "temperature": self.temperature}
+                if messages and messages[-1]["role"] == "assistant":  # vLLM continues the final message
+                    body.update(continue_final_message=True, add_generation_prompt=False)
                 try:
                     r = http.post(self.url, json=body)
                 except httpx.HTTPError as e:
@@ -64,7 +72,7 @@ class OpenAIChatClient:
 class LocalChatClient:
     """A local transformers causal LM directory, greedy decoding, `batch_size` conversations per `generate`."""
 
-    def __init__(self, model_dir, max_new_tokens: int = 128, device: str = "cpu", batch_size: int = 8):
+    def __init__(self, model_dir, max_new_tokens: int = 128, device: str = "cpu", batch_size: int = 32):
         from transformers import AutoModelForCausalLM, AutoTokenizer  # heavy: only when a local model is used
 
         path = Path(model_dir).expanduser()
@@ -84,26 +92,38 @@ class LocalChatClient:
                               self.tokenizer.model_max_length) if isinstance(n, int) and n < 10**6]
         self.max_prompt_tokens = max(8, min(limits) - max_new_tokens) if limits else None
 
+    def limited(self, max_tokens: int) -> "LocalChatClient":
+        """This client (the same loaded model) with replies capped at `max_tokens` new tokens."""
+        return _with(self, max_new_tokens=max_tokens)
+
     def prompt(self, messages: list[Message]) -> str:
+        """The model's text for a conversation; one that ends with an assistant message is continued from it."""
         tok = self.tokenizer
+        cont = bool(messages) and messages[-1]["role"] == "assistant"
         if getattr(tok, "chat_template", None):
+            kw = {"continue_final_message": True} if cont else {"add_generation_prompt": True}
             try:
-                return tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+                return tok.apply_chat_template(messages, tokenize=False, **kw)
             except Exception:  # some templates (Gemma) reject a system turn: fold it into the first user turn
                 system = "\n".join(m["content"] for m in messages if m["role"] == "system")
                 rest = [dict(m) for m in messages if m["role"] != "system"]
                 if rest and system:
                     rest[0]["content"] = system + "\n\n" + rest[0]["content"]
-                return tok.apply_chat_template(rest, tokenize=False, add_generation_prompt=True)
-        return "".join(f"{m['role']}: {m['content']}\n" for m in messages) + "assistant:"
+                return tok.apply_chat_template(rest, tokenize=False, **kw)
+        text = "".join(f"{m['role']}: {m['content']}\n" for m in messages)
+        return text[:-1] if cont else text + "assistant:"
 
     def complete(self, conversations: list[list[Message]]) -> list[str]:
         import torch
 
         templated = bool(getattr(self.tokenizer, "chat_template", None))
-        out: list[str] = []
-        for s in range(0, len(conversations), self.batch_size):
-            prompts = [self.prompt(c) for c in conversations[s:s + self.batch_size]]
+        texts = [self.prompt(c) for c in conversations]
+        # batches of similar length: less padding to compute over; replies go back in the given order
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        out: list[str] = [""] * len(texts)
+        for s in range(0, len(order), self.batch_size):
+            idx = order[s:s + self.batch_size]
+            prompts = [texts[i] for i in idx]
             # a chat template writes its own special tokens (bos); a plain prompt gets the tokenizer's
             enc = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=not templated,
                                  return_token_type_ids=False, truncation=self.max_prompt_tokens is not None,
@@ -112,8 +132,16 @@ class LocalChatClient:
                 ids = self.model.generate(**enc, max_new_tokens=self.max_new_tokens, do_sample=False,
                                           pad_token_id=self.tokenizer.pad_token_id)
             new = ids[:, enc["input_ids"].shape[1]:]
-            out += [t.strip() for t in self.tokenizer.batch_decode(new, skip_special_tokens=True)]
+            for i, t in zip(idx, self.tokenizer.batch_decode(new, skip_special_tokens=True)):
+                out[i] = t if conversations[i] and conversations[i][-1]["role"] == "assistant" else t.strip()
         return out
+
+
+def _with(client, **changes):
+    """A shallow copy of `client` with `changes`: what it holds (a loaded model, a tokenizer) is shared."""
+    out = copy.copy(client)
+    out.__dict__.update(changes)
+    return out
 
 
 def make_chat_client(spec: str, model: str = "default", **kw) -> ChatClient:

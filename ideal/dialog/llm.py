@@ -201,6 +201,10 @@ QUESTION_TYPES = {
 }
 
 
+# How the questioner's reply begins, per question type (see LLMQuestioner).
+QUESTION_STARTS = {Q1: "Question: What", Q2: "Question: Is there"}
+
+
 def question_messages(state: DialogState, kind: str, candidates: list[Candidate], top_k: int = 5,
                       max_words: int = 25, candidate_words: int = 40) -> list[Message]:
     """The questioner's prompt for a question of type `kind` (Q1 | Q2): the type's instruction and examples,
@@ -277,7 +281,8 @@ def _new_stats() -> dict:
 
 def _ask_model(who: str, client: ChatClient, conversations: list[list[Message]],
                parse: Callable[[str], Optional[object]], stats: dict) -> list:
-    """Parsed replies, None where the reply is junk or (for all) where the call failed."""
+    """Parsed replies, None where the reply is junk or (for all) where the call failed. A conversation that ends
+    with an assistant message is continued from it (the reply parsed is that message and its continuation)."""
     if not conversations:
         return []
     stats["calls"] += len(conversations)
@@ -288,6 +293,8 @@ def _ask_model(who: str, client: ChatClient, conversations: list[list[Message]],
     except Exception as e:  # the fallback answers instead; a dead endpoint must not stop an evaluation
         log.warning("llm %s: the model call failed, falling back for %d dialogs: %s", who, len(conversations), e)
         return [None] * len(conversations)
+    replies = [c[-1]["content"] + r if c[-1]["role"] == "assistant" and isinstance(r, str) else r
+               for c, r in zip(conversations, replies)]
     parsed = [parse(r) for r in replies]
     for r, p in zip(replies, parsed):
         if p is None:
@@ -313,9 +320,12 @@ class LLMQuestioner:
     name = "llm"
 
     def __init__(self, client: ChatClient, fallback: Questioner, top_k: int = 5, max_words: int = 25,
-                 candidate_words: int = 40):
+                 candidate_words: int = 40, starts: Optional[dict] = None):
         self.client, self.fallback = client, fallback
         self.top_k, self.max_words, self.candidate_words = top_k, max_words, candidate_words
+        # the reply is begun for the model ("Question: What"), per question type: small models asked for a
+        # question otherwise often state instead of asking; {} leaves the whole reply to the model
+        self.starts = QUESTION_STARTS if starts is None else starts
         self.stats = _new_stats()
 
     def ask(self, states: list[DialogState], kinds: list[str], candidates: list[list[Candidate]]
@@ -323,6 +333,7 @@ class LLMQuestioner:
         if not len(states) == len(kinds) == len(candidates):
             raise ValueError(f"{len(states)} dialogs, {len(kinds)} question types, {len(candidates)} candidate lists")
         convs = [question_messages(st, kind, c, self.top_k, self.max_words, self.candidate_words)
+                 + ([{"role": "assistant", "content": self.starts[kind]}] if self.starts.get(kind) else [])
                  for st, kind, c in zip(states, kinds, candidates)]
         texts = _ask_model("questioner", self.client, convs, lambda r: parse_question(r, self.max_words),
                            self.stats)

@@ -7,7 +7,9 @@ and how they retrieve (paper §4.1):
 - merlin: questions about the top-1 candidate's objects; the query embedding refined by each answer;
 - ir: IDeal's questioner; the ranking re-weighted by each round's response;
 - sum: IDeal's questioner; query and answers merged into one description and matched;
-- ideal: router questioner, p̂c = λ1·p̂1(u) + λ2·p̂2(ū) + λ3·p̂3(s).
+- ideal: router questioner, p̂c = λ1·p̂1(u) + λ2·p̂2(ū) + λ3·p̂3(s);
+- ideal-llm: ideal with the questioner, the simulated user's answers and the reconstruction s written by the
+  chat model of dialog.llm (each falling back to the grounded writer where a reply does not parse).
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ METHODS: dict[str, dict] = {
     "ir": {"scoring": "rerank"},
     "sum": {"scoring": "answers"},
     "ideal": {},
+    "ideal-llm": {"questioner": "llm", "answerer": "llm", "summariser": "llm"},
 }
 
 ABLATIONS: dict[str, dict] = {

@@ -237,7 +237,7 @@ def test_an_error_response_raises_and_the_questioner_falls_back(fake_serve_llm):
         def ask(self, states, kinds, candidates):
             return [Question("Is there a window?", kind) for kind in kinds]
 
-    questioner = LLMQuestioner(client, fallback=Grounded())
+    questioner = LLMQuestioner(client, fallback=Grounded(), starts={})
     state, cands = DialogState("the brown chair"), [Candidate("s0", 1.0, ("A kitchen with a brown chair.",))]
     assert questioner.ask([state], [Q1], [cands]) == [Question("Is there a window?", Q1)]
     assert questioner.stats == {"calls": 1, "parsed": 0, "fallbacks": 1}
@@ -245,7 +245,7 @@ def test_an_error_response_raises_and_the_questioner_falls_back(fake_serve_llm):
 
 def test_the_questioner_asks_through_the_handle(fake_serve_llm):
     handle = FakeHandle(FakeLLMServer())
-    questioner = LLMQuestioner(HandleChatClient(handle, model="qwen2.5-7b-instruct"), fallback=None, top_k=2)
+    questioner = LLMQuestioner(HandleChatClient(handle, model="qwen2.5-7b-instruct"), fallback=None, top_k=2, starts={})
     state = DialogState("the brown chair next to the table")
     cands = [Candidate(f"s{i}", 1.0, (f"Room {i} has a table.",)) for i in range(3)]
     (question,) = questioner.ask([state], [Q1], [cands])
@@ -294,7 +294,7 @@ def test_every_llm_role_runs_on_the_handle_client(fake_serve_llm):
                           turns=(Turn("Is there anything else?", f"There is a {o} by the door.", Q2),))
               for i, o in enumerate(OBJECTS)]
     cands = [[Candidate("s0", 1.0, ("A room with a window.",))]] * 3
-    questioner = LLMQuestioner(client, fallback=NoFallback())
+    questioner = LLMQuestioner(client, fallback=NoFallback(), starts={})
     assert questioner.ask(states, [Q1, Q2, Q1], cands) == [Question(f"What is next to the {o}?", k)
                                                            for o, k in zip(OBJECTS, (Q1, Q2, Q1))]
     writer = LLMAnswerWriter(client, fallback=NoFallback())

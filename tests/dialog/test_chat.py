@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from ideal.dialog.chat import LocalChatClient, OpenAIChatClient, make_chat_client
-from ideal.dialog.llm import EXTRACT, LLMQuestioner, LLMSummariser, question_messages
+from ideal.dialog.llm import EXTRACT, QUESTION_STARTS, LLMQuestioner, LLMSummariser, question_messages
 from ideal.dialog.types import Q1, Q2, DialogState, Question, Turn
 
 from .fakes import ALL, FALLBACK_Q, RecordingQuestioner, RecordingSummariser, cands, states
@@ -139,7 +139,7 @@ def test_openai_questioner_parses_a_good_reply_and_hides_ids(api):
     server, client = api
     server.respond = lambda body: (200, completion('Sure. Question: "Is there a piano in the room?"'))
     fb = RecordingQuestioner()
-    questioner = LLMQuestioner(client, fb, top_k=3)
+    questioner = LLMQuestioner(client, fb, top_k=3, starts={})  # the whole reply is the model's
     st = DialogState("the sofa near the window", turns=(Turn("What kind of room is it?", "It is a living room."),),
                      dialog_id="d0", target="scene0002_00")
     assert questioner.ask([st], [Q2], [cands(*ALL)]) == [Question("Is there a piano in the room?", Q2)]
@@ -147,11 +147,26 @@ def test_openai_questioner_parses_a_good_reply_and_hides_ids(api):
     (req,) = server.requests
     assert req["body"]["model"] == "test-model"
     assert [m["role"] for m in req["body"]["messages"]] == ["system", "user"]
+    assert "continue_final_message" not in req["body"]
     user = user_text(req["body"])
     for s in ("the sofa near the window", "What kind of room is it?", "It is a living room.",
               "There is a white fridge next to the sink.", "There is a wooden bed against a wall."):
         assert s in user
     assert "scene000" not in req["raw"]
+
+
+def test_the_questioner_begins_the_reply_and_the_server_continues_it(api):
+    """By default the question's first words are the start of the assistant turn (vLLM continues it:
+    continue_final_message), and the parsed question is that start plus the continuation."""
+    server, client = api
+    server.requests.clear()
+    server.respond = lambda body: (200, completion(" a piano in the room? I hope this helps."))
+    questioner = LLMQuestioner(client, RecordingQuestioner(), top_k=3)
+    st = DialogState("the sofa near the window", dialog_id="d0", target="scene0002_00")
+    assert questioner.ask([st], [Q2], [cands(*ALL)]) == [Question("Is there a piano in the room?", Q2)]
+    (req,) = server.requests
+    assert req["body"]["messages"][-1] == {"role": "assistant", "content": QUESTION_STARTS[Q2]}
+    assert req["body"]["continue_final_message"] is True and req["body"]["add_generation_prompt"] is False
 
 
 def test_openai_replies_keep_batch_order(api):
@@ -163,7 +178,7 @@ def test_openai_replies_keep_batch_order(api):
         return 200, completion(f"Is the {obj} made of wood?")
 
     server.respond = respond
-    qs = LLMQuestioner(client, RecordingQuestioner()).ask(states(6), [Q1] * 6, [cands(*ALL)] * 6)
+    qs = LLMQuestioner(client, RecordingQuestioner(), starts={}).ask(states(6), [Q1] * 6, [cands(*ALL)] * 6)
     assert [q.text for q in qs] == [f"Is the {o} made of wood?" for o in ["chair", "table", "lamp", "sofa", "bed",
                                                                         "sink"]]
     assert len(server.requests) == 6
@@ -175,7 +190,7 @@ def test_openai_server_error_falls_back_for_the_batch(api):
     with pytest.raises(RuntimeError, match=r"/v1/chat/completions returned HTTP 500"):
         client.complete([[{"role": "user", "content": "hi"}]])
     fb = RecordingQuestioner()
-    questioner = LLMQuestioner(client, fb)
+    questioner = LLMQuestioner(client, fb, starts={})
     assert [q.text for q in questioner.ask(states(2), [Q1, Q2], [cands(*ALL)] * 2)] == [FALLBACK_Q] * 2
     assert fb.seen == [("d0", Q1), ("d1", Q2)] and questioner.stats == {"calls": 2, "parsed": 0, "fallbacks": 2}
 

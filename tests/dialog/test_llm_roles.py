@@ -31,7 +31,7 @@ def test_questioner_asks_every_dialog_in_one_batch_and_keeps_the_routed_type():
             f"Sure! Is there anything in the room apart from the {obj}?"
 
     client, fb = ScriptedClient(script), RecordingQuestioner()
-    questioner = LLMQuestioner(client, fb)
+    questioner = LLMQuestioner(client, fb, starts={})
     qs = questioner.ask(states(3), [Q1, Q2, Q1], [cands(*ALL)] * 3)
     assert qs == [Question("What is next to the chair?", Q1),
                   Question("Is there anything in the room apart from the table?", Q2),
@@ -47,7 +47,7 @@ def test_questioner_falls_back_for_unparseable_replies_only():
     replies = {"chair": "What colour is the chair?", "table": "Ask about the colour of the table.", "lamp": "!!!"}
     client = ScriptedClient(lambda c: replies[last_user(c).split("looking for: the ")[1].split()[0]])
     fb = RecordingQuestioner()
-    questioner = LLMQuestioner(client, fb)
+    questioner = LLMQuestioner(client, fb, starts={})
     qs = questioner.ask(states(3), [Q2, Q1, Q2], [cands(*ALL), [], cands("scene0003_00")])
     assert qs == [Question("What colour is the chair?", Q2), Question(FALLBACK_Q, Q1, "has:window"),
                   Question(FALLBACK_Q, Q2, "has:window")]
@@ -144,7 +144,7 @@ def test_local_model_junk_falls_back_for_every_dialog(tiny_lm):
     sts, n = states(3), 3
     fq, fa, fs = RecordingQuestioner(), RecordingAnswerer(), RecordingSummariser()
 
-    questioner = LLMQuestioner(client, fq)
+    questioner = LLMQuestioner(client, fq, starts={})
     assert questioner.ask(sts, [Q1, Q2, Q1], [cands(*ALL)] * n) == [Question(FALLBACK_Q, k, "has:window")
                                                                      for k in (Q1, Q2, Q1)]
     assert fq.seen == [("d0", Q1), ("d1", Q2), ("d2", Q1)]

@@ -72,3 +72,17 @@ def test_fit_learns_and_resumes_exactly(arrays, tmp_path):
 def test_load_model_names_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="no model.safetensors"):
         load_model(tmp_path)
+
+
+@pytest.mark.parametrize("tune", ["head", "all"])
+def test_iat_moves_the_text_head_and_the_scene_encoder_only_when_tuned(arrays, tmp_path, tune):
+    """IAT (L_dis + L_div) from a base checkpoint: the text head moves; the scene encoder only with iat.tune=all."""
+    cfg = load_config(None, TINY + ["train.epochs=1", "iat.epochs=1", "iat.batch_size=32", f"iat.tune={tune}"])
+    fit(cfg, arrays, ckpt_dir=tmp_path / "base", progress=False)
+    init = latest_checkpoint(tmp_path / "base")
+    start = load_file(init / "model.safetensors")
+    model, _ = fit(cfg, arrays, stage="iat", init_from=init, progress=False)
+    after = {k: v.detach() for k, v in model.state_dict().items()}
+    assert not torch.allclose(after["text_head.weight"], start["text_head.weight"])
+    scene = [k for k in after if k.startswith("scene_encoder.")]
+    assert scene and any(not torch.allclose(after[k], start[k]) for k in scene) == (tune == "all")
