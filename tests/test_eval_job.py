@@ -262,3 +262,25 @@ def test_settings_for_tables_put_ablations_on_scanrefer_fine_whatever_the_order(
     plan = job.settings(args, load_config(), methods, ["w/o Q1"])
     with_ablations = [(q, mem) for q, mem, _, names in plan if "w/o Q1" in names]
     assert with_ablations == [("scanrefer", "fine")]
+
+
+def test_a_named_llm_adds_the_llm_roles_method():
+    """--set dialog.llm=MODEL evaluates ideal with grounded roles and with every role on the model, unless
+    --methods says otherwise."""
+    job = load_job()
+    assert job.parse(["--set", "dialog.llm=smollm2"])[1] == ["static", "ideal", "ideal-llm"]
+    assert job.parse([])[1] == ["static", "chatir", "merlin", "ideal"]
+    assert job.parse(["--set", "dialog.llm=smollm2", "--methods", "ideal"])[1] == ["ideal"]
+
+
+def test_shard_store_adds_up_the_llm_counts_of_its_shards(tmp_path):
+    from ideal.dialog_eval import EvalSpec, ShardStore
+
+    store = ShardStore(tmp_path, FINE, EvalSpec(gallery="g"))
+    for a, b, fallbacks in [(0, 2, 1), (2, 4, 0)]:
+        store.save("ideal-llm", a, b, {"dialog_ids": [f"d{a}", f"d{a + 1}"], "ranks": [[0, 0], [1, 0]],
+                                       "transcript": [], "llm": {"questioner": {"calls": 2, "parsed": 2 - fallbacks,
+                                                                                "fallbacks": fallbacks}}})
+    ranks, _ = store.collect("ideal-llm", [(0, 2), (2, 4)], 4)
+    assert ranks.shape == (4, 2)
+    assert store.llm_counts("ideal-llm") == {"questioner": {"calls": 4, "parsed": 3, "fallbacks": 1}}

@@ -168,3 +168,18 @@ def test_write_all_without_transcripts_and_without_scanrefer(tmp_path):
     md = (tmp_path / "results.md").read_text()
     assert "## Table 1: coarse memory" in md and "## Table 1: fine memory" not in md
     assert "| ideal | 20.0 | 40.0 | 60.0 | 120.0 | 96.9 |" in md  # the paper's nr3d coarse Rsum beside ours
+
+
+def test_llm_roles_table_beside_the_grounded_roles():
+    """results.md gets the llm roles' calls and fallbacks per setting, with the last round's Rsum of ideal-llm
+    beside ideal's (grounded roles)."""
+    results = {"scanrefer/fine/s0": {**RESULTS["scanrefer/fine/s0"],
+                                     "ideal-llm": {"0": START, "2": row(20.0, 45.0, 65.0)}}}  # Rsum 130
+    llm = {"scanrefer/fine/s0": {"ideal-llm": {"questioner": {"calls": 24, "parsed": 18, "fallbacks": 6},
+                                               "answerer": {"calls": 24, "parsed": 24, "fallbacks": 0}}}}
+    md = markdown(results, {**META, "llm": llm, "llm_model": "SmolLM2-135M-Instruct"}, ["static", "ideal", "ideal-llm"],
+                  [], [])
+    assert "## LLM roles (SmolLM2-135M-Instruct)" in md
+    assert "| scanrefer/fine/s0 | ideal-llm | 130.0 | 150.0 | questioner | 24 | 6 (25.0%) |" in md
+    assert "| scanrefer/fine/s0 | ideal-llm | 130.0 | 150.0 | answerer | 24 | 0 (0.0%) |" in md
+    assert "## LLM roles" not in markdown(RESULTS, META, ["static", "ideal"], [], [])

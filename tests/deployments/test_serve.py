@@ -257,22 +257,25 @@ def test_replica_killed_under_load_loses_no_request(url, local):
         time.sleep(0.2)
 
 
-def test_an_llm_questioner_app_over_http(url, spec, tiny_lm):
-    """`dialog.questioner=llm` reaches the Questioner replica through the builder's overrides: a local
-    transformers model (a random 1-layer GPT-2: no GPU, no hub here) asks through the real generate path and
-    its junk falls back, item by item, to the grounded question."""
+def test_an_llm_questioner_app_over_http(url, spec):
+    """`dialog.questioner=llm` with `dialog.llm=smollm2` reaches the Questioner replica through the builder's
+    overrides: the bundled SmolLM2-135M-Instruct (transformers, on CPU) writes the question of the round."""
+    from ideal.dialog.models import ensure_model
+
+    ensure_model("smollm2")  # converted here once, not by the replica under a deadline
     serve.run(build_app({"gallery": spec.gallery, "weights": spec.weights, "simulated_user": False,
-                         "overrides": [*spec.overrides, "dialog.questioner=llm", f"dialog.llm={tiny_lm}"],
+                         "overrides": [*spec.overrides, "dialog.questioner=llm", "dialog.llm=smollm2"],
                          "deployment_options": {n: dict(ZERO) for n in ("Ingress", "Retriever", "Questioner")}}),
               name="ideal-llm", route_prefix="/llm")
     try:
-        with httpx.Client(base_url=url, timeout=120) as c:
+        with httpx.Client(base_url=url, timeout=180) as c:
             res = c.post("/llm/v1/rounds", json={"query": "the brown chair next to the table", "k": 3})
             assert res.status_code == 200, res.text
             assert res.json()["question"].endswith("?") and res.json()["round"] == 1
             assert c.post("/llm/v1/rounds", json={"query": ""}).status_code == 422
         stats = serve.get_deployment_handle("Questioner", "ideal-llm").stats.remote().result(timeout_s=60)
-        assert stats["backend"] == "llm" and stats["calls"] == 1 and stats["fallbacks"] <= 1
+        # the model's own question (greedy decoding: the same every run), not the grounded fallback's
+        assert stats["backend"] == "llm" and stats["calls"] == 1 and stats["parsed"] == 1
         grounded = serve.get_deployment_handle("Questioner", "ideal").stats.remote().result(timeout_s=60)
         assert grounded["backend"] == "grounded" and grounded["batched_calls"] >= 3
     finally:
