@@ -63,7 +63,7 @@ def read_embeddings(path: str | Path) -> tuple[list[str], np.ndarray]:
     """
     try:
         schema = pq.read_schema(str(path))
-    except (OSError, pa.ArrowException) as e:
+    except (OSError, pa.ArrowException, UnicodeDecodeError) as e:  # a damaged footer can hold non-UTF-8 names
         raise FormatError(path, "", f"not a readable parquet file ({e})") from None
     for col in (SCENE_ID, EMBEDDING):
         if col not in schema.names:
@@ -75,14 +75,17 @@ def read_embeddings(path: str | Path) -> tuple[list[str], np.ndarray]:
         raise FormatError(path, f"column {EMBEDDING!r}", f"expected fixed_size_list<float32>[d], got {emb_type}")
     try:
         table = pq.read_table(str(path), columns=[SCENE_ID, EMBEDDING])
-    except (OSError, pa.ArrowException) as e:
+    except (OSError, pa.ArrowException, UnicodeDecodeError) as e:
         raise FormatError(path, "", f"cannot read columns {SCENE_ID!r}, {EMBEDDING!r} ({e})") from None
 
     id_col, emb_col = table.column(SCENE_ID), table.column(EMBEDDING)
     for col, name in ((id_col, SCENE_ID), (emb_col, EMBEDDING)):
         if col.null_count:
             raise FormatError(path, f"row {_first(col.is_null())}", f"{name} is null")
-    ids = id_col.to_pylist()
+    try:
+        ids = id_col.to_pylist()
+    except UnicodeDecodeError as e:  # parquet does not check that a string column is UTF-8
+        raise FormatError(path, f"column {SCENE_ID!r}", f"not UTF-8 text ({e})") from None
     dim = _dimension(path, emb_col)
     vectors = np.empty((len(table), dim), dtype=np.float32)
     start = 0

@@ -32,13 +32,26 @@ class RetrievalModel(nn.Module):
 
 
 def load_model(path: str | Path, text_dim: int = 384) -> tuple[RetrievalModel, Config]:
+    """A checkpoint folder (model.safetensors + config.json) -> (model in eval mode, its encoder config).
+    FileNotFoundError when a file is missing; FormatError naming the file when one cannot be read as the model."""
+    from ..scenes.types import FormatError
+
     path = Path(path)
     for name in ("model.safetensors", "config.json"):
         if not (path / name).is_file():
             raise FileNotFoundError(f"{path}: not a retriever checkpoint (no {name})")
-    saved = json.loads((path / "config.json").read_text())
-    # the model is defined by its encoder sections; the rest records how it was trained
-    cfg = config_from_dict({k: v for k, v in saved.items() if k in ("text_encoder", "scene_encoder")})
-    model = RetrievalModel(cfg, text_dim)
-    model.load_state_dict(load_file(path / "model.safetensors"))
+    try:
+        saved = json.loads((path / "config.json").read_text(encoding="utf-8"))
+        if not isinstance(saved, dict):
+            raise ValueError(f"a JSON object expected, got {type(saved).__name__}")
+        # the model is defined by its encoder sections; the rest records how it was trained
+        cfg = config_from_dict({k: v for k, v in saved.items() if k in ("text_encoder", "scene_encoder")})
+        model = RetrievalModel(cfg, text_dim)
+    except (ValueError, TypeError, KeyError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise FormatError(path / "config.json", "", f"not a retriever config ({e})") from None
+    try:
+        model.load_state_dict(load_file(path / "model.safetensors"))
+    except Exception as e:  # safetensors' own error type, or a state dict that does not fit the model
+        raise FormatError(path / "model.safetensors", "", f"not this retriever's weights "
+                          f"({type(e).__name__}: {str(e)[:200]})") from None
     return model.eval(), cfg

@@ -80,7 +80,10 @@ def _table_to_scenes(table: pa.Table, path) -> list[Scene]:
         col = table.column(n)
         if col.null_count:
             raise FormatError(path, f"row {_first_null(col)}", f"'{n}' is null")
-    cols = {n: table.column(n).to_pylist() for n in ("scene_id", "scene_type", "object_id", "label")}
+    try:
+        cols = {n: table.column(n).to_pylist() for n in ("scene_id", "scene_type", "object_id", "label")}
+    except UnicodeDecodeError as e:  # parquet does not check that a string column is UTF-8
+        raise FormatError(path, "schema", f"a text column is not UTF-8 ({e})") from None
     vecs = {n: _vectors(table.column(n), n, path) for n in ("center", "size", "color_rgb")}
     points = table.column("points")
     all_null = points.null_count == table.num_rows
@@ -117,7 +120,7 @@ def read_scenes(path: str | Path, scene_ids: list[str] | None = None) -> list[Sc
             table = pq.read_table(path)
         else:
             table = pq.read_table(path, filters=[("scene_id", "in", list(scene_ids))])
-    except (OSError, pa.ArrowInvalid) as e:
+    except (OSError, pa.ArrowInvalid, UnicodeDecodeError) as e:
         raise FormatError(path, "", f"not a readable parquet file: {e}") from None
     scenes = table_to_scenes(table, path if scene_ids is None else f"{path} (the rows of {len(scene_ids)} scenes)")
     if scene_ids is not None:
@@ -131,7 +134,7 @@ def list_scene_ids(path: str | Path) -> list[str]:
     """Sorted distinct scene ids of a scenes parquet file (reads only that column)."""
     try:
         col = pq.read_table(path, columns=["scene_id"]).column("scene_id")
-    except (OSError, pa.ArrowInvalid, KeyError) as e:
+    except (OSError, pa.ArrowInvalid, KeyError, UnicodeDecodeError) as e:
         raise FormatError(path, "scene_id", f"not a scenes parquet file: {e}") from None
     if col.null_count:
         raise FormatError(path, "scene_id", "has nulls")
