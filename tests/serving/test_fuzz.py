@@ -5,7 +5,7 @@ import json
 from hypothesis import HealthCheck, given, settings
 
 from ideal.serving import ApiError, Limits, RoundRequest, parse_round_request
-from ideal.serving.api import AnswerRequest, parse_answer_request, parse_count
+from ideal.serving.api import MAX_EXAMPLES, AnswerRequest, parse_answer_request, parse_count
 from tests.fuzz import BODY, TEXT
 
 FUZZ = settings(max_examples=600, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
@@ -45,4 +45,4 @@ def test_a_count_parameter_is_a_count_or_a_4xx(raw):
         assert e.status == 422 and "n must be an integer" in e.reason
         json.dumps({"detail": e.reason}).encode("utf-8")
     else:
-        assert 1 <= n <= 100
+        assert n in range(1, MAX_EXAMPLES + 1)
