@@ -72,8 +72,7 @@ class OpenAIChatClient:
 class LocalChatClient:
     """A local transformers causal LM directory, greedy decoding, `batch_size` conversations per `generate`."""
 
-    def __init__(self, model_dir, max_new_tokens: int = 128, device: str = "cpu", batch_size: int = 32,
-                 repetition_penalty: float = 1.0):
+    def __init__(self, model_dir, max_new_tokens: int = 128, device: str = "cpu", batch_size: int = 32):
         from transformers import AutoModelForCausalLM, AutoTokenizer  # heavy: only when a local model is used
 
         path = Path(model_dir).expanduser()
@@ -89,8 +88,6 @@ class LocalChatClient:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.model = AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True).to(device).eval()
         self.max_new_tokens, self.device, self.batch_size = max_new_tokens, device, batch_size
-        # > 1 makes greedy decoding less likely to repeat itself (small models loop: "a closet, a closet, ...")
-        self.repetition_penalty = repetition_penalty
         limits = [n for n in (getattr(self.model.config, "max_position_embeddings", None),
                               self.tokenizer.model_max_length) if isinstance(n, int) and n < 10**6]
         self.max_prompt_tokens = max(8, min(limits) - max_new_tokens) if limits else None
@@ -133,7 +130,6 @@ class LocalChatClient:
                                  max_length=self.max_prompt_tokens).to(self.device)
             with torch.inference_mode():
                 ids = self.model.generate(**enc, max_new_tokens=self.max_new_tokens, do_sample=False,
-                                          repetition_penalty=self.repetition_penalty,
                                           pad_token_id=self.tokenizer.pad_token_id)
             new = ids[:, enc["input_ids"].shape[1]:]
             for i, t in zip(idx, self.tokenizer.batch_decode(new, skip_special_tokens=True)):
