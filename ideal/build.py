@@ -126,7 +126,8 @@ def gallery(g: GalleryDir, checkpoint: Union[str, Path], text=None, index: Optio
     approximate = len(g.ids) >= index.ivf_threshold
     return Gallery(retriever(checkpoint, text), scenes if scenes is not None else g.scenes(),
                    embeddings=g.embeddings(name), knn=g.mean_knn_distance(name),
-                   index=g.index(name) if approximate else None, candidates=index.candidates)
+                   index=g.index(name) if approximate else None, candidates=index.candidates,
+                   knowledge=g.knowledge)
 
 
 @dataclass

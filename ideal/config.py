@@ -54,6 +54,7 @@ class TrainConfig:
     num_workers: int = 1  # Ray Train workers
     use_gpu: bool = False
     sources: tuple = ("scanrefer", "nr3d", "sr3d")  # which training descriptions to use
+    max_failures: int = 2  # Ray Train, both stages: lost workers recovered from the last checkpoint (-1: no limit)
 
 
 @dataclass

@@ -4,6 +4,9 @@
     G/scenes.parquet          one row per object (`ideal.scenes.parquet`'s schema; points left out)
     G/descriptions.parquet    desc_id, scene_id, object_id, object_name, text, source
     G/memories.parquet        scene_id, position, sentence: each scene's fine memory, in order
+    G/knowledge.parquet       scene_id, aspect, value: what the questioner reads off each scene's 3D data
+                              (`ideal.dialog.knowledge.scene_values`)
+    G/summaries.parquet       scene_id, position, sentence: each scene's `room_summary`, in order
     G/encodings/NAME/embeddings.parquet   one row per scene (`ideal.retrieval.embeddings`), scene-id order
     G/encodings/NAME/index.faiss          `SceneIndex` over them (flat, or IVF for large galleries)
     G/encodings/NAME/knn.parquet          scene_id, mean_knn_distance: the router's density ρ, for `density_k`
@@ -37,6 +40,10 @@ DESCRIPTIONS_SCHEMA = pa.schema([
 MEMORIES_SCHEMA = pa.schema([
     pa.field("scene_id", pa.string(), nullable=False), pa.field("position", pa.int32(), nullable=False),
     pa.field("sentence", pa.string(), nullable=False)])
+KNOWLEDGE_SCHEMA = pa.schema([
+    pa.field("scene_id", pa.string(), nullable=False), pa.field("aspect", pa.string(), nullable=False),
+    pa.field("value", pa.string(), nullable=False)])
+SUMMARIES_SCHEMA = MEMORIES_SCHEMA
 KNN_SCHEMA = pa.schema([pa.field("scene_id", pa.string(), nullable=False),
                         pa.field("mean_knn_distance", pa.float64(), nullable=False)])
 
@@ -76,14 +83,32 @@ def memories_table(memories: list[SceneMemory]) -> pa.Table:
                                 schema=MEMORIES_SCHEMA)
 
 
+def knowledge_tables(ids: list[str], values: list[dict[str, str]], summaries: list[tuple[str, ...]]
+                     ) -> tuple[pa.Table, pa.Table]:
+    """The knowledge and summaries tables of scenes (see `ideal.dialog.knowledge.scene_knowledge`)."""
+    rows = [(sid, a, v) for sid, vals in zip(ids, values) for a, v in vals.items()]
+    knowledge = pa.Table.from_arrays([pa.array([r[j] for r in rows], pa.string()) for j in range(3)],
+                                     schema=KNOWLEDGE_SCHEMA)
+    sums = [(sid, i, sentence) for sid, sents in zip(ids, summaries) for i, sentence in enumerate(sents)]
+    summary = pa.Table.from_arrays([pa.array([r[j] for r in sums], f.type) for j, f in enumerate(SUMMARIES_SCHEMA)],
+                                   schema=SUMMARIES_SCHEMA)
+    return knowledge, summary
+
+
 def write_tables(out: str | Path, scenes: list[Scene], descriptions: list[Description],
-                 memories: list[SceneMemory], source: dict) -> None:
-    """The scene, description and memory tables of G and its manifest (no encodings yet)."""
+                 memories: list[SceneMemory], source: dict, knowledge: Optional[tuple] = None) -> None:
+    """The scene, description, memory and knowledge tables of G and its manifest (no encodings yet).
+    knowledge: (knowledge table, summaries table) of the scenes if already made, else made here."""
+    from .dialog.knowledge import scene_knowledge
+
     out = Path(out)
     scenes = sorted(scenes, key=lambda s: s.scene_id)
     _write_parquet(out / "scenes.parquet", scene_parquet.scenes_to_table(scenes, with_points=False))
     _write_parquet(out / "descriptions.parquet", descriptions_table(descriptions))
     _write_parquet(out / "memories.parquet", memories_table(sorted(memories, key=lambda m: m.scene_id)))
+    knowledge = knowledge or knowledge_tables(*scene_knowledge(scenes))
+    _write_parquet(out / "knowledge.parquet", knowledge[0])
+    _write_parquet(out / "summaries.parquet", knowledge[1])
     old = read_manifest(out) if (out / MANIFEST).is_file() else {}
     ids = [s.scene_id for s in scenes]
     if old and old.get("scene_ids") != ids:
@@ -169,6 +194,31 @@ class GalleryDir:
                 raise FormatError(path, f"row {row}", f"scene {sid} is not in the gallery")
             fine[sid].append((pos, sentence))
         return {sid: SceneMemory(sid, [s for _, s in sorted(items)]) for sid, items in fine.items()}
+
+    def knowledge(self):
+        """What the questioner reads off the scenes' 3D data (a SceneKnowledge), as the encode job stored it; a
+        gallery written before it was stored gets it computed from its scenes."""
+        from .dialog.knowledge import SceneKnowledge
+
+        path, spath = self.path / "knowledge.parquet", self.path / "summaries.parquet"
+        if not (path.is_file() and spath.is_file()):
+            return SceneKnowledge(self.scenes())
+        row = {sid: i for i, sid in enumerate(self.ids)}
+        values: list[dict[str, str]] = [{} for _ in self.ids]
+        cols = _read_parquet(path, KNOWLEDGE_SCHEMA).to_pydict()
+        for r, (sid, aspect, value) in enumerate(zip(cols["scene_id"], cols["aspect"], cols["value"])):
+            i = row.get(sid)
+            if i is None:
+                raise FormatError(path, f"row {r}", f"scene {sid} is not in the gallery")
+            values[i][aspect] = value
+        summaries: list[list[tuple[int, str]]] = [[] for _ in self.ids]
+        cols = _read_parquet(spath, SUMMARIES_SCHEMA).to_pydict()
+        for r, (sid, pos, sentence) in enumerate(zip(cols["scene_id"], cols["position"], cols["sentence"])):
+            i = row.get(sid)
+            if i is None:
+                raise FormatError(spath, f"row {r}", f"scene {sid} is not in the gallery")
+            summaries[i].append((pos, sentence))
+        return SceneKnowledge.from_values(self.ids, values, [tuple(s for _, s in sorted(x)) for x in summaries])
 
     def dataset(self, queries: Optional[list[Description]] = None) -> SceneDataset:
         """Scenes, descriptions (G's, or `queries` read elsewhere) and memories, as `ideal.scenes.load` gives."""

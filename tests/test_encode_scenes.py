@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from ideal import build
+from ideal.dialog.knowledge import SceneKnowledge
 from ideal.retrieval.index import SceneIndex
 from ideal.scenes import load_synthetic
 from ideal.scenes.synthetic import generate
@@ -63,6 +64,11 @@ def test_encode_then_resume(bench, encoded, ray_env):
     assert [f[0] for f in found] == g.ids[:3]
     val = [d for d in g.descriptions()]
     assert val and all(d.source in ("scanrefer", "nr3d") for d in val)
+    # the questioner's table of the scenes' 3D data, made in the shards (no worker reads it again)
+    assert all((p / "knowledge.parquet").is_file() for p in (tmp_path / "shards" / "tables").glob("part-*"))
+    kn, want = g.knowledge(), SceneKnowledge(g.scenes())
+    assert kn.ids == g.ids and kn.labels == want.labels and kn.summaries == want.summaries
+    np.testing.assert_array_equal(kn.answers, want.answers)
 
     shards = sorted((tmp_path / "shards" / "base").glob("part-*.parquet"))
     stamps = [p.stat().st_mtime_ns for p in shards]

@@ -47,6 +47,31 @@ def test_what_is_written_is_read_back(g):
     assert sorted(ds.scenes) == store.ids and ds.descriptions == DESCS
 
 
+def test_the_scene_knowledge_is_stored_and_read_back_as_computed(g):
+    from ideal.dialog.knowledge import SceneKnowledge
+
+    got, want = GalleryDir(g[0]).knowledge(), SceneKnowledge(SCENES)
+    assert got.ids == want.ids and got.labels == want.labels == ["bed", "chair", "desk", "lamp", "sofa", "tv"]
+    np.testing.assert_array_equal(got.answers, want.answers)
+    np.testing.assert_allclose(got.prior_gain, want.prior_gain)
+    assert got.summaries == want.summaries and got.summaries[2][0] == "This is an office."
+
+
+def test_a_gallery_without_stored_knowledge_computes_it(g):
+    from ideal.dialog.knowledge import SceneKnowledge
+
+    (g[0] / "knowledge.parquet").unlink()
+    np.testing.assert_array_equal(GalleryDir(g[0]).knowledge().answers, SceneKnowledge(SCENES).answers)
+
+
+def test_knowledge_of_a_scene_outside_the_gallery_is_named(g):
+    rows = pq.read_table(g[0] / "knowledge.parquet").to_pylist()
+    rows[4]["scene_id"] = "scene0999_00"
+    pq.write_table(pa.Table.from_pylist(rows), g[0] / "knowledge.parquet")
+    with pytest.raises(FormatError, match=r"knowledge.parquet.*row 4.*scene0999_00 is not in the gallery"):
+        GalleryDir(g[0]).knowledge()
+
+
 def test_an_encoding_made_with_other_weights_is_an_error_saying_how_to_add_it(g):
     from ideal.checkpoints import SHIPPED
 
@@ -82,3 +107,23 @@ def test_broken_files_are_named(g, tmp_path_factory):
     (path / "gallery.json").write_text("{not json")
     with pytest.raises(FormatError, match="gallery.json.*not JSON"):
         GalleryDir(path)
+
+
+def test_a_table_shard_written_without_knowledge_gets_it_when_the_gallery_is_finished(bench_root, tmp_path):
+    """Shards of an older build hold no knowledge table: finishing the gallery computes theirs, so the stored
+    table equals the one computed from the scenes."""
+    from ideal import build
+    from ideal.dialog.knowledge import SceneKnowledge
+
+    source = build.synthetic_source(bench_root, "val")
+    build.build_gallery(source, tmp_path, {"labels": "labels"}, shard_size=2, progress=False)
+    stored = GalleryDir(tmp_path).knowledge()
+    shards = sorted((tmp_path / "shards" / "tables").glob("part-*"))
+    assert len(shards) > 1
+    (shards[1] / "knowledge.parquet").unlink()
+    (tmp_path / "knowledge.parquet").unlink()
+    build.build_gallery(source, tmp_path, {"labels": "labels"}, shard_size=2, progress=False)
+    again, want = GalleryDir(tmp_path).knowledge(), SceneKnowledge(GalleryDir(tmp_path).scenes())
+    for got in (stored, again):
+        np.testing.assert_array_equal(got.answers, want.answers)
+        assert got.summaries == want.summaries

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..scenes.memory import _OPENINGS, neighbours_of, object_places, room_summary
 from ..scenes.types import Scene
-from .aspects import aspect_key
+from .aspects import aspect_key, split_aspect
 
 KINDS = ("room", "has", "count", "color", "place", "near")
 ABSENT = "-"
@@ -42,29 +42,52 @@ def scene_values(scene: Scene) -> dict[str, str]:
 
 
 class SceneKnowledge:
-    """answers[i, j]: an integer id of scene i's value of aspect j (ABSENT where the class is missing)."""
+    """answers[i, j]: an integer id of scene i's value of aspect j (ABSENT where the class is missing).
+
+    Built from scenes, or (`from_values`) from what `scene_knowledge` read off them, as an encoded gallery
+    stores it (so a large gallery's table is not recomputed where it is served)."""
 
     def __init__(self, scenes: list[Scene]):
-        self.ids = [s.scene_id for s in scenes]
+        ids, values, summaries = scene_knowledge(scenes)
+        self._build(ids, values, summaries)
+
+    @classmethod
+    def from_values(cls, ids: list[str], values: list[dict[str, str]], summaries: list[tuple[str, ...]]
+                    ) -> "SceneKnowledge":
+        """values[i]: scene ids[i]'s `scene_values`; summaries[i]: its `room_summary` sentences."""
+        out = cls.__new__(cls)
+        out._build(list(ids), values, summaries)
+        return out
+
+    def _build(self, ids: list[str], values: list[dict[str, str]], summaries: list[tuple[str, ...]]) -> None:
+        if not (len(ids) == len(values) == len(summaries)):
+            raise ValueError(f"{len(ids)} scenes, {len(values)} value sets and {len(summaries)} summaries")
+        self.ids = ids
         self.row = {sid: i for i, sid in enumerate(self.ids)}
-        self.labels = labels_of(scenes)
+        self.labels = sorted({split_aspect(a)[1] for v in values for a in v if a.startswith("has:")})
         self.aspects = ["room"] + [aspect_key(k, lab) for k in KINDS if k != "room" for lab in self.labels
                                    if not (k in ("color", "place", "near") and lab in _OPENINGS)]
         self.col = {a: j for j, a in enumerate(self.aspects)}
         vocab: dict[tuple[int, str], int] = {}
         absent = np.array([vocab.setdefault((j, ABSENT), len(vocab)) for j in range(len(self.aspects))], np.int32)
-        table = np.tile(absent, (len(scenes), 1))
-        for i, scene in enumerate(scenes):
-            for a, value in scene_values(scene).items():
+        table = np.tile(absent, (len(ids), 1))
+        for i, scene_values_i in enumerate(values):
+            for a, value in scene_values_i.items():
                 j = self.col.get(a)
                 if j is not None:
                     table[i, j] = vocab.setdefault((j, value), len(vocab))
         self.answers, self.absent = table, absent
-        self.summaries = [tuple(room_summary(s)) for s in scenes]
+        self.summaries = [tuple(s) for s in summaries]
         self.prior_gain = value_entropy(table)
 
     def rows(self, scene_ids: list[str]) -> np.ndarray:
         return np.array([self.row[s] for s in scene_ids], np.int64)
+
+
+def scene_knowledge(scenes: list[Scene]) -> tuple[list[str], list[dict[str, str]], list[tuple[str, ...]]]:
+    """(scene ids, each scene's `scene_values`, each scene's `room_summary`): what SceneKnowledge is built of."""
+    return ([s.scene_id for s in scenes], [scene_values(s) for s in scenes],
+            [tuple(room_summary(s)) for s in scenes])
 
 
 def labels_of(scenes: list[Scene]) -> list[str]:

@@ -110,10 +110,17 @@ def predict(states: list[DialogState], gallery: Gallery, cfg: DialogConfig, summ
         u_bar = np.stack([fuse_responses(u0[i], resp[at[i]:at[i + 1]], [k == Q1 for k, _ in said[i]], cfg.alpha,
                                          cfg.shell) for i in range(len(states))]) if states else u0
         lambdas = (cfg.lambda1, cfg.lambda2, cfg.lambda3)
-        views = [p(u0) if cfg.lambda1 else None, p(u_bar) if cfg.lambda2 else None, None]
+        embs = [u0 if cfg.lambda1 else None, u_bar if cfg.lambda2 else None, None]
         if cfg.lambda3:  # p̂3: the CoT reconstruction s (the query alone before any answer)
-            views[2] = p(_embed(gallery, [[(s or st.query).strip()] for s, st in zip(summaries, states)], cfg))
-        scores = fuse(*views, lambdas)
+            embs[2] = _embed(gallery, [[(s or st.query).strip()] for s, st in zip(summaries, states)], cfg)
+        # the three views over the columns that can be non-zero (every scene, or an index's candidates)
+        cols, sims = gallery.candidate_scores([e for e in embs if e is not None])
+        views = iter(gallery_softmax(x, cfg.temperature) for x in sims)
+        scores = fuse(*[None if e is None else next(views) for e in embs], lambdas)
+        if cols and cols[0] is not None:
+            dense = np.zeros((len(states), len(gallery)), np.float32)
+            dense[:, cols[0]] = scores
+            scores = dense
         router_feat = np.where([[bool(st.turns) and is_unknown(st.turns[-1].answer)] for st in states],
                                u_bar, last) if states else last
         return scores, router_feat
@@ -151,8 +158,9 @@ def route_next(states: list[DialogState], gallery: Gallery, cfg: DialogConfig, f
         raise ValueError(f"dialog.route must be 'router', 'q1' or 'q2', got {cfg.route!r}")
     if not states:
         return []
-    entropy = affinity_entropy(gallery.score_embeddings(feats), cfg.router_k, cfg.tau,
-                               gallery.density(cfg.density_k, cfg.density_eps))
+    (cols,), (sims,) = gallery.candidate_scores([feats])
+    density = gallery.density(cfg.density_k, cfg.density_eps)
+    entropy = affinity_entropy(sims, cfg.router_k, cfg.tau, density if cols is None else density[cols])
     return route(entropy, cfg.beta, [st.kinds for st in states], cfg.force_q2_after)
 
 

@@ -100,7 +100,8 @@ def affinity_entropy(sims: np.ndarray, k: int, tau: float, density: Optional[np.
     z = top / tau
     z -= z.max(axis=1, keepdims=True)
     log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-    return -(np.exp(log_p) * log_p).sum(axis=1)
+    # a scene outside an approximate index's candidates (S = -inf) has p = 0 and adds nothing
+    return -(np.exp(log_p) * np.where(np.isfinite(log_p), log_p, 0.0)).sum(axis=1)
 
 
 def route(entropy: np.ndarray, beta: float, previous: Sequence[Sequence[str]], force_q2_after: int) -> list[str]:

@@ -23,7 +23,9 @@ from ..io import atomic_write
 from ..scenes import labelmap, parquet, scannet
 from ..scenes.dataset import attach_descriptions, build_memories, read_descriptions
 from ..scenes.types import FormatError, SceneMemory
-from ..store import memories_table, write_encoding, write_tables
+from ..dialog.knowledge import scene_knowledge
+from ..store import (KNOWLEDGE_SCHEMA, SUMMARIES_SCHEMA, knowledge_tables, memories_table, write_encoding,
+                     write_tables)
 from .embeddings import read_embeddings, write_embeddings
 
 PLAN_FILE = "plan.json"
@@ -125,6 +127,9 @@ class ShardEncoder:
             tmp.mkdir(parents=True)
             parquet.write_scenes(scenes, tmp / "scenes.parquet", with_points=False)
             pq.write_table(memories_table([memories[s.scene_id] for s in scenes]), tmp / "memories.parquet")
+            knowledge, summaries = knowledge_tables(*scene_knowledge(scenes))
+            pq.write_table(knowledge, tmp / "knowledge.parquet")
+            pq.write_table(summaries, tmp / "summaries.parquet")
             tmp.replace(tables)
         for name, path in encodings.items():
             vectors = np.asarray(self.retrievers[name].encode_scenes(scenes), np.float32)
@@ -194,6 +199,14 @@ def pending_work(shards, tables, embedded) -> list[dict]:
     return rows
 
 
+def _knowledge_of_shard(table_dir: Path) -> tuple[pa.Table, pa.Table]:
+    """A table shard's knowledge and summaries tables (computed here for a shard written without them)."""
+    files = [table_dir / "knowledge.parquet", table_dir / "summaries.parquet"]
+    if not all(f.is_file() for f in files):
+        return knowledge_tables(*scene_knowledge(parquet.read_scenes(table_dir / "scenes.parquet")))
+    return pq.read_table(files[0], schema=KNOWLEDGE_SCHEMA), pq.read_table(files[1], schema=SUMMARIES_SCHEMA)
+
+
 def merge_embeddings(paths: list[Path]) -> tuple[list[str], np.ndarray]:
     """All shards' (ids, vectors) in shard order; a repeated scene id is an error."""
     ids, vecs = [], []
@@ -220,7 +233,10 @@ def finish_gallery(out: str | Path, source: Source, tables: list[Path], embedded
         fine[sid].append(sentence)
     by_id = {s.scene_id: s for s in scenes}
     descriptions = attach_descriptions(read_descriptions(source.scanrefer, source.nr3d, source.sr3d), by_id)
-    write_tables(out, scenes, descriptions, [SceneMemory(sid, f) for sid, f in fine.items()], source.to_dict())
+    parts = [_knowledge_of_shard(t) for t in tables]
+    knowledge = tuple(pa.concat_tables([part[i] for part in parts]) for i in range(2))
+    write_tables(out, scenes, descriptions, [SceneMemory(sid, f) for sid, f in fine.items()], source.to_dict(),
+                 knowledge)
     for name, paths in embedded.items():
         ids, vectors = merge_embeddings(paths)
         order = np.argsort(ids, kind="stable")

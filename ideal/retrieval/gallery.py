@@ -53,11 +53,13 @@ class Gallery:
 
     embeddings: the scenes' stored embeddings (an encoded gallery's), else they are encoded here.
     knn: (k, each scene's mean distance to its k nearest scenes), stored with the embeddings, for the router's
-    density at that k. index: an approximate SceneIndex over the same rows (see the module docstring)."""
+    density at that k. index: an approximate SceneIndex over the same rows (see the module docstring).
+    knowledge: a function giving the scenes' SceneKnowledge (an encoded gallery's stored one), called on first
+    use; else it is built from the scenes."""
 
     def __init__(self, retriever, scenes: list[Scene], batch_size: int = 256, cache_size: int = 200_000,
                  embeddings: Optional[np.ndarray] = None, knn: Optional[tuple[int, np.ndarray]] = None,
-                 index=None, candidates: int = 1024):
+                 index=None, candidates: int = 1024, knowledge: Optional[Callable] = None):
         if not scenes:
             raise ValueError("a gallery needs at least one scene")
         self.retriever = retriever
@@ -81,7 +83,7 @@ class Gallery:
         self._segments: Optional[SegmentEncoder] = None
         self._knn = knn
         self._density: dict[tuple[int, float], np.ndarray] = {}
-        self._knowledge = None
+        self._knowledge, self._load_knowledge = None, knowledge
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -116,14 +118,33 @@ class Gallery:
     def score_embeddings(self, text_emb: np.ndarray) -> np.ndarray:
         """(B, S) retriever scores of text embeddings against every gallery scene (with an approximate index:
         against each text's `candidates` nearest scenes, -inf elsewhere)."""
-        if self.index is None or not len(text_emb):
-            return np.asarray(self.retriever.score(text_emb, self.embeddings), np.float32)
-        found, _ = self.index.search(np.asarray(text_emb, np.float32), self.candidates)
-        out = np.full((len(text_emb), len(self.ids)), -np.inf, np.float32)
-        for i, ids in enumerate(found):
-            cols = np.fromiter((self.index_of[s] for s in ids), np.int64, len(ids))
-            out[i, cols] = self.retriever.score(text_emb[i:i + 1], self.embeddings[cols])[0]
+        (cols,), (sims,) = self.candidate_scores([text_emb])
+        if cols is None:
+            return sims
+        out = np.full((len(sims), len(self.ids)), -np.inf, np.float32)
+        out[:, cols] = sims
         return out
+
+    def candidate_scores(self, text_embs: list[np.ndarray]) -> tuple[list, list[np.ndarray]]:
+        """`score_embeddings` of several (B_i, d) arrays over the columns that can be non-zero: returns
+        ([cols] * n, [sims_i]) with sims_i (B_i, C) the scores against gallery columns `cols` (C sorted
+        indices). Exact galleries: cols is None (every scene, C = S). With an approximate index the arrays
+        share one cols, the union of all their texts' candidates, and a text scores -inf on the columns that
+        are not its own candidates: softmaxes over C equal those over the whole gallery."""
+        text_embs = [np.asarray(e, np.float32) for e in text_embs]
+        if self.index is None or not sum(len(e) for e in text_embs):
+            return [None] * len(text_embs), [np.asarray(self.retriever.score(e, self.embeddings), np.float32)
+                                             for e in text_embs]
+        emb = np.concatenate(text_embs)
+        rows, _ = self.index.search_rows(emb, self.candidates)
+        cols = np.unique(rows[rows >= 0])
+        sub = np.asarray(self.retriever.score(emb, self.embeddings[cols]), np.float32)
+        sims = np.full_like(sub, -np.inf)
+        for i, found in enumerate(rows):
+            at = np.searchsorted(cols, found[found >= 0])
+            sims[i, at] = sub[i, at]
+        splits = np.cumsum([len(e) for e in text_embs])[:-1]
+        return [cols] * len(text_embs), np.split(sims, splits)
 
     @property
     def knowledge(self):
@@ -131,7 +152,9 @@ class Gallery:
         if self._knowledge is None:
             from ..dialog.knowledge import SceneKnowledge
 
-            self._knowledge = SceneKnowledge(self.scenes)
+            self._knowledge = self._load_knowledge() if self._load_knowledge else SceneKnowledge(self.scenes)
+            if self._knowledge.ids != self.ids:
+                raise ValueError("the scene knowledge's rows are not the gallery's scenes in order")
         return self._knowledge
 
     def density(self, k: int, eps: float) -> np.ndarray:

@@ -186,6 +186,13 @@ class SceneIndex:
         k' = min(k, len(self)). ivf and hnsw may find fewer than k' scenes for a query; that query's id
         list is then shorter and its missing scores are -inf.
         """
+        rows, scores = self.search_rows(queries, k)
+        ids = self.ids
+        return [[ids[j] for j in row if j >= 0] for row in rows.tolist()], scores
+
+    def search_rows(self, queries, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """`search` as index rows: (rows, scores), two (m, k') arrays, row i of the index being scene `ids[i]`;
+        a scene not found is row -1 with score -inf."""
         q = _as_matrix(queries, "queries")
         if q.shape[1] != self.dim:
             raise ValueError(f"queries have dimension {q.shape[1]}, the index has {self.dim}")
@@ -195,11 +202,10 @@ class SceneIndex:
         if self.on_gpu and k > GPU_MAX_K:
             raise ValueError(f"faiss-gpu searches at most k={GPU_MAX_K}, got k={k}")
         if k == 0 or len(q) == 0:
-            return [[] for _ in range(len(q))], np.zeros((len(q), k), np.float32)
+            return np.zeros((len(q), k), np.int64), np.zeros((len(q), k), np.float32)
         scores, rows = self.index.search(q, k)
         scores[rows < 0] = -np.inf  # faiss pads missing results with row -1 and score -FLT_MAX
-        ids = self.ids
-        return [[ids[j] for j in row if j >= 0] for row in rows.tolist()], scores
+        return rows.astype(np.int64, copy=False), scores
 
     def save(self, path: str | Path) -> None:
         """Write PATH (the faiss index, copied off the GPU if needed) and PATH.meta.json (ids, kind, params)."""

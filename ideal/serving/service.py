@@ -56,12 +56,12 @@ class Catalog:
     """The gallery as the questioner sees it: scene ids and what is known of each scene's 3D data, no
     embeddings."""
 
-    def __init__(self, scenes):
-        from ..dialog.knowledge import SceneKnowledge
-
+    def __init__(self, scenes, knowledge):
         self.scenes = list(scenes)
         self.ids = [s.scene_id for s in self.scenes]
-        self.knowledge = SceneKnowledge(self.scenes)
+        self.knowledge = knowledge  # a SceneKnowledge of the same scenes, in order
+        if knowledge.ids != self.ids:
+            raise ValueError("the scene knowledge's rows are not the catalog's scenes in order")
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -101,7 +101,7 @@ class QuestionerService:
         spec = spec.resolved()
         self.cfg = method_config(spec.method, spec.config().dialog)
         self.store = spec.open()
-        self.catalog = Catalog(self.store.scenes())
+        self.catalog = Catalog(self.store.scenes(), self.store.knowledge())
         self.questioner = build.roles(self.cfg, self.catalog, client=client).questioner
 
     def ask(self, states: list[DialogState]) -> list[DialogState]:

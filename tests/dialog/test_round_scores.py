@@ -141,3 +141,39 @@ def test_every_method_and_ablation_runs_a_dialog(gallery, questioner, user, name
     for states in simulate(gallery, questioner, user, cfg, rounds=2):
         for st in states:
             assert st.scores.shape == (len(SCENES),) and st.scores.sum() == pytest.approx(total, abs=1e-5)
+
+
+def _indexed(gallery, candidates: int):
+    from ideal.retrieval.gallery import Gallery
+    from ideal.retrieval.index import SceneIndex
+
+    index = SceneIndex.build(gallery.ids, gallery.embeddings, kind="ivf", nlist=1)
+    return Gallery(gallery.retriever, gallery.scenes, embeddings=gallery.embeddings, index=index,
+                   candidates=candidates)
+
+
+def test_an_indexed_gallery_gives_each_view_a_softmax_over_its_own_candidates(gallery, questioner, user):
+    """Served from an approximate index, a round scores only the union of its texts' candidates, and p̂c is
+    still the formula over the whole gallery with each view's non-candidates at 0."""
+    indexed = _indexed(gallery, candidates=1)
+    for states in simulate(indexed, questioner, user, CFG, rounds=3):
+        for st in states:
+            np.testing.assert_allclose(st.scores, ideal_by_hand(indexed, CFG, st, st.summary), atol=1e-6)
+            assert 1 <= (st.scores > 0).sum() <= 3 and st.scores.sum() == pytest.approx(1.0, abs=1e-5)
+
+
+def test_an_indexed_gallery_routes_on_the_candidates_entropy(gallery):
+    from ideal.dialog.round import route_next
+    from ideal.dialog.router import affinity_entropy, route
+
+    indexed = _indexed(gallery, candidates=3)
+    cfg = dataclasses.replace(CFG, router_k=3)
+    feats = np.random.default_rng(0).normal(size=(8, gallery.embeddings.shape[1])).astype(np.float32)
+    asked = (Q2,)  # one question asked: the type is the router's (rule 3)
+    states = [DialogState(query="q", turns=(Turn("Is there a lamp?", "Yes.", Q2),)) for _ in feats]
+    entropy = affinity_entropy(indexed.score_embeddings(feats), cfg.router_k, cfg.tau,
+                               indexed.density(cfg.density_k, cfg.density_eps))
+    assert len(set(np.round(entropy, 6))) > 1
+    cfg = dataclasses.replace(cfg, beta=float(np.median(entropy)))
+    want = route(entropy, cfg.beta, [asked] * len(feats), cfg.force_q2_after)
+    assert route_next(states, indexed, cfg, feats) == want and {Q1, Q2} <= set(want)

@@ -124,3 +124,12 @@ def test_route_checks_its_arguments():
         route(np.array([1.0]), 2.0, [[Q1]], force_q2_after=-1)
     with pytest.raises(ValueError, match="unknown"):
         route(np.array([1.0]), 2.0, [["Q3"]], force_q2_after=2)
+
+
+def test_entropy_leaves_out_scenes_that_are_not_candidates():
+    """A scene an approximate index did not find scores -inf: it is outside N_k(u) even when k is larger."""
+    sims = np.array([[0.9, 0.5, -np.inf, -np.inf]])
+    got = affinity_entropy(sims, k=4, tau=0.1)
+    want = affinity_entropy(sims[:, :2], k=2, tau=0.1)
+    assert np.isfinite(got).all()
+    np.testing.assert_allclose(got, want)
