@@ -87,38 +87,14 @@ def part_startup(n: int, cfg, base, text) -> dict:
     return {"scenes": n, "from_gallery_s": from_g, "reencode_s": reencode, "ratio": reencode / from_g}
 
 
-def in_process(gallery: str, bodies: list[dict], text) -> list[float]:
-    """Seconds of `rank` + `ask` per request, one at a time, on 1 torch thread (a Retriever replica's share)."""
-    import torch
-
-    from ideal.serving import QuestionerService, RetrieverService, RoundRequest, ServiceSpec
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    spec = ServiceSpec(gallery=gallery, weights="iat")
-    retriever, questioner = RetrieverService(spec, text_encoder=text), QuestionerService(spec)
-    reqs = [RoundRequest(b["query"], tuple((t["question"], t["answer"]) for t in b["history"]), b["k"])
-            for b in bodies]
-    questioner.ask(retriever.rank(reqs[:4]))  # warm-up
-    out = []
-    for r in reqs[4:]:
-        t = time.perf_counter()
-        questioner.ask(retriever.rank([r]))
-        out.append(time.perf_counter() - t)
-    torch.set_num_threads(threads)
-    return out
-
-
-def over_http(gallery: str, bodies: list[dict], port: int) -> list[float]:
-    """Seconds per `POST /v1/rounds`, one at a time, from a freshly deployed app on `gallery`."""
+def over_http(spec, bodies: list[dict], port: int) -> list[float]:
+    """Seconds per `POST /v1/rounds` after the first 4 (the warm-up), one at a time, from a freshly deployed app."""
     import httpx
     from bench_serve import deploy
     from ray import serve
 
-    from ideal.serving import ServiceSpec
-
     t = time.perf_counter()
-    url = deploy(ServiceSpec(gallery=gallery, weights="iat").resolved(), port, 32)
+    url = deploy(spec, port, 32)
     print(f"    deployed in {time.perf_counter() - t:.0f} s", flush=True)
     out = []
     with httpx.Client(base_url=url, timeout=120) as c:
@@ -135,7 +111,7 @@ def over_http(gallery: str, bodies: list[dict], port: int) -> list[float]:
 def part_latency(n: int, n_requests: int, cfg, base, text) -> dict:
     import numpy as np
     import ray
-    from bench_serve import free_port, workload
+    from bench_serve import free_port, in_process_latency, workload
     from ray import serve
 
     from ideal import build
@@ -150,8 +126,9 @@ def part_latency(n: int, n_requests: int, cfg, base, text) -> dict:
     out = {"scenes": n, "requests": n_requests, "candidates": cfg.index.candidates}
     try:
         for name, g in (("default", small), ("large", big)):
-            for how, run in (("http", lambda: over_http(g, bodies, port)), ("in_process",
-                                                                           lambda: in_process(g, bodies, text))):
+            spec = ServiceSpec(gallery=g, weights="iat").resolved()
+            for how, run in (("http", lambda: over_http(spec, bodies, port)),
+                             ("in_process", lambda: in_process_latency(spec, bodies, text))):
                 lat = np.array(run()) * 1000
                 out[f"{name}_{how}"] = {"p50_ms": float(np.percentile(lat, 50)),
                                         "p90_ms": float(np.percentile(lat, 90))}

@@ -209,22 +209,30 @@ def in_process_ceiling(spec, bodies: list[dict], batch: int = 32) -> dict:
     return out
 
 
-def part_latency(spec, port, bodies, args):
-    n = args.latency_requests
-    reqs = [RoundRequest(b["query"], tuple((t["question"], t["answer"]) for t in b["history"]), b["k"])
-            for b in bodies[:n]]
+def in_process_latency(spec: ServiceSpec, bodies: list[dict], text_encoder=None) -> list[float]:
+    """Seconds of `RetrieverService.rank` + `QuestionerService.ask` per request body after the first 4 (the
+    warm-up, as the HTTP runs warm up too), one at a time, on 1 torch thread: what the Retriever replica gets
+    (num_cpus 1 -> OMP_NUM_THREADS=1)."""
     import torch
 
+    reqs = [RoundRequest(b["query"], tuple((t["question"], t["answer"]) for t in b["history"]), b["k"])
+            for b in bodies]
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # what the Retriever replica gets: num_cpus 1 -> OMP_NUM_THREADS=1
-    search, ask = RetrieverService(spec), QuestionerService(spec)
-    ask.ask(search.rank(reqs[:4]))  # warm-up, on the requests the HTTP run warms up with too
-    local = []
+    torch.set_num_threads(1)
+    search, ask = RetrieverService(spec, text_encoder=text_encoder), QuestionerService(spec)
+    ask.ask(search.rank(reqs[:4]))
+    out = []
     for r in reqs[4:]:
         t = time.perf_counter()
         ask.ask(search.rank([r]))
-        local.append(time.perf_counter() - t)
+        out.append(time.perf_counter() - t)
     torch.set_num_threads(threads)
+    return out
+
+
+def part_latency(spec, port, bodies, args):
+    n = args.latency_requests
+    local = in_process_latency(spec, bodies[:n])
     url = deploy(spec, port, 32)
     http, front = [], []
     with httpx.Client(base_url=url, timeout=60) as c:
