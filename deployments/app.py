@@ -16,6 +16,12 @@ from ideal.serving import ServiceSpec
 from .ingress import Ingress
 from .roles import BATCH, Answerer, Questioner, Retriever
 
+# Every deployment's health checks and graceful shutdown (serve_config.yaml states the same per deployment; a
+# config's values override these). A killed replica is noticed within ~2 s instead of Serve's 10, so the calls the
+# Ingress resends to a sole replica's successor still meet their deadline; a replica being stopped (downscale,
+# redeploy) gets to finish its calls, each bounded by timeout_s, before it is killed.
+HEALTH = {"health_check_period_s": 2.0, "health_check_timeout_s": 10.0, "graceful_shutdown_wait_loop_s": 2.0}
+
 
 class AppArgs(BaseModel):
     """`args:` of the application in serve_config.yaml (or `serve run deployments.app:build_app key=value`)."""
@@ -33,8 +39,9 @@ class AppArgs(BaseModel):
                              "request_timeout_s so the client gets our 504, not a cut connection)")
     limits: dict = Field(default_factory=dict, description="ideal.serving.Limits fields")
     simulated_user: bool = Field(True, description="deploy the Answerer (evaluations through the handles)")
-    llm: Optional[dict | str] = Field(None, description="a ray.serve.llm LLMConfig (or its YAML file, e.g. "
-                                      "deployments/questioner_vllm.yaml): the questioner becomes an LLM (GPU)")
+    llm: Optional[dict | str] = Field(None, description="the questioner becomes an LLM behind a ray.serve.llm "
+                                      "deployment: an LLMConfig, its YAML file (deployments/questioner_vllm.yaml: "
+                                      "GPU), or a named model or model directory on vLLM's CPU engine (smollm2)")
     llm_options: dict = Field(default_factory=dict, description="HandleChatClient options (max_tokens, ...)")
     deployment_options: dict[str, dict] = Field(default_factory=dict,
                                                 description="per-deployment .options(), e.g. for small machines")
@@ -50,10 +57,11 @@ def build_app(args: dict | AppArgs | None = None) -> Application:
         raise ValueError(f"deployment_options: unknown deployment(s) {sorted(unknown)}")
 
     def opt(d):
-        return d.options(**a.deployment_options.get(d.name, {}))
+        health = {**HEALTH, "graceful_shutdown_timeout_s": a.timeout_s + 5}
+        return d.options(**{**health, **a.deployment_options.get(d.name, {})})
 
     llm, llm_options = None, dict(a.llm_options)
-    if a.llm:  # GPU clusters only: ray.serve.llm and vLLM are never imported on the CPU path
+    if a.llm:  # ray.serve.llm and vLLM are imported only here (`.[gpu]`, or `.[llm]` for vLLM on CPU)
         from .llm import build_llm_deployment, llm_model_id
 
         llm = build_llm_deployment(a.llm)

@@ -1,13 +1,14 @@
 """The questioner's chat model as a `ray.serve.llm` (vLLM) deployment, and a ChatClient that calls it by handle.
 
     llm = build_llm_deployment("deployments/questioner_vllm.yaml")   # a bound LLMServer (GPU, `.[gpu]` extra)
+    llm = build_llm_deployment("smollm2")        # SmolLM2-135M-Instruct on vLLM's CPU engine (`.[llm]` extra)
     app = Questioner.bind(..., llm=llm)           # Serve hands Questioner.__init__ a DeploymentHandle for it
     # in Questioner.__init__:
     client = HandleChatClient(llm, model=llm_model_id("deployments/questioner_vllm.yaml"))
     questioner = LLMQuestioner(client, fallback=grounded, top_k=k)
 
-`ray.serve.llm` imports vLLM, so it is imported inside the functions that need it: this module imports on a CPU
-machine, and the CPU path (grounded questioner) never touches vLLM.
+`ray.serve.llm` imports vLLM, so it is imported inside the functions that need it: this module imports without
+vLLM, and the grounded questioner never touches it.
 """
 from __future__ import annotations
 
@@ -15,17 +16,44 @@ import json
 import time
 from concurrent.futures import ThreadPoolExecutor, TimeoutError as FutureTimeout
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Optional, Union
 
 import yaml
 
 LLMConfigSpec = Union[dict, str, Path]  # an LLMConfig as a dict, or the YAML file holding one
 
 
+def cpu_llm_config(model: str, model_id: Optional[str] = None, cpus: int = 1, max_model_len: int = 2048,
+                   kv_cache_gib: float = 1.0) -> dict:
+    """An LLMConfig for vLLM's CPU engine: `model` a named model (smollm2: converted on first use) or a local model
+    directory. The engine gets a placement-group bundle of `cpus` CPUs and as many OpenMP threads (vLLM's default
+    binding keeps a core for its scheduler: on 2 cores the model would get one, and two engines the same one); the
+    replica actor itself reserves none, so the app with its other deployments at num_cpus 0 runs on 2 CPUs."""
+    from ideal.dialog.models import resolve_llm
+
+    path = resolve_llm(model)
+    if not Path(path).is_dir():
+        raise ValueError(f"llm {model!r}: not a named model (smollm2) nor a local model directory")
+    return {
+        "model_loading_config": {"model_id": model_id or Path(model).name, "model_source": str(path)},
+        "placement_group_config": {"bundles": [{"CPU": cpus}]},  # -> accelerator_config kind "cpu"
+        "engine_kwargs": {"dtype": "float32", "enforce_eager": True, "max_model_len": max_model_len,
+                          "kv_cache_memory_bytes": int(kv_cache_gib * 2**30)},
+        "runtime_env": {"env_vars": {"VLLM_CPU_OMP_THREADS_BIND": "nobind", "OMP_NUM_THREADS": str(cpus)}},
+        "deployment_config": {"autoscaling_config": {"min_replicas": 1, "max_replicas": 1},
+                              "ray_actor_options": {"num_cpus": 0}},
+    }
+
+
 def load_llm_config(spec: LLMConfigSpec) -> dict:
-    """An LLMConfig as a plain dict: `spec` itself, or the mapping in the YAML file it names."""
+    """An LLMConfig as a plain dict: `spec` itself, the mapping in the YAML file it names, or for a named model
+    (smollm2) or a model directory, `cpu_llm_config(spec)`."""
     if isinstance(spec, dict):
         return spec
+    from ideal.dialog.models import NAMED
+
+    if str(spec).strip() in NAMED or Path(spec).expanduser().is_dir():
+        return cpu_llm_config(str(spec).strip())
     path = Path(spec).expanduser()
     try:
         cfg = yaml.safe_load(path.read_text())
@@ -49,12 +77,13 @@ def llm_deployment_name(spec: LLMConfigSpec) -> str:
 
 
 def build_llm_deployment(llm_config: LLMConfigSpec):
-    """The `LLMServer` deployment for an LLMConfig (dict or YAML file), bound and ready to pass to `.bind()`.
+    """The `LLMServer` deployment for an LLMConfig (dict, YAML file, or a named model / model directory for vLLM on
+    CPU: `cpu_llm_config`), bound and ready to pass to `.bind()`.
 
     Keys are those of `ray.serve.llm.LLMConfig`: model_loading_config, accelerator_type, engine_kwargs (vLLM engine
     arguments), deployment_config (Serve options: autoscaling_config, max_ongoing_requests ...). Its name is
     `llm_deployment_name(llm_config)`."""
-    from ray.serve.llm import LLMConfig, build_llm_deployment as build  # needs ray[llm] and vLLM: GPU clusters only
+    from ray.serve.llm import LLMConfig, build_llm_deployment as build  # needs vLLM: `.[gpu]` or `.[llm]` (CPU)
 
     return build(LLMConfig(**load_llm_config(llm_config)))
 
@@ -83,9 +112,12 @@ class HandleChatClient:
         self.stream, self.workers = stream, workers
 
     def request(self, messages: list[dict]):
-        """The ChatCompletionRequest for one conversation."""
+        """The ChatCompletionRequest for one conversation; one that ends with an assistant message (the questioner
+        begins its reply for a small model) asks vLLM to continue that message."""
+        cont = {"continue_final_message": True, "add_generation_prompt": False} \
+            if messages and messages[-1]["role"] == "assistant" else {}
         return _chat_request_class()(model=self.model, messages=messages, max_tokens=self.max_tokens,
-                                     temperature=self.temperature, stream=self.stream)
+                                     temperature=self.temperature, stream=self.stream, **cont)
 
     def complete(self, conversations: list[list[dict]]) -> list[str]:
         """One reply per conversation, in order; RuntimeError when the deployment fails, errs or is too slow."""
@@ -146,5 +178,5 @@ def read_chat(items: list) -> str:
     return "".join(parts)
 
 
-__all__ = ["HandleChatClient", "build_llm_deployment", "llm_deployment_name", "llm_model_id", "load_llm_config",
+__all__ = ["HandleChatClient", "build_llm_deployment", "cpu_llm_config", "llm_deployment_name", "llm_model_id", "load_llm_config",
            "read_chat"]

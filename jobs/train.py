@@ -12,8 +12,9 @@ workers with their gradients (ideal.training.distributed.gather_with_grad), so t
 L_div's pairs span the global batch, exactly as with one worker.
 
 Checkpoints go to OUT/ray/<name>/ after every epoch; running the same command again resumes from the
-last one. The final weights are copied to OUT/final (model.safetensors + config.json), then evaluated
-statically on the val split next to the bag-of-labels floor.
+last one; so does the run itself when it loses a worker (its process or its node), up to train.max_failures
+times. The final weights are copied to OUT/final (model.safetensors + config.json), then evaluated statically on
+the val split next to the bag-of-labels floor.
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from pathlib import Path
 import ray
 import ray.train
 import ray.train.torch
-from ray.train import CheckpointConfig, RunConfig, ScalingConfig
+from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
 
 from ideal import build
@@ -65,11 +66,14 @@ def train_loop(config: dict) -> None:
             report=report, stop_after_epoch=config.get("stop_after_epoch"), progress=rank == 0,
             stage=config.get("stage", "base"), init_from=config.get("init"))
 
-    checkpoint = ray.train.get_checkpoint()
+    checkpoint = ray.train.get_checkpoint()  # the run's latest: after a lost worker, or a resubmitted job
     if checkpoint is None:
         run(None)
     else:
         with checkpoint.as_directory() as d:
+            if rank == 0:
+                epoch = json.loads((Path(d) / "state.json").read_text())["epoch"]
+                print(f"resuming after epoch {epoch + 1} from {checkpoint.path}", flush=True)
             run(d)
 
 
@@ -83,7 +87,8 @@ def run_trainer(cfg, arrays_path: str, storage: Path, name: str, stop_after_epoc
                            "stage": stage, "init": None if init is None else str(Path(init).resolve())},
         scaling_config=ScalingConfig(num_workers=tc.num_workers, use_gpu=tc.use_gpu),
         run_config=RunConfig(name=name, storage_path=str(storage.resolve()),
-                             checkpoint_config=CheckpointConfig(num_to_keep=2)),
+                             checkpoint_config=CheckpointConfig(num_to_keep=2),
+                             failure_config=FailureConfig(max_failures=cfg.train.max_failures)),
     )
     return trainer.fit()
 

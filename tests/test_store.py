@@ -127,3 +127,18 @@ def test_a_table_shard_written_without_knowledge_gets_it_when_the_gallery_is_fin
     for got in (stored, again):
         np.testing.assert_array_equal(got.answers, want.answers)
         assert got.summaries == want.summaries
+
+
+def test_a_shard_encoded_again_keeps_what_it_wrote(bench_root, tmp_path):
+    """Ray runs a task again when its node is lost, also one that had written its shard: the outputs stay."""
+    from ideal import build
+    from ideal.retrieval.encode import ShardEncoder, gallery_plan
+
+    source = build.synthetic_source(bench_root, "val")
+    shards, tables, embedded = gallery_plan(tmp_path, source, {"labels": "labels"}, 4)
+    encoder = ShardEncoder(source.to_dict(), {"labels": "labels"})
+    todo = {"labels": str(embedded["labels"][0])}
+    assert encoder.encode(shards[0], str(tables[0]), todo) == len(shards[0])
+    stamps = [p.stat().st_mtime_ns for p in (tables[0] / "scenes.parquet", embedded["labels"][0])]
+    assert encoder.encode(shards[0], str(tables[0]), todo) == len(shards[0])
+    assert [p.stat().st_mtime_ns for p in (tables[0] / "scenes.parquet", embedded["labels"][0])] == stamps

@@ -1,7 +1,8 @@
 """Chat clients: a batch of OpenAI-style conversations in, one reply per conversation out.
 
 `OpenAIChatClient` speaks to any OpenAI-compatible server (vLLM, `ray.serve.llm`); `LocalChatClient` runs a
-local transformers causal LM; `make_chat_client` picks one from a URL or a directory. The roles that prompt
+local transformers causal LM (`VLLMChatClient`, in vllm_client.py, the same directory on vLLM's offline engine);
+`make_chat_client` picks one from a URL or a directory and an engine. The roles that prompt
 them (questioner, answerer, summariser) live in `llm.py`.
 
     client = make_chat_client("http://localhost:8000/v1", model="Qwen/Qwen2.5-1.5B-Instruct")
@@ -144,18 +145,28 @@ def _with(client, **changes):
     return out
 
 
-def make_chat_client(spec: str, model: str = "default", **kw) -> ChatClient:
+ENGINES = ("transformers", "vllm")  # what runs a local model directory (dialog.llm_engine)
+
+
+def make_chat_client(spec: str, model: str = "default", engine: str = "transformers", **kw) -> ChatClient:
     """An OpenAI-compatible base URL ("http://host:8000/v1") -> OpenAIChatClient sending `model`;
-    a local model directory -> LocalChatClient (`model` is ignored: the directory is the model).
+    a local model directory -> LocalChatClient (`engine="transformers"`) or VLLMChatClient (`engine="vllm"`;
+    `model` is ignored: the directory is the model).
     Other keyword arguments go to the client (OpenAI: api_key, timeout, max_tokens, temperature, workers;
-    local: max_new_tokens, device, batch_size)."""
+    transformers: max_new_tokens, device, batch_size; vllm: max_new_tokens, max_model_len, kv_cache_gib)."""
+    if engine not in ENGINES:
+        raise ValueError(f"llm engine must be one of {', '.join(ENGINES)}, got {engine!r}")
     spec = str(spec).strip()
     if spec.startswith(("http://", "https://")):
         return OpenAIChatClient(spec, model, **kw)
     if spec and Path(spec).expanduser().is_dir():
+        if engine == "vllm":
+            from .vllm_client import VLLMChatClient  # imports vllm
+
+            return VLLMChatClient(spec, **kw)
         return LocalChatClient(spec, **kw)
     raise ValueError(f"llm {spec!r} is neither an http(s):// base URL of an OpenAI-compatible server "
                      f"(e.g. http://localhost:8000/v1) nor an existing local model directory")
 
 
-__all__ = ["ChatClient", "LocalChatClient", "Message", "OpenAIChatClient", "make_chat_client"]
+__all__ = ["ENGINES", "ChatClient", "LocalChatClient", "Message", "OpenAIChatClient", "make_chat_client"]

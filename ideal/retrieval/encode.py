@@ -117,7 +117,12 @@ class ShardEncoder:
 
     def encode(self, scene_ids: list[str], tables: Optional[str], encodings: dict[str, str]) -> int:
         """Read `scene_ids`; write their tables to the folder `tables` (if given) and each named encoding to its
-        path. Every output appears whole or not at all. Returns the number of scenes."""
+        path. Every output appears whole or not at all, and one already there is kept (Ray runs a task again when
+        its node is lost, also one that had written its outputs). Returns the number of scenes."""
+        tables = tables if tables and not Path(tables).exists() else None
+        encodings = {name: path for name, path in encodings.items() if not Path(path).exists()}
+        if not tables and not encodings:
+            return len(scene_ids)
         scenes = self.read(scene_ids)
         if tables:
             by_id = {s.scene_id: s for s in scenes}
@@ -130,7 +135,12 @@ class ShardEncoder:
             knowledge, summaries = knowledge_tables(*scene_knowledge(scenes))
             pq.write_table(knowledge, tmp / "knowledge.parquet")
             pq.write_table(summaries, tmp / "summaries.parquet")
-            tmp.replace(tables)
+            try:
+                tmp.replace(tables)
+            except OSError:  # another attempt wrote it meanwhile: keep that one
+                if not Path(tables).is_dir():
+                    raise
+                shutil.rmtree(tmp, ignore_errors=True)
         for name, path in encodings.items():
             vectors = np.asarray(self.retrievers[name].encode_scenes(scenes), np.float32)
             atomic_write(path, lambda tmp: write_embeddings(tmp, [s.scene_id for s in scenes], vectors))

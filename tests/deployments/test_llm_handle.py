@@ -1,7 +1,9 @@
 """deployments/llm.py without Ray or vLLM: HandleChatClient against a fake DeploymentHandle that behaves like
 Serve's (stream=True required for the generator method `chat`, arguments pickled, responses iterated, cancel) and
 answers with objects shaped like vLLM's ChatCompletionResponse / streamed chunks / ErrorResponse; the LLMConfig
-YAML against Ray's own LLMConfig model; and the module's import staying light."""
+YAML and the CPU LLMConfig against Ray's own LLMConfig model; and the module's import staying light. Then, where
+vLLM is installed (`.[llm]`), the real thing: SmolLM2 behind ray.serve.llm answering a round over HTTP."""
+import importlib.util
 import pickle
 import re
 import subprocess
@@ -35,6 +37,8 @@ class ChatCompletionRequest(BaseModel):  # the fields of vLLM's model we set; un
     max_tokens: Optional[int] = None
     temperature: Optional[float] = None
     stream: Optional[bool] = False
+    continue_final_message: bool = False
+    add_generation_prompt: bool = True
 
 
 class ChatMessage(BaseModel):
@@ -196,8 +200,18 @@ def test_requests_have_the_openai_chat_schema_and_replies_come_back_in_order(fak
     assert [m for m, _ in handle.calls] == ["chat"] * 3
     for (_, (request,)), messages in zip(handle.calls, convs):
         assert isinstance(request, ChatCompletionRequest)
-        assert request.model_dump() == {"model": "qwen2.5-7b-instruct", "messages": messages, "max_tokens": 48,
-                                        "temperature": 0.2, "stream": False}
+        assert request.model_dump(exclude_unset=True) == {"model": "qwen2.5-7b-instruct", "messages": messages,
+                                                          "max_tokens": 48, "temperature": 0.2, "stream": False}
+
+
+def test_a_begun_reply_is_continued_by_the_server(fake_serve_llm):
+    # the questioner begins the assistant turn for a small model; vLLM must continue it, not open a new turn
+    handle = FakeHandle(FakeLLMServer())
+    begun = conversation("abc") + [{"role": "assistant", "content": "Question: What"}]
+    HandleChatClient(handle, model="qwen2.5-7b-instruct").complete([begun, conversation("abc")])
+    (_, (cont,)), (_, (plain,)) = handle.calls
+    assert (cont.continue_final_message, cont.add_generation_prompt) == (True, False)
+    assert (plain.continue_final_message, plain.add_generation_prompt) == (False, True)
 
 
 def test_streamed_chunks_are_joined(fake_serve_llm):
@@ -353,6 +367,52 @@ def test_questioner_vllm_yaml_is_a_valid_llm_config():
                    {**cfg, "deployment_config": {"autoscaling_config": {**auto, "min_replicas": -1}}}):
         with pytest.raises(Exception):
             config_mod.LLMConfig(**broken)
+
+
+def test_a_named_model_or_directory_is_an_llm_config_for_vllm_on_cpu(tmp_path, monkeypatch):
+    cfg = load_llm_config(str(tmp_path))  # a model directory: vLLM's CPU engine, no accelerator_type
+    assert cfg == llm.cpu_llm_config(str(tmp_path)) and "accelerator_type" not in cfg
+    assert cfg["model_loading_config"] == {"model_id": tmp_path.name, "model_source": str(tmp_path)}
+    assert cfg["placement_group_config"] == {"bundles": [{"CPU": 1}]}
+    assert cfg["deployment_config"]["ray_actor_options"] == {"num_cpus": 0}  # 2 CPUs run the app and the engine
+    assert cfg["runtime_env"]["env_vars"]["OMP_NUM_THREADS"] == "1"
+    assert llm_model_id(str(tmp_path)) == tmp_path.name
+    from ideal.dialog import models
+
+    monkeypatch.setattr(models, "ensure_model", lambda name: tmp_path)
+    assert load_llm_config("smollm2")["model_loading_config"] == {"model_id": "smollm2", "model_source": str(tmp_path)}
+    with pytest.raises(ValueError, match="not an LLMConfig"):  # neither a model nor a YAML mapping
+        load_llm_config(QUESTIONER_YAML.parent / "serve_config.yaml")
+    config_mod = pytest.importorskip("ray.llm._internal.serve.core.configs.llm_config")
+    assert config_mod.LLMConfig(**cfg).accelerator_config.kind == "cpu"
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(importlib.util.find_spec("vllm") is None, reason="vLLM is not installed (pip install -e '.[llm]')")
+def test_a_vllm_questioner_through_ray_serve_llm_over_http(served):
+    """`llm: smollm2`: the Questioner asks through a DeploymentHandle of ray.serve.llm's LLMServer, SmolLM2 on vLLM's
+    CPU engine (one CPU bundle) beside the app's other deployments; the round's question is the model's own."""
+    import httpx
+    from ray import serve
+
+    from deployments.app import build_app
+    from ideal.dialog.models import ensure_model
+
+    ensure_model("smollm2")  # converted here once, not under the app's deadline
+    spec, zero = served.spec, {"ray_actor_options": {"num_cpus": 0}}
+    serve.run(build_app({"gallery": spec.gallery, "weights": spec.weights, "overrides": list(spec.overrides),
+                         "simulated_user": False, "llm": "smollm2", "timeout_s": 120, "llm_options": {"timeout_s": 100},
+                         "deployment_options": {n: dict(zero) for n in ("Ingress", "Retriever", "Questioner")}}),
+              name="ideal-vllm", route_prefix="/vllm")
+    try:
+        with httpx.Client(base_url=served.url, timeout=180) as c:
+            res = c.post("/vllm/v1/rounds", json={"query": "the brown chair next to the table", "k": 3})
+            assert res.status_code == 200, res.text
+            assert res.json()["question"].endswith("?") and res.json()["round"] == 1
+        stats = serve.get_deployment_handle("Questioner", "ideal-vllm").stats.remote().result(timeout_s=60)
+        assert stats["backend"] == "llm" and stats["calls"] == 1 and stats["parsed"] == 1  # not the fallback's
+    finally:
+        serve.delete("ideal-vllm")
 
 
 def test_importing_deployments_llm_pulls_in_neither_ray_serve_llm_nor_vllm():

@@ -215,7 +215,6 @@ def retriever_running() -> int:
 def test_replica_killed_under_load_loses_no_request(url, local):
     queries = [f"the {c} chair next to the {t}" for c in ("brown", "black", "white", "blue")
                for t in ("table", "desk", "bed", "window", "door")] * 2
-    retried_before = httpx.get(url + "/healthz").json()["retried_calls"]
 
     async def one(c, q):
         for _ in range(3):  # a client retries a 503 (the API is stateless)
@@ -248,8 +247,6 @@ def test_replica_killed_under_load_loses_no_request(url, local):
     for q, r in zip(queries, results):
         _, want = expected(local, q, [], 3)
         assert [x["scene_id"] for x in r.json()["ranking"]] == [sid for sid, _ in want]
-    # the requests the killed replica held were lost with it and sent again by the Ingress
-    assert httpx.get(url + "/healthz").json()["retried_calls"] > retried_before
     # Serve brings the deployment back to 2 running replicas, the killed one replaced
     deadline = time.monotonic() + 60
     while not (retriever_running() == 2 and len(retriever_replicas()) == 2 and killed not in retriever_replicas()):
