@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from ideal import build
+from tests.multinode.cluster import session_pids
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,20 +63,6 @@ def http_get(url, token=None):
 
 def ray_cli(*args, env, timeout=180):
     return subprocess.run([RAY, *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
-
-
-def session_pids(sid):
-    """Live processes in the session `ray start` was given (Ray's daemons and workers stay in it)."""
-    pids = []
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                zombie = (Path("/proc") / d / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-                if os.getsid(int(d)) == sid and not zombie:
-                    pids.append(int(d))
-            except OSError:
-                pass
-    return pids
 
 
 def default_address_file():

@@ -1,11 +1,8 @@
 """jobs/train.py's trainer on a real local Ray: 2 gloo workers, checkpoints, resume after a stop."""
-import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from ray import cloudpickle
 from safetensors.torch import load_file
 
 from ideal.config import load_config
@@ -13,20 +10,11 @@ from ideal.encoders.scene import LabelBank
 from ideal.scenes import load_synthetic
 from ideal.scenes.synthetic import generate
 from ideal.training.data import build_train_arrays
+from tests.multinode.iat_driver import train_job
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parents[2]
 TINY = ["scene_encoder.width=32", "scene_encoder.ffn=64", "scene_encoder.layers=1", "train.batch_size=32",
         "train.epochs=2", "train.num_workers=2", "iat.batch_size=32", "iat.epochs=2", "iat.num_workers=2"]
-
-
-def _job():
-    spec = importlib.util.spec_from_file_location("ideal_train_job", ROOT / "jobs" / "train.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    cloudpickle.register_pickle_by_value(module)  # workers get the job's train_loop by value
-    return module
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +41,7 @@ def base_run(ray_local, arrays_path, tmp_path_factory):
     import shutil
 
     tmp = tmp_path_factory.mktemp("base")
-    full = _job().run_trainer(load_config(None, TINY), arrays_path, tmp / "ray", "full")
+    full = train_job().run_trainer(load_config(None, TINY), arrays_path, tmp / "ray", "full")
     assert full.error is None
     with full.checkpoint.as_directory() as d:
         assert (Path(d) / "config.json").is_file()
@@ -75,7 +63,7 @@ def iat_config(tune):
 def iat_run(base_run, arrays_path, tmp_path_factory):
     """An uninterrupted IAT run (iat.tune=all) from the base checkpoint."""
     tmp = tmp_path_factory.mktemp("iat")
-    return _job().run_trainer(iat_config("all"), arrays_path, tmp, "iat-full", stage="iat", init=base_run[1])
+    return train_job().run_trainer(iat_config("all"), arrays_path, tmp, "iat-full", stage="iat", init=base_run[1])
 
 
 def test_iat_on_two_workers_moves_the_whole_model(base_run, iat_run):
@@ -90,7 +78,7 @@ def test_iat_on_two_workers_moves_the_whole_model(base_run, iat_run):
 def test_iat_stopped_and_resumed_ends_where_an_uninterrupted_run_ends(base_run, iat_run, arrays_path, tmp_path):
     """Stopped after epoch 0, then the same run (storage + name) submitted again: it resumes from its checkpoint
     (not from the IAT init) and ends exactly where the uninterrupted run ends."""
-    job, cfg, init = _job(), iat_config("all"), base_run[1]
+    job, cfg, init = train_job(), iat_config("all"), base_run[1]
     cut = job.run_trainer(cfg, arrays_path, tmp_path / "ray", "iat-cut", stop_after_epoch=0, stage="iat", init=init)
     assert cut.metrics["epoch"] == 0
     resumed = job.run_trainer(cfg, arrays_path, tmp_path / "ray", "iat-cut", stage="iat", init=init)
