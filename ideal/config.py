@@ -65,6 +65,7 @@ class IATConfig:
     q1: int = 1  # detail-probe questions per training query
     q2: int = 3  # diverge-exploration questions per training query
     shard_size: int = 250  # dialogs per interaction-text parquet shard
+    roles: str = "grounded"  # grounded | llm: questioner, answerer and reconstruction on dialog.llm (as ideal-llm)
     epochs: int = 4
     batch_size: int = 256
     lr: float = 3e-4

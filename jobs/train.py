@@ -3,6 +3,7 @@
     python jobs/train.py                                  # the base retriever: default config, 1 worker, local Ray
     python jobs/train.py --num-workers 2 --out runs/base
     python jobs/train.py --stage iat --init ideal/weights/base --out runs/iat     # Interaction Adaptation Tuning
+    python jobs/train.py --stage iat --init ideal/weights/base --set iat.roles=llm --set dialog.llm=smollm2
     ray job submit --working-dir . -- python jobs/train.py --num-workers 4 --set train.use_gpu=true
     ray job submit --working-dir . -- python jobs/train.py --stage iat --init ideal/weights/base --set iat.use_gpu=true
 

@@ -4,8 +4,8 @@ For each sampled training query, the simulated user — whose memory merges ever
 scene with what its geometry shows (fine memory) — is asked a fixed number of detail probes (Q1, `iat.q1`)
 and then diverge explorations (Q2, `iat.q2`) by the same questioner, answerer and `run_round` as evaluation.
 Each informative answer is one text ũ (encoded whole, as evaluation encodes a response) whose positive is
-its scene. The gallery the questioner sees holds only
-training scenes.
+its scene. The gallery the questioner sees holds only training scenes. With `iat.roles=llm` the questioner, the
+answer writer and the reconstruction are dialog.llm's model (e.g. `--set dialog.llm=smollm2`), as in `ideal-llm`.
 
 Written as parquet shards (text, segments, scene_id, kind, round, dialog_id), reproducible from the seed;
 shards already on disk are kept, so an interrupted run continues.
@@ -48,9 +48,12 @@ def generate_interaction_texts(train_ds: SceneDataset, retriever, text_encoder, 
     ic = cfg.iat
     if ic.q1 < 0 or ic.q2 < 0 or ic.q1 + ic.q2 < 1:
         raise ValueError(f"iat.q1 and iat.q2 must be >= 0 and ask at least one question, got {ic.q1}, {ic.q2}")
+    if ic.roles not in ("grounded", "llm"):
+        raise ValueError(f"iat.roles must be grounded or llm, got {ic.roles!r}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    dcfg = dataclasses.replace(method_config("ideal", cfg.dialog), memory="fine")
+    method = "ideal-llm" if ic.roles == "llm" else "ideal"  # llm: every role on dialog.llm's model
+    dcfg = dataclasses.replace(method_config(method, cfg.dialog), memory="fine")
     queries = pick_queries(train_ds, ic.dialogs, ic.seed, cfg.train.sources)
     gallery = Gallery(retriever, [train_ds.scenes[s] for s in sorted(train_ds.scenes)])
     roles = build.roles(dcfg, gallery, train_ds.memories, text=text_encoder)

@@ -84,3 +84,31 @@ def test_iat_arrays_map_texts_to_their_scenes(setup, shards):
                            [["scene9999_00"] * table.num_rows])
     with pytest.raises(ValueError, match="outside the training set"):
         iat_arrays(base, bad, text)
+
+
+def test_llm_roles_write_the_interaction_texts(setup, tmp_path, monkeypatch):
+    """iat.roles=llm: the questioner, the simulated user's answers and the reconstruction run on dialog.llm's model
+    (SmolLM2, no network); the texts are the model's answers about training scenes."""
+    from ideal import build
+    from ideal.dialog import models
+    from ideal.training import interaction_texts
+
+    models.ensure_model("smollm2")
+    made, roles_of = [], build.roles
+
+    def spy(*args, **kwargs):
+        made.append(roles_of(*args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(interaction_texts.build, "roles", spy)
+    root, train_ds, text, retriever = setup
+    cfg = load_config(None, CFG + ["iat.dialogs=2", "iat.q1=1", "iat.q2=1", "iat.roles=llm", "dialog.llm=smollm2"])
+    table = read_interaction_texts(generate_interaction_texts(train_ds, retriever, text, cfg, tmp_path,
+                                                              progress=False)).to_pylist()
+    roles, = made
+    assert roles.questioner.name == "llm" and roles.questioner.stats["calls"] == 4
+    assert roles.answerer.writer.stats["parsed"] >= 1  # the model wrote answers, not only the grounded fallback
+    assert 0 < len(table) <= 4 and {r["kind"] for r in table} <= {"Q1", "Q2"}
+    assert {r["scene_id"] for r in table} <= set(split_scene_ids(root, "train"))
+    with pytest.raises(ValueError, match="iat.roles"):
+        generate_interaction_texts(train_ds, retriever, text, load_config(None, CFG + ["iat.roles=gpt"]), tmp_path)
