@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from ideal import build
-from tests.multinode.cluster import session_pids
+from cluster.local import session_pids
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,4 +1,4 @@
-"""`cluster`: a real 3-node Ray cluster on this machine for the module (tests/multinode/cluster.py): a head with no
+"""`cluster`: a real 3-node Ray cluster on this machine for the module (cluster/local.py): a head with no
 CPUs, where drivers attach, and worker nodes node_a and node_b with 1 CPU and the custom resource of their name
 each. One CPU per node steers work without touching the jobs: one shard task, one encoder actor, one Ray Train
 worker per node at a time (and the 2 logical CPUs are the machine's 2 cores). Each test starts with both workers
@@ -10,7 +10,7 @@ import shutil
 
 import pytest
 
-from tests.multinode.cluster import FOREIGN, LocalCluster, short_root
+from cluster.local import FOREIGN, LocalCluster, short_root
 
 WORKERS = {"node_a": 1, "node_b": 1}
 

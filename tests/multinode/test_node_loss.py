@@ -4,13 +4,12 @@ the same run with every dialog exactly once; the encode job keeps its finished s
 resumes from its last checkpoint. Each ends where an uninterrupted run ends."""
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.multinode.cluster import wait_for
+from cluster.local import wait_for
 from tests.test_eval_job import interactive_args
 
 pytestmark = pytest.mark.integration
@@ -29,9 +28,7 @@ def bench(tmp_path_factory):
 
 def job(script, *args, cluster, log: Path) -> subprocess.Popen:
     """`python jobs/SCRIPT args` as a driver on the cluster, output to `log`."""
-    with log.open("w") as f:
-        return subprocess.Popen([sys.executable, str(ROOT / "jobs" / script), *map(str, args)], cwd=ROOT,
-                                env=cluster.driver_env, stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
+    return cluster.driver([ROOT / "jobs" / script, *args], log, cwd=ROOT)
 
 
 def finish(proc: subprocess.Popen, log: Path, timeout: float = 600) -> str:
@@ -45,17 +42,6 @@ def finish(proc: subprocess.Popen, log: Path, timeout: float = 600) -> str:
     out = log.read_text()
     assert proc.returncode == 0, out[-4000:]
     return out
-
-
-def failed_attempts(cluster, node, name):
-    """{task id: error type} of the attempts of task `name` that failed on `node`, and the nodes where each of those
-    tasks finished."""
-    attempts = cluster.tasks(name=name)
-    failed = {t["task_id"]: t["error_type"] for t in attempts
-              if t["node_id"] == node.node_id and t["state"] == "FAILED"}
-    finished = {t["task_id"]: cluster.node_of_name(t["node_id"]) for t in attempts
-                if t["task_id"] in failed and t["state"] == "FINISHED"}
-    return failed, finished
 
 
 def test_a_plain_ray_init_elsewhere_does_not_join_this_cluster(cluster):
@@ -96,12 +82,12 @@ def test_eval_finishes_in_the_same_run_after_losing_a_node(cluster, bench, tmp_p
 
     assert "18 shards (0 already done)" in log  # one run, nothing resumed from a rerun
     assert {p: p.stat().st_mtime_ns for p in saved} == saved  # a shard saved before the loss is not computed again
-    failed, finished = failed_attempts(cluster, victim, "run_shard")
+    failed = cluster.failed_attempts("run_shard", [victim])
     attempts = [(t["task_id"][:8], t["attempt_number"], t["state"], cluster.node_of_name(t["node_id"]),
                  t["error_type"]) for t in cluster.tasks(name="run_shard") if t["state"] != "FINISHED"
                 or t["attempt_number"]]  # shown if the next two fail
-    assert failed and set(failed.values()) == {"NODE_DIED"}, attempts  # the shard task running on node_a
-    assert finished == {t: "node_b" for t in failed}, attempts  # ran again, to the end, on node_b
+    assert failed and {f["error_type"] for f in failed} == {"NODE_DIED"}, attempts  # the shard task on node_a
+    assert {f["finished_on"] for f in failed} == {"node_b"}, attempts  # ran again, to the end, on node_b
 
     clean = json.loads((tmp_path / "clean" / "results.json").read_text())
     assert json.loads((out / "results.json").read_text())["results"] == clean["results"]
@@ -214,11 +200,8 @@ def iat(cluster, inputs, storage: Path, log: Path) -> subprocess.Popen:
     """jobs/train.py's trainer (2 workers, train.max_failures at its default) for IAT, as a driver on the cluster;
     checkpoints under STORAGE/iat/."""
     cfg, arrays, init = inputs
-    with log.open("w") as f:
-        return subprocess.Popen([sys.executable, str(Path(__file__).with_name("iat_driver.py")),
-                                 json.dumps(cfg.to_dict()), str(arrays), str(init), str(storage), "iat"],
-                                cwd=ROOT, env=cluster.driver_env, stdout=f, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+    return cluster.driver([Path(__file__).with_name("iat_driver.py"), json.dumps(cfg.to_dict()), arrays, init,
+                           storage, "iat"], log, cwd=ROOT)
 
 
 def iat_result(output: str) -> dict:

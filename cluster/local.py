@@ -1,14 +1,16 @@
 """A real multi-node Ray cluster on this machine: `ray start --head` and worker nodes (`ray start --address`), each
 its own process session, with token auth, its own ports and --temp-dir; node loss (every process of a node
-SIGKILLed at once, `kill`, or while a given task runs there, `kill_mid_task`), a node's CPUs held (`hold`), and the
-cluster's state read back (`tasks`, `actors`, `node_state`): tests wait on what the cluster reports, never on sleeps.
+SIGKILLed at once, `kill`, or while a given task runs there, `kill_mid_task`), a node's CPUs held (`hold`), drivers
+started on it (`driver`), and the cluster's state read back (`tasks`, `actors`, `node_state`, `failed_attempts`):
+callers wait on what the cluster reports, never on sleeps. Used by tests/multinode/ and `python jobs/chaos.py --nodes`.
 
 Token auth in Ray 2.60: RAY_AUTH_MODE=token turns it on (a plain `ray.init()` turns it on by itself, `ray start`
 only if a token exists); the token comes from RAY_AUTH_TOKEN, else the file RAY_AUTH_TOKEN_PATH, else
 ~/.ray/auth_token. Every process here gets RAY_AUTH_MODE=token and a token file of its own, so ~/.ray is untouched.
 `ray start` writes ray_current_cluster (what a plain `ray.init()` joins) under --temp-dir, so /tmp/ray is untouched.
-The pytest process never joins this cluster (it may hold the suite's in-process Ray): drivers run as
-subprocesses with `driver_env`, and the cluster is read through the dashboard's state API (with the token).
+The process that starts the cluster never joins it (under pytest it may hold the suite's in-process Ray): drivers run
+as subprocesses with `driver_env`, and the cluster is read through the dashboard's state API (with the token).
+Nothing outlives `stop()`: it kills every node's process session.
 """
 from __future__ import annotations
 
@@ -281,6 +283,13 @@ class LocalCluster:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
 
+    def driver(self, argv: list, log: Path, cwd: Optional[Path] = None) -> subprocess.Popen:
+        """`python ARGV...` as a driver on this cluster, in a process session of its own (end it with os.killpg), its
+        output to the file `log`."""
+        with Path(log).open("w") as f:
+            return subprocess.Popen([sys.executable, *map(str, argv)], cwd=cwd, env=self.driver_env, stdout=f,
+                                    stderr=subprocess.STDOUT, start_new_session=True)
+
     def replace(self, name: str, wait: bool = True) -> Node:
         """A fresh worker node in place of the lost `name`, same CPUs and custom resource."""
         lost = [n for n in self.lost if n.name == name]
@@ -329,11 +338,23 @@ class LocalCluster:
     def actors(self, **filters) -> list[dict]:
         return self._list("actors", **filters)
 
+    def failed_attempts(self, name: str, nodes: list[Node]) -> list[dict]:
+        """The attempts of task `name` that failed on one of `nodes` (lost ones, say), oldest first, each as
+        {"task_id", "attempt", "node_id", "error_type", "finished_on": the node where the task then finished, or ""}."""
+        attempts = self.tasks(name=name)
+        ids = {n.node_id for n in nodes}
+        finished = {t["task_id"]: self.node_of_name(t["node_id"]) for t in attempts if t["state"] == "FINISHED"}
+        failed = [t for t in attempts if t["node_id"] in ids and t["state"] == "FAILED"]
+        return [{"task_id": t["task_id"], "attempt": t["attempt_number"], "node_id": t["node_id"],
+                 "error_type": t["error_type"], "finished_on": finished.get(t["task_id"], "")}
+                for t in sorted(failed, key=lambda t: t.get("start_time_ms") or 0)]
+
     def node_of_name(self, node_id: str) -> str:
         """The name (custom resource) of a worker node, alive or lost, from its id."""
         return next((n.name for n in [*self.nodes.values(), *self.lost] if n.node_id == node_id), "")
 
 
 def short_root() -> Path:
-    """A fresh short folder for the cluster's temp dirs (tmp_path is too long for Ray's socket paths)."""
+    """A fresh short folder under /tmp for the cluster's temp dirs (pytest's tmp_path is too long for Ray's socket
+    paths)."""
     return Path(tempfile.mkdtemp(prefix="rmn-", dir="/tmp"))
