@@ -159,19 +159,19 @@ class LocalCluster:
                 self.lost.append(self.nodes.pop("head"))
         self.gcs = address_file.read_text().strip()
         self.nodes["head"].node_id = wait_for(lambda: self._node_id(head=True), "the head in the node table")
-        for name, cpus in workers.items():
-            self.add_worker(name, cpus, wait=False)
-        for name in workers:
-            self.wait_alive(name)
+        for name, cpus in workers.items():  # one at a time: a node starting is a burst of work for the machine
+            self.add_worker(name, cpus)
 
     def add_worker(self, name: str, cpus: int, wait: bool = True) -> Node:
         """Start a worker node; with `wait`, return once GCS lists it alive."""
         self._start(name, cpus, ["--address", self.gcs, "--resources", json.dumps({name: 1})])
         return self.wait_alive(name) if wait else self.nodes[name]
 
-    def wait_alive(self, name: str, attempts: int = 3) -> Node:
-        """The worker node `name` once GCS lists it alive. `ray start` gives up when its raylet has not registered
-        within 30 s (a busy machine); it is then started again, up to `attempts` times in all."""
+    def wait_alive(self, name: str, attempts: int = 5) -> Node:
+        """The worker node `name` once GCS lists it alive. On a starved machine `ray start` can give up: its raylet
+        exits when the dashboard agent has not written its port files within 15 s (hard-coded in Ray 2.60, "Timed out
+        waiting for file" in raylet.out), or has not registered within 30 s; it is then started again, up to
+        `attempts` times in all."""
         for attempt in range(attempts):
             node = self.nodes[name]
             try:

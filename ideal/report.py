@@ -160,18 +160,20 @@ def markdown(results: dict, meta: dict, methods: list[str], ablations: list[str]
 
 def llm_table(results: dict, llm: dict) -> str:
     """Per setting and method with llm roles: the last round's Rsum beside `ideal` (grounded roles), and per role
-    the conversations sent and the share whose reply did not parse and fell back to the grounded writer."""
-    lines = ["| setting | method | Rsum (last round) | ideal, grounded roles | role | calls | fallbacks |",
-             "|---|---|---:|---:|---|---:|---:|"]
+    the conversations sent, the outputs made (a reconstruction is two conversations) and the share of outputs
+    whose reply did not parse and fell back to the grounded writer."""
+    lines = ["| setting | method | Rsum (last round) | ideal, grounded roles | role | calls | outputs | fallbacks |",
+             "|---|---|---:|---:|---|---:|---:|---:|"]
     for key, per_method in llm.items():
         for method, roles in per_method.items():
             def last(m):
                 r = results.get(key, {}).get(m)
                 return f"{r[max(r, key=int)]['Rsum']:.1f}" if r else ""
             for role, c in roles.items():
-                share = f"{100 * c['fallbacks'] / c['calls']:.1f}%" if c.get("calls") else "–"
+                outputs = c.get("parsed", 0) + c.get("fallbacks", 0)
+                share = f"{100 * c.get('fallbacks', 0) / outputs:.1f}%" if outputs else "–"
                 lines.append(f"| {key} | {method} | {last(method)} | {last('ideal')} | {role} | {c.get('calls', 0)} "
-                             f"| {c.get('fallbacks', 0)} ({share}) |")
+                             f"| {outputs} | {c.get('fallbacks', 0)} ({share}) |")
     return "\n".join(lines)
 
 

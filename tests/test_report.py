@@ -176,10 +176,13 @@ def test_llm_roles_table_beside_the_grounded_roles():
     results = {"scanrefer/fine/s0": {**RESULTS["scanrefer/fine/s0"],
                                      "ideal-llm": {"0": START, "2": row(20.0, 45.0, 65.0)}}}  # Rsum 130
     llm = {"scanrefer/fine/s0": {"ideal-llm": {"questioner": {"calls": 24, "parsed": 18, "fallbacks": 6},
-                                               "answerer": {"calls": 24, "parsed": 24, "fallbacks": 0}}}}
+                                               "answerer": {"calls": 24, "parsed": 24, "fallbacks": 0},
+                                               "summariser": {"calls": 45, "parsed": 6, "fallbacks": 18}}}}
     md = markdown(results, {**META, "llm": llm, "llm_model": "SmolLM2-135M-Instruct"}, ["static", "ideal", "ideal-llm"],
                   [], [])
     assert "## LLM roles (SmolLM2-135M-Instruct)" in md
-    assert "| scanrefer/fine/s0 | ideal-llm | 130.0 | 150.0 | questioner | 24 | 6 (25.0%) |" in md
-    assert "| scanrefer/fine/s0 | ideal-llm | 130.0 | 150.0 | answerer | 24 | 0 (0.0%) |" in md
+    assert "| scanrefer/fine/s0 | ideal-llm | 130.0 | 150.0 | questioner | 24 | 24 | 6 (25.0%) |" in md
+    assert "| scanrefer/fine/s0 | ideal-llm | 130.0 | 150.0 | answerer | 24 | 24 | 0 (0.0%) |" in md
+    # a reconstruction is two conversations (object list, description): the share is of the 24 reconstructions
+    assert "| scanrefer/fine/s0 | ideal-llm | 130.0 | 150.0 | summariser | 45 | 24 | 18 (75.0%) |" in md
     assert "## LLM roles" not in markdown(RESULTS, META, ["static", "ideal"], [], [])

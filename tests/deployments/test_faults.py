@@ -73,11 +73,11 @@ def test_a_killed_role_replica_costs_no_request(measured, role):
 
 
 def test_a_killed_ingress_replica_costs_only_the_requests_it_held(measured):
-    """The proxy answers 500 for a request its Ingress replica died with; a request that arrives later waits for
-    the replacement."""
+    """The proxy answers 500 for a request its Ingress replica died with (on a starved machine the client's timeout
+    may come first); a request that arrives later waits for the replacement."""
     row, _, _ = measured["Ingress"]
     assert row["in_flight_at_kill"] >= IN_FLIGHT and row["held_by_victim"] >= 1, row
-    assert row["failed"] == row["failed_in_flight_at_kill"] == row["5xx"], row
+    assert row["failed"] == row["failed_in_flight_at_kill"] == row["5xx"] + row["by_status"].get("TimeoutError", 0), row
     assert row["failed"] <= row["in_flight_at_kill"], row
 
 
