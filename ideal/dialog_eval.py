@@ -61,7 +61,14 @@ class EvalSpec:
     config: dict = field(default_factory=dict)
 
     def key(self) -> str:
-        return json.dumps(dataclasses.asdict(self), sort_keys=True, default=str)
+        """What makes the evaluation's results: the spec with the config sections a dialog reads (training's and
+        IAT's are jobs/train.py's; the weights are named by folder), so an output folder outlives unrelated knobs."""
+        spec = dataclasses.asdict(self)
+        spec["config"] = {k: v for k, v in spec["config"].items() if k not in _NOT_EVALUATED}
+        return json.dumps(spec, sort_keys=True, default=str)
+
+
+_NOT_EVALUATED = ("train", "iat")  # config sections no evaluation reads
 
 
 class EvalContext:

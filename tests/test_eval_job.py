@@ -284,3 +284,13 @@ def test_shard_store_adds_up_the_llm_counts_of_its_shards(tmp_path):
     ranks, _ = store.collect("ideal-llm", [(0, 2), (2, 4)], 4)
     assert ranks.shape == (4, 2)
     assert store.llm_counts("ideal-llm") == {"questioner": {"calls": 4, "parsed": 3, "fallbacks": 1}}
+
+
+def test_the_shard_fingerprint_ignores_training_knobs():
+    """An output folder's shards stay valid when only training's or IAT's knobs change (no evaluation reads them),
+    and not when a dialog knob does."""
+    from ideal.dialog_eval import EvalSpec
+
+    key = lambda *sets: EvalSpec(gallery="G", config=load_config(None, list(sets)).to_dict()).key()  # noqa: E731
+    assert key("iat.epochs=9", "train.max_failures=5", "iat.roles=llm") == key()
+    assert key("dialog.alpha=0.9") != key() and key("index.candidates=7") != key()
