@@ -10,7 +10,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from ideal import build
-from cluster.local import session_pids
+from cluster.local import free_ports, session_pids
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,16 +39,6 @@ class Cluster:
     token: str
     temp_dir: Path
     env: dict  # a user's shell after the README's `export RAY_AUTH_MODE=token` (token file: RAY_AUTH_TOKEN_PATH)
-
-
-def free_ports(n):
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
 
 
 def http_get(url, token=None):
