@@ -106,7 +106,8 @@ class DialogConfig:
     # llm backends: a named local model (smollm2), an OpenAI-compatible base URL (vLLM) or a local model directory
     llm: Optional[str] = None
     llm_model: str = "default"  # model name sent to the endpoint
-    llm_engine: str = "transformers"  # a local model on transformers (batches padded) | vllm (`.[llm]`: vLLM's engine)
+    # a local model on: auto (vLLM when installed, else transformers) | transformers (batches padded) | vllm (`.[llm]`)
+    llm_engine: str = "auto"
     questioner_llm: Optional[str] = None  # this role's model instead of dialog.llm
     answerer_llm: Optional[str] = None
     summariser_llm: Optional[str] = None

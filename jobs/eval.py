@@ -2,13 +2,16 @@
 
 With no flags it runs the embedded default: the synthetic benchmark (generated on first use), the shipped
 weights (base retriever for static and the baselines, the IAT-tuned one for ideal), methods static, chatir,
-merlin and ideal, 5 rounds, fine memory, every ScanRefer-style val query.
+merlin and ideal, 5 rounds, fine memory, every ScanRefer-style val query. With `--set dialog.llm=MODEL` it
+compares the roles on that chat model with the grounded ones: static, ideal and ideal-llm, both memories,
+5 rounds each (a local model runs on vLLM when `.[llm]` is installed, else on transformers).
 
     python jobs/eval.py
     python jobs/eval.py --tables --out results/tables          # Tables 1-3 of the paper, both memories, 3 seeds
     python jobs/eval.py --methods static,labels --rounds 0 --limit 200 --out results/quick
     python jobs/eval.py --memory coarse --queries nr3d --out results/nr3d_coarse
     python jobs/eval.py --ablations --out results/ablations
+    python jobs/eval.py --set dialog.llm=smollm2 --limit 200 --out results/smollm2   # SmolLM2 roles vs grounded
     python jobs/eval.py --split dev --out results/dev          # the dev split, where defaults are chosen
     python jobs/eval.py --gallery G --out results/scanrefer    # an encoded gallery (jobs/encode_scenes.py --out G)
     python jobs/eval.py --gallery G --scanrefer ScanRefer_filtered_val.json --out results/scanrefer   # other queries
@@ -35,6 +38,7 @@ from pathlib import Path
 
 from ideal.checkpoints import DEFAULT_WEIGHTS
 from ideal.config import load_config
+from ideal.dialog.chat import resolve_engine
 from ideal.dialog.methods import ABLATIONS
 from ideal.dialog.models import llm_label
 from ideal.dialog_eval import (ALL_METHODS, IAT_REQUIRES, PLUG, EvalSpec, ShardStore, check_methods, iat_checkpoints,
@@ -45,6 +49,7 @@ DEFAULT_METHODS = "static,chatir,merlin,ideal"
 LLM_METHODS = "static,ideal,ideal-llm"  # the default when dialog.llm names a model: grounded vs llm roles
 TABLE_METHODS = ["static", "bag-of-labels", "chatir", "rewrite", "merlin", "ir", "sum", "ideal"]
 ROUNDS = {"fine": 5, "coarse": 3}  # the paper's dialog lengths per memory
+LLM_ROUNDS = 5  # the LLM roles' comparison: both memories, 5 rounds each
 
 
 def parse(argv):
@@ -52,8 +57,11 @@ def parse(argv):
     ap.add_argument("--methods", default=None,
                     help=f"comma-separated, from {', '.join(ALL_METHODS)} (labels = bag-of-labels; default "
                          f"{DEFAULT_METHODS}; with --set dialog.llm=MODEL: {LLM_METHODS})")
-    ap.add_argument("--rounds", type=int, default=None, help="dialog rounds after the initial query (default 5)")
-    ap.add_argument("--memory", choices=["coarse", "fine"], default=None, help="the simulated user's memory")
+    ap.add_argument("--rounds", type=int, default=None,
+                    help="dialog rounds after the initial query (default 5 for fine memory, 3 for coarse as in the "
+                         f"paper; {LLM_ROUNDS} for both with --set dialog.llm=MODEL)")
+    ap.add_argument("--memory", choices=["coarse", "fine", "both"], default=None,
+                    help="the simulated user's memory (default dialog.memory, fine; both with --set dialog.llm=MODEL)")
     ap.add_argument("--ablations", action="store_true", help=f"also run {', '.join(ABLATIONS)} (Table 3)")
     ap.add_argument("--tables", action="store_true",
                     help="the paper's Tables 1-3: every method x {scanrefer, nr3d, sr3d} x {coarse, fine}, "
@@ -83,7 +91,9 @@ def parse(argv):
     ap.add_argument("--out", default="results/default")
     args = ap.parse_args(argv)
     try:
-        llm = any(o.replace(" ", "").startswith("dialog.llm=") for o in args.set)
+        llm = any(o.replace(" ", "").startswith("dialog.llm=") and o.split("=", 1)[1].strip().lower()
+                  not in ("", "none", "null") for o in args.set)
+        args.llm = llm
         names = args.methods or (LLM_METHODS if llm else DEFAULT_METHODS)
         methods = check_methods([m.strip() for m in names.split(",") if m.strip()])
     except ValueError as e:
@@ -117,11 +127,14 @@ def settings(args, cfg, methods: list[str], ablations: list[str]) -> list[tuple[
     else:
         sets = list(QUERY_SETS) if args.tables else ["scanrefer"]
     if not args.tables:
-        memory = args.memory or cfg.dialog.memory
-        seeds = range(args.seeds or 1)
-        out = [(q, memory, cfg.dialog.seed, methods + [a for a in ablations if a not in methods]) for q in sets]
-        head = [m for m in methods if m == "ideal"]
-        return out + [(q, memory, cfg.dialog.seed + s, head) for q in sets for s in seeds if s and head]
+        memory = args.memory or ("both" if getattr(args, "llm", False) and not any(
+            o.replace(" ", "").startswith("dialog.memory=") for o in args.set) else cfg.dialog.memory)
+        seeds, head = range(args.seeds or 1), [m for m in methods if m == "ideal"]
+        out = []
+        for memory in (("fine", "coarse") if memory == "both" else (memory,)):
+            out += [(q, memory, cfg.dialog.seed, methods + [a for a in ablations if a not in methods]) for q in sets]
+            out += [(q, memory, cfg.dialog.seed + s, head) for q in sets for s in seeds if s and head]
+        return out
     seeds = range(args.seeds or 3)
     out = []
     for memory in ("coarse", "fine"):
@@ -142,6 +155,8 @@ def main(argv=None) -> None:
     except (ValueError, OSError) as e:
         sys.exit(f"eval.py: {e}")
     try:
+        if cfg.dialog.llm:  # the engine of a local model, settled here: shards are keyed by it, results name it
+            cfg.dialog.llm_engine = resolve_engine(cfg.dialog.llm_engine)
         iat = iat_checkpoints(args.iat_weights, args.iat_ablation_weights)
     except ValueError as e:
         sys.exit(f"eval.py: {e}")
@@ -176,7 +191,7 @@ def main(argv=None) -> None:
         jobs, specs, n_queries, stores, stats = [], {}, {}, {}, None
         for q, memory, seed, names in settings(args, cfg, methods, ablations):
             c = dataclasses.replace(cfg, dialog=dataclasses.replace(cfg.dialog, memory=memory, seed=seed))
-            rounds = args.rounds if args.rounds is not None else ROUNDS[memory]
+            rounds = args.rounds if args.rounds is not None else (LLM_ROUNDS if args.llm else ROUNDS[memory])
             c.dialog.rounds = rounds
             spec = EvalSpec(gallery=dataset, query_files=query_files, sources=(q,), limit=args.limit,
                             weights=str(Path(args.weights).resolve()), iat_weights=iat, config=c.to_dict())
@@ -224,7 +239,7 @@ def main(argv=None) -> None:
             "rounds": {k: specs[k].config["dialog"]["rounds"] for k in specs}, "weights": args.weights,
             "iat_weights": iat.get("iat"), "argv": sys.argv[1:] if argv is None else list(argv)}
     if llm:
-        meta.update(llm=llm, llm_model=llm_label(cfg.dialog.llm))
+        meta.update(llm=llm, llm_model=llm_label(cfg.dialog.llm), llm_engine=cfg.dialog.llm_engine)
     plug = [("trained", "static", "ideal"), ("bag-of-labels", "bag-of-labels", "ideal (bag-of-labels)")]
     paths = write_all(out, results, meta, [m for m in shown if m not in ablations], ablations, transcripts, plug)
     (out / "stats.json").write_text(json.dumps(stats, indent=1) + "\n")

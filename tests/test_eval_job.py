@@ -271,6 +271,24 @@ def test_a_named_llm_adds_the_llm_roles_method():
     assert job.parse(["--set", "dialog.llm=smollm2"])[1] == ["static", "ideal", "ideal-llm"]
     assert job.parse([])[1] == ["static", "chatir", "merlin", "ideal"]
     assert job.parse(["--set", "dialog.llm=smollm2", "--methods", "ideal"])[1] == ["ideal"]
+    assert job.parse(["--set", "dialog.llm=none"])[1] == ["static", "chatir", "merlin", "ideal"]
+
+
+def test_a_named_llm_compares_the_roles_on_both_memories():
+    """--set dialog.llm=MODEL alone plans both memories (the LLM table's rows); --memory or dialog.memory picks one;
+    --memory both works without a model too."""
+    job = load_job()
+
+    def plan(*argv):
+        args, methods = job.parse(list(argv))
+        return [(q, mem, names) for q, mem, _, names in job.settings(args, load_config(None, args.set), methods, [])]
+
+    both = ["static", "ideal", "ideal-llm"]
+    assert plan("--set", "dialog.llm=smollm2") == [("scanrefer", "fine", both), ("scanrefer", "coarse", both)]
+    assert plan("--set", "dialog.llm=smollm2", "--memory", "coarse") == [("scanrefer", "coarse", both)]
+    assert plan("--set", "dialog.llm=smollm2", "--set", "dialog.memory=coarse") == [("scanrefer", "coarse", both)]
+    assert [m for _, m, _ in plan("--memory", "both")] == ["fine", "coarse"]
+    assert [m for _, m, _ in plan()] == ["fine"]
 
 
 def test_shard_store_adds_up_the_llm_counts_of_its_shards(tmp_path):

@@ -15,6 +15,7 @@ _CLIENTS: dict = {}
 def _llm_client(cfg: DialogConfig, role: str):
     """The chat client of a role's model (dialog.<role>_llm, else dialog.llm), a local one run by dialog.llm_engine;
     one client per model and process, so roles on the same local model share its weights (and vLLM engine)."""
+    from .chat import resolve_engine
     from .llm import make_chat_client
     from .models import resolve_llm
 
@@ -22,7 +23,7 @@ def _llm_client(cfg: DialogConfig, role: str):
     if not spec:
         raise ValueError(f"the llm {role} needs a model: dialog.llm (or dialog.{role}_llm) is a named model "
                          "(smollm2), an OpenAI-compatible base URL or a local model directory")
-    key = (resolve_llm(spec), cfg.llm_model, cfg.llm_engine)
+    key = (resolve_llm(spec), cfg.llm_model, resolve_engine(cfg.llm_engine))
     if key not in _CLIENTS:
         _CLIENTS[key] = make_chat_client(key[0], model=cfg.llm_model, engine=cfg.llm_engine)
     client = _CLIENTS[key]

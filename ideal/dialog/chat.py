@@ -145,17 +145,28 @@ def _with(client, **changes):
     return out
 
 
-ENGINES = ("transformers", "vllm")  # what runs a local model directory (dialog.llm_engine)
+ENGINES = ("auto", "transformers", "vllm")  # what runs a local model directory (dialog.llm_engine)
 
 
-def make_chat_client(spec: str, model: str = "default", engine: str = "transformers", **kw) -> ChatClient:
-    """An OpenAI-compatible base URL ("http://host:8000/v1") -> OpenAIChatClient sending `model`;
-    a local model directory -> LocalChatClient (`engine="transformers"`) or VLLMChatClient (`engine="vllm"`;
-    `model` is ignored: the directory is the model).
-    Other keyword arguments go to the client (OpenAI: api_key, timeout, max_tokens, temperature, workers;
-    transformers: max_new_tokens, device, batch_size; vllm: max_new_tokens, max_model_len, kv_cache_gib)."""
+def resolve_engine(engine: str) -> str:
+    """"transformers" or "vllm": `engine` itself, or for "auto" vLLM when it is installed (`.[llm]`), else
+    transformers."""
     if engine not in ENGINES:
         raise ValueError(f"llm engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    if engine == "auto":
+        import importlib.util
+
+        return "vllm" if importlib.util.find_spec("vllm") is not None else "transformers"
+    return engine
+
+
+def make_chat_client(spec: str, model: str = "default", engine: str = "auto", **kw) -> ChatClient:
+    """An OpenAI-compatible base URL ("http://host:8000/v1") -> OpenAIChatClient sending `model`;
+    a local model directory -> LocalChatClient (`engine="transformers"`) or VLLMChatClient (`engine="vllm"`;
+    `model` is ignored: the directory is the model); "auto": vLLM when installed (see `resolve_engine`).
+    Other keyword arguments go to the client (OpenAI: api_key, timeout, max_tokens, temperature, workers;
+    transformers: max_new_tokens, device, batch_size; vllm: max_new_tokens, max_model_len, kv_cache_gib)."""
+    engine = resolve_engine(engine)
     spec = str(spec).strip()
     if spec.startswith(("http://", "https://")):
         return OpenAIChatClient(spec, model, **kw)
@@ -169,4 +180,5 @@ def make_chat_client(spec: str, model: str = "default", engine: str = "transform
                      f"(e.g. http://localhost:8000/v1) nor an existing local model directory")
 
 
-__all__ = ["ENGINES", "ChatClient", "LocalChatClient", "Message", "OpenAIChatClient", "make_chat_client"]
+__all__ = ["ENGINES", "ChatClient", "LocalChatClient", "Message", "OpenAIChatClient", "make_chat_client",
+           "resolve_engine"]

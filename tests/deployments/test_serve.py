@@ -261,7 +261,8 @@ def test_an_llm_questioner_app_over_http(url, spec):
 
     ensure_model("smollm2")  # converted here once, not by the replica under a deadline
     serve.run(build_app({"gallery": spec.gallery, "weights": spec.weights, "simulated_user": False,
-                         "overrides": [*spec.overrides, "dialog.questioner=llm", "dialog.llm=smollm2"],
+                         "overrides": [*spec.overrides, "dialog.questioner=llm", "dialog.llm=smollm2",
+                                       "dialog.llm_engine=transformers"],
                          "deployment_options": {n: dict(ZERO) for n in ("Ingress", "Retriever", "Questioner")}}),
               name="ideal-llm", route_prefix="/llm")
     try:

@@ -60,8 +60,10 @@ def test_make_chat_client(tiny_lm, tmp_path):
     assert isinstance(c, OpenAIChatClient)
     assert (c.url, c.model, c.timeout) == ("http://localhost:8000/v1/chat/completions", "m", 5.0)
     assert isinstance(make_chat_client("https://example.org/v1"), OpenAIChatClient)
-    local = make_chat_client(str(tiny_lm), model="ignored", max_new_tokens=3)
+    local = make_chat_client(str(tiny_lm), model="ignored", engine="transformers", max_new_tokens=3)
     assert isinstance(local, LocalChatClient) and local.max_new_tokens == 3
+    with pytest.raises(ValueError, match="llm engine must be one of auto, transformers, vllm, got 'tgi'"):
+        make_chat_client(str(tiny_lm), engine="tgi")
     for bad in (str(tmp_path / "missing"), "localhost:8000", ""):
         with pytest.raises(ValueError, match="neither an http"):
             make_chat_client(bad)
@@ -230,3 +232,18 @@ def test_openai_summariser_two_step_chat(api):
     first, second = (r["body"]["messages"] for r in server.requests)
     assert second[:len(first)] == first and second[len(first)]["content"] == "sofa, window"
     assert "It is a living room." in first[1]["content"] and "piano" not in json.dumps(second)
+
+
+def test_the_auto_engine_is_vllm_where_it_is_installed(monkeypatch):
+    """dialog.llm_engine=auto (the default) runs a local model on vLLM when `.[llm]` is installed, else on
+    transformers; a named engine is kept."""
+    import importlib.util
+
+    from ideal.dialog.chat import resolve_engine
+
+    find_spec = importlib.util.find_spec
+    installed = find_spec("vllm") is not None
+    assert resolve_engine("auto") == ("vllm" if installed else "transformers")
+    assert resolve_engine("transformers") == "transformers" and resolve_engine("vllm") == "vllm"
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "vllm" else find_spec(name, *a))
+    assert resolve_engine("auto") == "transformers"

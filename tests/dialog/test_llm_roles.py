@@ -176,9 +176,10 @@ def test_llm_backends_from_config_in_the_dialog_loop(tiny_lm, text_encoder):
               room("scene0001_00", "Kitchen", [("table", (2, 2, 0), (3.2, 3, 0.75), "black")]),
               room("scene0002_00", "Living room / Lounge", [("couch", (0.1, 1, 0), (0.9, 3, 0.8), "gray"), lamp]),
               room("scene0005_00", "Bedroom / Hotel", [bed, lamp])]
-    cfg = dataclasses.replace(DialogConfig(k=3), questioner="llm", answerer="llm", summariser="llm", llm=str(tiny_lm))
+    cfg = dataclasses.replace(DialogConfig(k=3), questioner="llm", answerer="llm", summariser="llm", llm=str(tiny_lm),
+                              llm_engine="transformers")
     gallery = Gallery(BagOfLabelsRetriever(text_encoder), scenes)
-    client = make_chat_client(str(tiny_lm), max_new_tokens=8)
+    client = make_chat_client(str(tiny_lm), engine="transformers", max_new_tokens=8)
     q, s = build_questioner(cfg, gallery, client), build_summariser(cfg, gallery, client)
     user = build_answerer(cfg, {x.scene_id: build_memory(x, []) for x in scenes}, None, client)
     assert isinstance(q, LLMQuestioner) and isinstance(s, LLMSummariser) and isinstance(user.writer, LLMAnswerWriter)

@@ -135,7 +135,8 @@ def test_rewrite_ranks_on_the_one_step_reconstruction_alone(gallery):
 
 @pytest.mark.parametrize("name", sorted(METHODS) + sorted(ABLATIONS))
 def test_every_method_and_ablation_runs_a_dialog(gallery, questioner, user, name, tiny_lm):
-    cfg = dataclasses.replace(method_config(name, CFG), llm=str(tiny_lm))  # for the llm roles of ideal-llm
+    cfg = dataclasses.replace(method_config(name, CFG), llm=str(tiny_lm),
+                              llm_engine="transformers")  # for the llm roles of ideal-llm
     # p̂c sums to λ1 + λ2 + λ3 (a view left out is not made up for; the ranking does not care); baselines to 1
     total = cfg.lambda1 + cfg.lambda2 + cfg.lambda3 if cfg.scoring == "ideal" else 1.0
     for states in simulate(gallery, questioner, user, cfg, rounds=2):

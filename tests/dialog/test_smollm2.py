@@ -54,4 +54,4 @@ def test_a_two_round_dialog_with_smollm2_roles(smollm2_dir, bench_root, text_enc
     """Questioner, simulated user and CoT reconstruction all on SmolLM2 (transformers, batched): every round asks
     a question, the answers come from the target's memory, and the ranking is over the whole gallery."""
     check_two_round_dialog(DialogConfig(questioner="llm", answerer="llm", summariser="llm", llm="smollm2",
-                                        memory="fine"), bench_root, text_encoder)
+                                        llm_engine="transformers", memory="fine"), bench_root, text_encoder)

@@ -102,7 +102,8 @@ def test_llm_roles_write_the_interaction_texts(setup, tmp_path, monkeypatch):
 
     monkeypatch.setattr(interaction_texts.build, "roles", spy)
     root, train_ds, text, retriever = setup
-    cfg = load_config(None, CFG + ["iat.dialogs=2", "iat.q1=1", "iat.q2=1", "iat.roles=llm", "dialog.llm=smollm2"])
+    cfg = load_config(None, CFG + ["iat.dialogs=2", "iat.q1=1", "iat.q2=1", "iat.roles=llm", "dialog.llm=smollm2",
+                                        "dialog.llm_engine=transformers"])
     table = read_interaction_texts(generate_interaction_texts(train_ds, retriever, text, cfg, tmp_path,
                                                               progress=False)).to_pylist()
     roles, = made
