@@ -118,6 +118,13 @@ def parse(argv):
     return args, methods
 
 
+def dialog_rounds(args, memory: str) -> int:
+    """Rounds after the initial query: --rounds, else the LLM comparison's 5, else the paper's for the memory."""
+    if args.rounds is not None:
+        return args.rounds
+    return LLM_ROUNDS if getattr(args, "llm", False) else ROUNDS[memory]
+
+
 def settings(args, cfg, methods: list[str], ablations: list[str]) -> list[tuple[str, str, int, list[str]]]:
     """(query set, memory, seed, methods) to run: the flags' one setting, or the whole of Tables 1-3."""
     if args.scannet_dir or (args.gallery and any(getattr(args, q) for q in QUERY_SETS)):
@@ -191,7 +198,7 @@ def main(argv=None) -> None:
         jobs, specs, n_queries, stores, stats = [], {}, {}, {}, None
         for q, memory, seed, names in settings(args, cfg, methods, ablations):
             c = dataclasses.replace(cfg, dialog=dataclasses.replace(cfg.dialog, memory=memory, seed=seed))
-            rounds = args.rounds if args.rounds is not None else (LLM_ROUNDS if args.llm else ROUNDS[memory])
+            rounds = dialog_rounds(args, memory)
             c.dialog.rounds = rounds
             spec = EvalSpec(gallery=dataset, query_files=query_files, sources=(q,), limit=args.limit,
                             weights=str(Path(args.weights).resolve()), iat_weights=iat, config=c.to_dict())

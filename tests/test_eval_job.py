@@ -289,6 +289,9 @@ def test_a_named_llm_compares_the_roles_on_both_memories():
     assert plan("--set", "dialog.llm=smollm2", "--set", "dialog.memory=coarse") == [("scanrefer", "coarse", both)]
     assert [m for _, m, _ in plan("--memory", "both")] == ["fine", "coarse"]
     assert [m for _, m, _ in plan()] == ["fine"]
+    rounds = lambda *argv: [job.dialog_rounds(job.parse(list(argv))[0], m) for m in ("fine", "coarse")]  # noqa: E731
+    assert rounds("--set", "dialog.llm=smollm2") == [5, 5] and rounds() == [5, 3]
+    assert rounds("--set", "dialog.llm=smollm2", "--rounds", "2") == [2, 2]
 
 
 def test_shard_store_adds_up_the_llm_counts_of_its_shards(tmp_path):
