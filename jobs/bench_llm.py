@@ -14,10 +14,10 @@ shard, 100 dialogs by default, as one batch). Arms:
   left-padded, in batches of `--batch-size`;
 - "vllm" is `dialog.llm_engine=vllm`: a role's conversations of a round in one call to vLLM's offline engine,
   which batches continuously and caches shared prompt prefixes (needs `pip install -e ".[llm]"`).
-Same model directory and `--dtype` in every arm, greedy decoding, all arms in this one run, each after a warm-up on two other dialogs. Only the
-model calls are timed (retrieval is the same in every arm). Prints per role and in total: seconds, tokens/s,
-dialogs/s, the ratio to the authors' loop (target >= 8x) and how many replies are identical to its; writes them to
-`--out` (JSON). docs/llm.md explains the figures.
+Same model directory and `--dtype` in every arm, greedy decoding, all arms in this one run, each after a warm-up
+on two other dialogs. Only the model calls are timed (retrieval is the same in every arm). Prints per role and in
+total: seconds, tokens/s, dialogs/s, the ratio to the authors' loop (target >= 8x) and how many replies are identical
+to its; writes them to `--out` (JSON). docs/llm.md explains the figures.
 """
 from __future__ import annotations
 
@@ -88,7 +88,9 @@ def timed_arm(client, setup_parts, rounds: int) -> dict:
     log, stats = run_dialogs(client, descs[2:], setup_parts, rounds)
     n = len(descs) - 2
     # every arm's tokens counted alike: the replies re-tokenized with the model's tokenizer
-    count = lambda replies: sum(len(client.tokenizer(r, add_special_tokens=False)["input_ids"]) for r in replies)  # noqa: E731
+    def count(replies):
+        return sum(len(client.tokenizer(r, add_special_tokens=False)["input_ids"]) for r in replies)
+
     out = {}
     for name in ROLES + ("total",):
         calls = [c for c in log if name in (c["role"], "total")]

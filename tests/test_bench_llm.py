@@ -23,7 +23,7 @@ def test_the_llm_benchmark_times_every_role_of_a_round(serve_gallery, tmp_path, 
         r = report[arm]
         # round 0 asks; round 1 answers, reconstructs (an object list, then the description) and asks again
         assert r["questioner"]["conversations"] == 2 and r["answerer"]["conversations"] == 1
-        assert 1 <= r["summariser"]["conversations"] <= 2
+        assert r["summariser"]["conversations"] in (1, 2)
         assert r["total"]["seconds"] > 0 and r["total"]["tokens"] > 0
         assert r["total"]["conversations"] == sum(r[k]["conversations"] for k in bench.ROLES)
     ratio = report["ratio_batched"]

@@ -192,5 +192,5 @@ def make_chat_client(spec: str, model: str = "default", engine: str = "auto", dt
                      f"(e.g. http://localhost:8000/v1) nor an existing local model directory")
 
 
-__all__ = ["DTYPES", "ENGINES", "ChatClient", "check_dtype", "LocalChatClient", "Message", "OpenAIChatClient", "make_chat_client",
-           "resolve_engine"]
+__all__ = ["DTYPES", "ENGINES", "ChatClient", "LocalChatClient", "Message", "OpenAIChatClient", "check_dtype",
+           "make_chat_client", "resolve_engine"]

