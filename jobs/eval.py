@@ -52,6 +52,12 @@ ROUNDS = {"fine": 5, "coarse": 3}  # the paper's dialog lengths per memory
 LLM_ROUNDS = 5  # the LLM roles' comparison: both memories, 5 rounds each
 
 
+def override(args, key: str):
+    """The value the last `--set key=VALUE` gives, None when no --set names `key`."""
+    values = [o.split("=", 1)[1].strip() for o in args.set if o.split("=", 1)[0].strip() == key and "=" in o]
+    return values[-1] if values else None
+
+
 def parse(argv):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--methods", default=None,
@@ -91,10 +97,8 @@ def parse(argv):
     ap.add_argument("--out", default="results/default")
     args = ap.parse_args(argv)
     try:
-        llm = any(o.replace(" ", "").startswith("dialog.llm=") and o.split("=", 1)[1].strip().lower()
-                  not in ("", "none", "null") for o in args.set)
-        args.llm = llm
-        names = args.methods or (LLM_METHODS if llm else DEFAULT_METHODS)
+        args.llm = (override(args, "dialog.llm") or "none").lower() not in ("none", "null")
+        names = args.methods or (LLM_METHODS if args.llm else DEFAULT_METHODS)
         methods = check_methods([m.strip() for m in names.split(",") if m.strip()])
     except ValueError as e:
         ap.error(str(e))
@@ -134,11 +138,11 @@ def settings(args, cfg, methods: list[str], ablations: list[str]) -> list[tuple[
     else:
         sets = list(QUERY_SETS) if args.tables else ["scanrefer"]
     if not args.tables:
-        memory = args.memory or ("both" if getattr(args, "llm", False) and not any(
-            o.replace(" ", "").startswith("dialog.memory=") for o in args.set) else cfg.dialog.memory)
+        chosen = args.memory or ("both" if getattr(args, "llm", False) and override(args, "dialog.memory") is None
+                                 else cfg.dialog.memory)
         seeds, head = range(args.seeds or 1), [m for m in methods if m == "ideal"]
         out = []
-        for memory in (("fine", "coarse") if memory == "both" else (memory,)):
+        for memory in (("fine", "coarse") if chosen == "both" else (chosen,)):
             out += [(q, memory, cfg.dialog.seed, methods + [a for a in ablations if a not in methods]) for q in sets]
             out += [(q, memory, cfg.dialog.seed + s, head) for q in sets for s in seeds if s and head]
         return out
