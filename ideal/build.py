@@ -107,8 +107,21 @@ def ensure_gallery(cfg: Optional[Config] = None, split: str = "val", out: Option
             return out
     except ValueError:
         pass
+    _drop_stale_shards(out, encodings)
     return build_gallery(synthetic_source(root, split), out, encodings, density_k=cfg.dialog.density_k,
                          index=cfg.index, progress=progress)
+
+
+def _drop_stale_shards(out: Path, encodings: dict[str, str]) -> None:
+    """In the default gallery's cache: delete the shards of an encoding whose checkpoint has changed since they
+    were written (retrained weights), so that they are encoded again rather than refused."""
+    import json
+    import shutil
+
+    for name, ckpt in encodings.items():
+        plan = out / "shards" / name / "plan.json"
+        if plan.is_file() and json.loads(plan.read_text()).get("checkpoint_sha256") != checkpoints.digest(ckpt):
+            shutil.rmtree(plan.parent)
 
 
 def open_gallery(path: Union[str, Path]) -> GalleryDir:
@@ -117,17 +130,24 @@ def open_gallery(path: Union[str, Path]) -> GalleryDir:
 
 def gallery(g: GalleryDir, checkpoint: Union[str, Path], text=None, index: Optional[IndexConfig] = None,
             scenes: Optional[list] = None):
-    """The Gallery of G's encoding made with `checkpoint`: its stored embeddings, density and (for a large
-    gallery) its faiss index; nothing is re-encoded. `scenes`: G's scenes if already read."""
+    """The Gallery of G's encoding made with `checkpoint`: its stored embeddings (and, for a late-interaction
+    retriever, object vectors), density and (for a large gallery) its faiss indexes; nothing is re-encoded.
+    `scenes`: G's scenes if already read."""
     from .retrieval.gallery import Gallery
 
     name = g.encoding_name(checkpoint)
     index = index or IndexConfig()
     approximate = len(g.ids) >= index.ivf_threshold
-    return Gallery(retriever(checkpoint, text), scenes if scenes is not None else g.scenes(),
+    objects, r = g.objects(name), retriever(checkpoint, text)
+    if r.late_interaction and objects is None:
+        raise ValueError(f"{g.path}: encoding {name!r} holds no object vectors, and {checkpoint} scores a scene by "
+                         f"its best object; encode it again with python jobs/encode_scenes.py ... --weights "
+                         f"{checkpoint} --out DIR")
+    return Gallery(r, scenes if scenes is not None else g.scenes(),
                    embeddings=g.embeddings(name), knn=g.mean_knn_distance(name),
                    index=g.index(name) if approximate else None, candidates=index.candidates,
-                   knowledge=g.knowledge)
+                   knowledge=g.knowledge, objects=objects,
+                   object_index=g.object_index(name) if approximate and objects is not None else None)
 
 
 @dataclass

@@ -41,6 +41,10 @@ class SceneEncoderConfig:
     max_objects: int = 64
     use_points: bool = False  # a tiny PointNet over each object's point sample
     points_per_object: int = 64
+    # scene: one pooled vector per scene | objects: a vector per object in its room's context, a scene scored by
+    # its best object (late interaction; `ideal.retrieval.objects`)
+    output: str = "scene"
+    relation_bias: bool = False  # attention logits get a learned function of each pair's geometry
 
 
 @dataclass
@@ -54,6 +58,12 @@ class TrainConfig:
     num_workers: int = 1  # Ray Train workers
     use_gpu: bool = False
     sources: tuple = ("scanrefer", "nr3d", "sr3d")  # which training descriptions to use
+    # training scenes beyond the benchmark's train split (`ideal.scenes.synthetic_train`: new scenes only, val and
+    # dev untouched), each described `passes` times; 0: the benchmark's train split alone
+    extra_scenes: int = 1400
+    passes: int = 2
+    texts_per_scene: int = 1  # a batch holds runs of up to this many texts of one scene (fewer scenes to encode)
+    object_loss: float = 0.0  # scene_encoder.output=objects: weight of the object-level InfoNCE (named object)
     max_failures: int = 2  # Ray Train, both stages: lost workers recovered from the last checkpoint (-1: no limit)
 
 

@@ -22,10 +22,15 @@ def static_eval(retriever: Retriever, ds: SceneDataset, descs: list[Description]
     if not descs:
         raise ValueError("no descriptions to evaluate")
     ids = sorted(ds.scenes)
-    scene_emb = retriever.encode_scenes([ds.scenes[s] for s in ids])
+    scenes = [ds.scenes[s] for s in ids]
+    text_emb = np.ascontiguousarray(retriever.encode_text([d.text for d in descs]), np.float32)
+    if retriever.late_interaction:  # a scene scores as its best object
+        scores = retriever.encode_objects(scenes).scores(text_emb)
+        top = np.argsort(-scores, axis=1, kind="stable")[:, :max(KS)]
+        return recall_from_rankings([[ids[j] for j in row] for row in top], [d.scene_id for d in descs])
+    scene_emb = retriever.encode_scenes(scenes)
     index = SceneIndex.build(ids, np.ascontiguousarray(scene_emb, np.float32), kind=index_kind)
-    text_emb = retriever.encode_text([d.text for d in descs])
-    rankings, _ = index.search(np.ascontiguousarray(text_emb, np.float32), max(KS))
+    rankings, _ = index.search(text_emb, max(KS))
     return recall_from_rankings(rankings, [d.scene_id for d in descs])
 
 

@@ -10,6 +10,13 @@
     G/encodings/NAME/embeddings.parquet   one row per scene (`ideal.retrieval.embeddings`), scene-id order
     G/encodings/NAME/index.faiss          `SceneIndex` over them (flat, or IVF for large galleries)
     G/encodings/NAME/knn.parquet          scene_id, mean_knn_distance: the router's density ρ, for `density_k`
+  and, for a late-interaction retriever (a scene scored by its best object, `ideal.retrieval.objects`):
+    G/encodings/NAME/objects.parquet      scene_id, object_id, embedding: every scene's object vectors, grouped
+                                          by scene in scene-id order (embeddings.parquet then holds their pooled
+                                          means, which only the router's density reads)
+    G/encodings/NAME/objects.faiss        `ObjectIndex` over the object vectors (flat, or IVF for large galleries)
+
+The manifest's entry of an encoding records its `scoring`: "objects" (late interaction) or "scene".
 
 An encoding is one retriever's scene embeddings, named after its checkpoint ("base", "iat", "labels", ...) and
 found by the checkpoint's digest, so evaluating with other weights than a gallery holds is an error, not a
@@ -31,7 +38,7 @@ from .scenes import parquet as scene_parquet
 from .scenes.dataset import SceneDataset
 from .scenes.types import Description, FormatError, Scene, SceneMemory
 
-FORMAT = "ideal.gallery/1"
+FORMAT = "ideal.gallery/2"  # /2: late-interaction encodings (object vectors and their index)
 MANIFEST = "gallery.json"
 DESCRIPTIONS_SCHEMA = pa.schema([
     pa.field("desc_id", pa.string(), nullable=False), pa.field("scene_id", pa.string(), nullable=False),
@@ -109,7 +116,11 @@ def write_tables(out: str | Path, scenes: list[Scene], descriptions: list[Descri
     knowledge = knowledge or knowledge_tables(*scene_knowledge(scenes))
     _write_parquet(out / "knowledge.parquet", knowledge[0])
     _write_parquet(out / "summaries.parquet", knowledge[1])
-    old = read_manifest(out) if (out / MANIFEST).is_file() else {}
+    old = {}
+    if (out / MANIFEST).is_file():
+        old = _load_manifest(out / MANIFEST)
+        # an older format is being rebuilt: its scenes must match, its encodings are written again
+        old = {"scene_ids": old.get("scene_ids"), "encodings": {}} if _older(old) else read_manifest(out)
     ids = [s.scene_id for s in scenes]
     if old and old.get("scene_ids") != ids:
         raise ValueError(f"{out}: holds a gallery of other scenes; use another folder or delete it")
@@ -119,35 +130,72 @@ def write_tables(out: str | Path, scenes: list[Scene], descriptions: list[Descri
 
 
 def write_encoding(out: str | Path, name: str, checkpoint: str, ids: list[str], vectors: np.ndarray,
-                   mean_knn_distance: np.ndarray, density_k: int, index) -> None:
-    """One retriever's embeddings, density and index into G (after `write_tables`; same scenes, same order)."""
+                   mean_knn_distance: np.ndarray, density_k: int, index, objects=None, object_index=None) -> None:
+    """One retriever's embeddings, density and index into G (after `write_tables`; same scenes, same order); for a
+    late-interaction retriever also its object vectors (an ObjectVectors) and their ObjectIndex."""
     from .retrieval.embeddings import write_embeddings
+    from .retrieval.objects import write_objects
 
     out = Path(out)
     manifest = read_manifest(out)
     if list(ids) != manifest["scene_ids"]:
         raise ValueError(f"{out}: encoding {name!r} is of other scenes than the gallery's tables")
+    if (objects is None) != (object_index is None):
+        raise ValueError(f"encoding {name!r}: object vectors and their index go together")
+    if object_index is not None and object_index.ids != list(ids):
+        raise ValueError(f"encoding {name!r}: the object index is of other scenes than the gallery's tables")
     where = out / "encodings" / name
     where.mkdir(parents=True, exist_ok=True)
     atomic_write(where / "embeddings.parquet", lambda tmp: write_embeddings(tmp, ids, vectors))
     _write_parquet(where / "knn.parquet", pa.Table.from_arrays(
         [pa.array(ids, pa.string()), pa.array(np.asarray(mean_knn_distance, np.float64))], schema=KNN_SCHEMA))
     index.save(where / "index.faiss")
-    manifest["encodings"][name] = {"checkpoint": str(checkpoint), "sha256": checkpoints.digest(checkpoint),
-                                   "dim": int(np.asarray(vectors).shape[1]), "density_k": int(density_k),
-                                   "index": index.kind}
+    entry = {"checkpoint": str(checkpoint), "sha256": checkpoints.digest(checkpoint),
+             "dim": int(np.asarray(vectors).shape[1]), "density_k": int(density_k), "index": index.kind,
+             "scoring": "scene"}
+    if objects is not None:
+        atomic_write(where / "objects.parquet", lambda tmp: write_objects(tmp, ids, objects))
+        object_index.save(where / "objects.faiss")
+        entry.update(scoring="objects", object_index=object_index.kind, objects=int(len(objects.vectors)))
+    manifest["encodings"][name] = entry
     atomic_write(out / MANIFEST, json.dumps(manifest, indent=1) + "\n")
 
 
-def read_manifest(path: str | Path) -> dict:
-    f = Path(path) / MANIFEST
+def rebuild_command(path: Path, source: dict) -> str:
+    """The command that writes the gallery `path` again from the `source` its manifest records."""
+    if source.get("scene_ids") is not None:  # a split of the synthetic benchmark
+        return f"python jobs/encode_scenes.py --split {{train,dev,val}} --out {path}"
+    flags = [f"--{key.replace('_', '-')} {source[key]}" for key in
+             ("scannet_dir", "label_map", "scenes_parquet", "scanrefer", "nr3d", "sr3d") if source.get(key)]
+    return " ".join(["python jobs/encode_scenes.py", *(flags or ["..."]), f"--out {path}"])
+
+
+def _load_manifest(f: Path) -> dict:
     if not f.is_file():
         raise FormatError(f, "", "missing: not an encoded gallery (write one with jobs/encode_scenes.py --out)")
     try:
         manifest = json.loads(f.read_text())
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise FormatError(f, "", f"not JSON ({e})") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+    if not isinstance(manifest, dict):
+        raise FormatError(f, "", "not a JSON object")
+    return manifest
+
+
+def _older(manifest: dict) -> bool:
+    fmt = manifest.get("format")
+    return isinstance(fmt, str) and fmt.startswith("ideal.gallery/") and fmt != FORMAT
+
+
+def read_manifest(path: str | Path) -> dict:
+    f = Path(path) / MANIFEST
+    manifest = _load_manifest(f)
+    if _older(manifest):
+        source = manifest.get("source") if isinstance(manifest.get("source"), dict) else {}
+        raise FormatError(f, "format", f"written by an older version ({manifest['format']}; this one reads "
+                          f"{FORMAT}): rebuild it with {rebuild_command(Path(path), source)}, or delete it (the "
+                          "default gallery is rebuilt on next use)")
+    if manifest.get("format") != FORMAT:
         raise FormatError(f, "format", f"expected {FORMAT!r}")
     for key, typ in (("scene_ids", list), ("encodings", dict), ("source", dict)):
         if not isinstance(manifest.get(key), typ):
@@ -259,4 +307,30 @@ class GalleryDir:
         if index.ids != self.ids:
             raise FormatError(self.path / "encodings" / name / "index.faiss.meta.json", "ids",
                               "not the gallery's scenes in order")
+        return index
+
+    def scores_objects(self, name: str) -> bool:
+        """True for a late-interaction encoding (a scene scored by its best object vector)."""
+        return self.manifest["encodings"][name].get("scoring") == "objects"
+
+    def objects(self, name: str):
+        """A late-interaction encoding's object vectors (an `ObjectVectors` of the gallery's scenes in order);
+        None for an encoding of pooled scene vectors."""
+        from .retrieval.objects import read_objects
+
+        if not self.scores_objects(name):
+            return None
+        return read_objects(self.path / "encodings" / name / "objects.parquet", self.ids,
+                            int(self.manifest["encodings"][name]["dim"]))
+
+    def object_index(self, name: str):
+        """A late-interaction encoding's `ObjectIndex`; None for an encoding of pooled scene vectors."""
+        from .retrieval.index import ObjectIndex
+
+        if not self.scores_objects(name):
+            return None
+        path = self.path / "encodings" / name / "objects.faiss"
+        index = ObjectIndex.load(path)
+        if index.ids != self.ids:
+            raise FormatError(f"{path}.meta.json", "ids", "not the gallery's scenes in order")
         return index

@@ -8,7 +8,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from ideal.dialog.router import mean_knn_distance
-from ideal.retrieval.index import SceneIndex
+from ideal.retrieval.index import ObjectIndex, SceneIndex
+from ideal.retrieval.objects import ObjectVectors
 from ideal.scenes.types import Description, FormatError, Scene, SceneMemory, SceneObject
 from ideal.store import GalleryDir, write_encoding, write_tables
 
@@ -30,6 +31,21 @@ def g(tmp_path):
     return tmp_path, v
 
 
+def objects_of(seed=1) -> ObjectVectors:
+    """Object vectors of SCENES (2, 1 and 3 objects)."""
+    v = np.random.default_rng(seed).normal(size=(6, 4)).astype(np.float32)
+    return ObjectVectors(v / np.linalg.norm(v, axis=1, keepdims=True), [0, 2, 3, 6], [0, 1, 0, 0, 1, 2])
+
+
+def write_objects_encoding(path, objects=None):
+    ids = [s.scene_id for s in SCENES]
+    objects = objects or objects_of()
+    pooled = objects.pooled()
+    write_encoding(path, "late", "labels", ids, pooled, mean_knn_distance(pooled, 1), 1, SceneIndex.build(ids, pooled),
+                   objects, ObjectIndex.build(ids, objects))
+    return objects
+
+
 def test_what_is_written_is_read_back(g):
     path, v = g
     store = GalleryDir(path)
@@ -45,6 +61,68 @@ def test_what_is_written_is_read_back(g):
     assert store.index(name).ids == store.ids
     ds = store.dataset()
     assert sorted(ds.scenes) == store.ids and ds.descriptions == DESCS
+    assert store.manifest["format"] == "ideal.gallery/2" and store.manifest["encodings"]["labels"]["scoring"] == "scene"
+    assert store.objects(name) is None and store.object_index(name) is None
+
+
+def test_object_vectors_and_their_index_are_read_back(g):
+    objects = write_objects_encoding(g[0])
+    store = GalleryDir(g[0])
+    entry = store.manifest["encodings"]["late"]
+    assert (entry["scoring"], entry["object_index"], entry["objects"], entry["dim"]) == ("objects", "flat", 6, 4)
+    assert sorted(p.name for p in (g[0] / "encodings" / "late").iterdir()) == [
+        "embeddings.parquet", "index.faiss", "index.faiss.meta.json", "knn.parquet", "objects.faiss",
+        "objects.faiss.meta.json", "objects.parquet"]
+    back = store.objects("late")
+    for name in ("vectors", "offsets", "object_ids"):
+        np.testing.assert_array_equal(getattr(back, name), getattr(objects, name))
+    np.testing.assert_array_equal(store.embeddings("late"), objects.pooled())
+    index = store.object_index("late")
+    assert index.ids == store.ids and (index.offsets == objects.offsets).all()
+    rows, _ = index.search_scenes(objects.vectors[3:4], 1)
+    assert rows.tolist() == [[2]]
+
+
+def test_broken_object_vectors_are_named_with_the_row(g):
+    write_objects_encoding(g[0])
+    path = g[0] / "encodings" / "late" / "objects.parquet"
+    table = pq.read_table(path)
+    rows = table.to_pylist()
+    rows[4]["embedding"] = [float("nan")] * 4
+    pq.write_table(pa.Table.from_pylist(rows, schema=table.schema), path)
+    with pytest.raises(FormatError, match=r"late/objects.parquet: row 4: embedding has non-finite values"):
+        GalleryDir(g[0]).objects("late")
+    rows = table.to_pylist()
+    rows[2]["scene_id"] = "scene0999_00"
+    pq.write_table(pa.Table.from_pylist(rows, schema=table.schema), path)
+    with pytest.raises(FormatError, match=r"objects.parquet: row 2: scene scene0999_00 is not in the gallery"):
+        GalleryDir(g[0]).objects("late")
+    pq.write_table(table.slice(2), path)  # scene0000_00 left out
+    with pytest.raises(FormatError, match=r"objects.parquet: row 0: scene scene0001_00 out of order: expected "
+                                          r"scene scene0000_00"):
+        GalleryDir(g[0]).objects("late")
+    wide = pa.table({"scene_id": table.column("scene_id"), "object_id": table.column("object_id"),
+                     "embedding": pa.array([e + [0.0] for e in table.column("embedding").to_pylist()],
+                                           pa.list_(pa.float32(), 5))})
+    pq.write_table(wide, path)
+    with pytest.raises(FormatError, match=r"objects.parquet: row 0: embedding has 5 values, the encoding's are 4"):
+        GalleryDir(g[0]).objects("late")
+
+
+def test_a_gallery_of_the_older_format_names_the_command_that_rebuilds_it(g):
+    manifest = json.loads((g[0] / "gallery.json").read_text())
+    (g[0] / "gallery.json").write_text(json.dumps({**manifest, "format": "ideal.gallery/1"}))
+    with pytest.raises(FormatError, match=r"gallery.json: format: written by an older version \(ideal.gallery/1; "
+                                          r"this one reads ideal.gallery/2\): rebuild it with python "
+                                          r"jobs/encode_scenes.py --scannet-dir /data/scans --out \S+, or delete it "
+                                          r"\(the default gallery is rebuilt on next use\)"):
+        GalleryDir(g[0])
+    # rebuilding in place: the tables are written again (same scenes), the old encodings are dropped
+    write_tables(g[0], SCENES, DESCS, MEMORIES, {"scannet_dir": "/data/scans"})
+    assert GalleryDir(g[0]).manifest["encodings"] == {}
+    (g[0] / "gallery.json").write_text(json.dumps({**manifest, "format": "ideal.gallery/1"}))
+    with pytest.raises(ValueError, match="other scenes"):
+        write_tables(g[0], SCENES[:2], [], MEMORIES[:2], {})
 
 
 def test_the_scene_knowledge_is_stored_and_read_back_as_computed(g):
@@ -129,6 +207,23 @@ def test_a_table_shard_written_without_knowledge_gets_it_when_the_gallery_is_fin
         assert got.summaries == want.summaries
 
 
+def test_an_older_gallery_is_rebuilt_in_place(bench_root, tmp_path):
+    """What `ensure_gallery` does with a gallery of an older format (read_manifest's FormatError is a ValueError):
+    build it again in the same folder, reusing the finished shards."""
+    from ideal import build
+    from ideal.store import read_manifest
+
+    source = build.synthetic_source(bench_root, "val")
+    build.build_gallery(source, tmp_path, {"labels": "labels"}, shard_size=4, progress=False)
+    want = GalleryDir(tmp_path).embeddings("labels")
+    manifest = json.loads((tmp_path / "gallery.json").read_text())
+    (tmp_path / "gallery.json").write_text(json.dumps({**manifest, "format": "ideal.gallery/1"}))
+    with pytest.raises(ValueError, match=r"older version.*--split \{train,dev,val\} --out"):
+        read_manifest(tmp_path)
+    build.build_gallery(source, tmp_path, {"labels": "labels"}, shard_size=4, progress=False)
+    np.testing.assert_array_equal(GalleryDir(tmp_path).embeddings("labels"), want)
+
+
 def test_a_shard_encoded_again_keeps_what_it_wrote(bench_root, tmp_path):
     """Ray runs a task again when its node is lost, also one that had written its shard: the outputs stay."""
     from ideal import build
@@ -142,3 +237,14 @@ def test_a_shard_encoded_again_keeps_what_it_wrote(bench_root, tmp_path):
     stamps = [p.stat().st_mtime_ns for p in (tables[0] / "scenes.parquet", embedded["labels"][0])]
     assert encoder.encode(shards[0], str(tables[0]), todo) == len(shards[0])
     assert [p.stat().st_mtime_ns for p in (tables[0] / "scenes.parquet", embedded["labels"][0])] == stamps
+
+
+def test_the_default_gallery_drops_shards_of_retrained_weights(tmp_path):
+    from ideal import checkpoints
+    from ideal.build import _drop_stale_shards
+
+    for name, sha in (("base", "an older digest"), ("iat", checkpoints.digest("iat")), ("labels", "labels")):
+        (tmp_path / "shards" / name).mkdir(parents=True)
+        (tmp_path / "shards" / name / "plan.json").write_text(json.dumps({"checkpoint_sha256": sha}))
+    _drop_stale_shards(tmp_path, {"base": "base", "iat": "iat", "labels": "labels"})
+    assert sorted(p.name for p in (tmp_path / "shards").iterdir()) == ["iat", "labels"]

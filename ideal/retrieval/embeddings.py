@@ -61,31 +61,56 @@ def read_embeddings(path: str | Path) -> tuple[list[str], np.ndarray]:
     missing column, a column of the wrong type, a null id or embedding, embeddings of different lengths,
     non-finite values and repeated scene ids.
     """
+    keys, vectors = read_vectors(path, {SCENE_ID: ("string", is_string)})
+    ids = text_column(path, keys.column(SCENE_ID), SCENE_ID)
+    bad_id = _first_bad_id(ids)
+    if bad_id:
+        raise FormatError(path, f"row {bad_id[0]}", bad_id[1])
+    return ids, vectors
+
+
+def is_string(t: pa.DataType) -> bool:
+    return pa.types.is_string(t) or pa.types.is_large_string(t)
+
+
+def text_column(path, col: pa.ChunkedArray, name: str) -> list[str]:
+    """A string column as Python strings; FormatError if it is not UTF-8 (parquet does not check)."""
+    try:
+        return col.to_pylist()
+    except UnicodeDecodeError as e:
+        raise FormatError(path, f"column {name!r}", f"not UTF-8 text ({e})") from None
+
+
+def read_vectors(path: str | Path, keys: dict) -> tuple[pa.Table, np.ndarray]:
+    """(the table of the columns `keys`, the (n, d) float32 `embedding` column) of a parquet file of vectors.
+
+    keys: {column: (the type expected, in words; a test of its arrow type)}. Checks that the file is readable,
+    that every column is there with its type and no nulls, that the embeddings have one length d >= 1 and finite
+    values; FormatError names the file, and the row where there is one."""
     try:
         schema = pq.read_schema(str(path))
     except (OSError, pa.ArrowException, UnicodeDecodeError) as e:  # a damaged footer can hold non-UTF-8 names
         raise FormatError(path, "", f"not a readable parquet file ({e})") from None
-    for col in (SCENE_ID, EMBEDDING):
+    names = [*keys, EMBEDDING]
+    for col in names:
         if col not in schema.names:
             raise FormatError(path, "schema", f"missing column {col!r}; columns are {schema.names}")
-    id_type, emb_type = schema.field(SCENE_ID).type, schema.field(EMBEDDING).type
-    if not (pa.types.is_string(id_type) or pa.types.is_large_string(id_type)):
-        raise FormatError(path, f"column {SCENE_ID!r}", f"expected string, got {id_type}")
+    for col, (words, test) in keys.items():
+        if not test(schema.field(col).type):
+            raise FormatError(path, f"column {col!r}", f"expected {words}, got {schema.field(col).type}")
+    emb_type = schema.field(EMBEDDING).type
     if not (_is_list(emb_type) and pa.types.is_floating(emb_type.value_type)):
         raise FormatError(path, f"column {EMBEDDING!r}", f"expected fixed_size_list<float32>[d], got {emb_type}")
     try:
-        table = pq.read_table(str(path), columns=[SCENE_ID, EMBEDDING])
+        table = pq.read_table(str(path), columns=names)
     except (OSError, pa.ArrowException, UnicodeDecodeError) as e:
-        raise FormatError(path, "", f"cannot read columns {SCENE_ID!r}, {EMBEDDING!r} ({e})") from None
+        raise FormatError(path, "", f"cannot read columns {', '.join(map(repr, names))} ({e})") from None
 
-    id_col, emb_col = table.column(SCENE_ID), table.column(EMBEDDING)
-    for col, name in ((id_col, SCENE_ID), (emb_col, EMBEDDING)):
+    for name in names:
+        col = table.column(name)
         if col.null_count:
             raise FormatError(path, f"row {_first(col.is_null())}", f"{name} is null")
-    try:
-        ids = id_col.to_pylist()
-    except UnicodeDecodeError as e:  # parquet does not check that a string column is UTF-8
-        raise FormatError(path, f"column {SCENE_ID!r}", f"not UTF-8 text ({e})") from None
+    emb_col = table.column(EMBEDDING)
     dim = _dimension(path, emb_col)
     vectors = np.empty((len(table), dim), dtype=np.float32)
     start = 0
@@ -101,10 +126,7 @@ def read_embeddings(path: str | Path) -> tuple[list[str], np.ndarray]:
     bad = np.flatnonzero(~np.isfinite(vectors).all(axis=1))
     if len(bad):
         raise FormatError(path, f"row {int(bad[0])}", f"{EMBEDDING} has non-finite values")
-    bad_id = _first_bad_id(ids)
-    if bad_id:
-        raise FormatError(path, f"row {bad_id[0]}", bad_id[1])
-    return ids, vectors
+    return table.select(list(keys)), vectors
 
 
 def _is_list(t: pa.DataType) -> bool:

@@ -2,7 +2,9 @@
 spreads shards over Ray Data actors, and of `ideal.build.ensure_gallery`, which runs them in one process.
 
 A shard is a slice of the sorted scene ids. Its outputs are written whole or not at all: the scene and memory
-tables under OUT/shards/tables/part-i/, and each encoding's embeddings under OUT/shards/NAME/part-i.parquet.
+tables under OUT/shards/tables/part-i/, and each encoding's embeddings under OUT/shards/NAME/part-i.parquet; a
+late-interaction encoding (a scene scored by its best object) also its object vectors, part-i.objects.parquet,
+written before part-i.parquet, and the shard is done when both are there.
 `plan_shards` records what made them (plan.json), so a re-run skips exactly the finished outputs and adding an
 encoding to a gallery encodes only that. `finish_gallery` merges the shards into G. Pure, Ray-free.
 """
@@ -27,6 +29,7 @@ from ..dialog.knowledge import scene_knowledge
 from ..store import (KNOWLEDGE_SCHEMA, SUMMARIES_SCHEMA, knowledge_tables, memories_table, write_encoding,
                      write_tables)
 from .embeddings import read_embeddings, write_embeddings
+from .objects import ObjectVectors, read_objects, write_objects
 
 PLAN_FILE = "plan.json"
 TABLES = "tables"
@@ -120,7 +123,8 @@ class ShardEncoder:
         path. Every output appears whole or not at all, and one already there is kept (Ray runs a task again when
         its node is lost, also one that had written its outputs). Returns the number of scenes."""
         tables = tables if tables and not Path(tables).exists() else None
-        encodings = {name: path for name, path in encodings.items() if not Path(path).exists()}
+        encodings = {name: path for name, path in encodings.items()
+                     if not shard_done(Path(path), self.retrievers[name].late_interaction)}
         if not tables and not encodings:
             return len(scene_ids)
         scenes = self.read(scene_ids)
@@ -141,10 +145,50 @@ class ShardEncoder:
                 if not Path(tables).is_dir():
                     raise
                 shutil.rmtree(tmp, ignore_errors=True)
+        ids = [s.scene_id for s in scenes]
         for name, path in encodings.items():
-            vectors = np.asarray(self.retrievers[name].encode_scenes(scenes), np.float32)
-            atomic_write(path, lambda tmp: write_embeddings(tmp, [s.scene_id for s in scenes], vectors))
+            retriever = self.retrievers[name]
+            if retriever.late_interaction:
+                objects = retriever.encode_objects(scenes)
+                atomic_write(objects_path(path), lambda tmp: write_objects(tmp, ids, objects))
+                vectors = objects.pooled()  # what encode_scenes gives, without encoding the scenes again
+            else:
+                vectors = np.asarray(retriever.encode_scenes(scenes), np.float32)
+            # last: a shard whose embeddings file is there has all its files (see shard_done)
+            atomic_write(path, lambda tmp: write_embeddings(tmp, ids, vectors))
         return len(scenes)
+
+
+def objects_path(path: str | Path) -> Path:
+    """The object vectors file of the encoding shard `path` (part-i.parquet -> part-i.objects.parquet)."""
+    path = Path(path)
+    return path.with_name(path.stem + ".objects.parquet")
+
+
+def shard_done(path: Path, objects: bool) -> bool:
+    """Whether the encoding shard `path` is written: its embeddings and, for object vectors, those too."""
+    return path.exists() and (not objects or objects_path(path).exists())
+
+
+def scores_objects(checkpoint) -> bool:
+    """Whether a checkpoint's retriever scores scenes by their best object (its config's scene_encoder.output is
+    "objects"), read off its config.json without loading the model."""
+    target = checkpoints.resolve(checkpoint)
+    if target == checkpoints.LABELS:
+        return False
+    path = Path(target) / "config.json"
+    try:
+        cfg = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise FormatError(path, "", f"not a retriever config ({e})") from None
+    section = cfg.get("scene_encoder") if isinstance(cfg, dict) else None
+    return isinstance(section, dict) and section.get("output") == "objects"
+
+
+def _plan_scores_objects(folder: Path) -> bool:
+    """Whether the encoding shards in `folder` are of object vectors, as their plan.json records."""
+    plan = folder / PLAN_FILE
+    return plan.is_file() and json.loads(plan.read_text()).get("scoring") == "objects"
 
 
 def _points_per_object(retriever) -> int:
@@ -192,8 +236,10 @@ def gallery_plan(out: str | Path, source: Source, encodings: dict[str, str], sha
     for name, ckpt in encodings.items():
         if name == TABLES:
             raise ValueError(f"an encoding may not be named {TABLES!r}")
+        # only object-vector plans name their scoring: older plans of pooled encodings stay valid
+        scoring = {"scoring": "objects"} if scores_objects(ckpt) else {}
         parts = plan_shards(shard_root / name, shards, source=source.fingerprint(), checkpoint=str(ckpt),
-                            checkpoint_sha256=checkpoints.digest(ckpt))
+                            checkpoint_sha256=checkpoints.digest(ckpt), **scoring)
         embedded[name] = [p.with_suffix(".parquet") for p in parts]
     return shards, tables, embedded
 
@@ -201,8 +247,9 @@ def gallery_plan(out: str | Path, source: Source, encodings: dict[str, str], sha
 def pending_work(shards, tables, embedded) -> list[dict]:
     """One row per shard with something left to write (the rows Ray Data hands the actors)."""
     rows = []
+    objects = {name: bool(paths) and _plan_scores_objects(paths[0].parent) for name, paths in embedded.items()}
     for i, ids in enumerate(shards):
-        todo = {name: str(paths[i]) for name, paths in embedded.items() if not paths[i].exists()}
+        todo = {name: str(paths[i]) for name, paths in embedded.items() if not shard_done(paths[i], objects[name])}
         table = None if tables[i].exists() else str(tables[i])
         if todo or table:
             rows.append({"scene_ids": list(ids), "tables": table, "encodings": todo})
@@ -229,12 +276,19 @@ def merge_embeddings(paths: list[Path]) -> tuple[list[str], np.ndarray]:
     return ids, np.concatenate(vecs) if vecs else np.zeros((0, 0), np.float32)
 
 
+def merge_objects(paths: list[Path], dim: int) -> ObjectVectors:
+    """All shards' object vectors in shard order (each shard's scenes as its embeddings file lists them)."""
+    return ObjectVectors.concatenate([read_objects(objects_path(p), read_embeddings(p)[0], dim) for p in paths])
+
+
 def finish_gallery(out: str | Path, source: Source, tables: list[Path], embedded: dict[str, list[Path]],
                    encodings: dict[str, str], density_k: int, index_kind: str = "auto", ivf_threshold: int = 50_000
                    ) -> None:
-    """Merge finished shards into the gallery directory `out` (see `ideal.store`)."""
+    """Merge finished shards into the gallery directory `out` (see `ideal.store`). Every encoding gets a SceneIndex
+    over its (pooled) scene vectors, which the router's density uses; a late-interaction one also an ObjectIndex
+    over its object vectors. Both are flat below `ivf_threshold` scenes (`ideal.config.IndexConfig`)."""
     from ..dialog.router import mean_knn_distance
-    from .index import SceneIndex
+    from .index import ObjectIndex, SceneIndex
 
     scenes = [s for t in tables for s in parquet.read_scenes(t / "scenes.parquet")]
     memory_rows = pa.concat_tables([pq.read_table(t / "memories.parquet") for t in tables]).to_pydict()
@@ -252,5 +306,9 @@ def finish_gallery(out: str | Path, source: Source, tables: list[Path], embedded
         order = np.argsort(ids, kind="stable")
         ids, vectors = [ids[i] for i in order], vectors[order]
         index = SceneIndex.build(ids, vectors, kind=index_kind, ivf_threshold=ivf_threshold)
+        objects = object_index = None
+        if paths and _plan_scores_objects(paths[0].parent):
+            objects = merge_objects(paths, vectors.shape[1]).take(order)
+            object_index = ObjectIndex.build(ids, objects, kind=index_kind, ivf_threshold=ivf_threshold)
         write_encoding(out, name, str(encodings[name]), ids, vectors, mean_knn_distance(vectors, density_k, index),
-                       density_k, index)
+                       density_k, index, objects, object_index)

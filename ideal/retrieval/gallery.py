@@ -3,6 +3,12 @@
 A dialog round needs every scene's score (p̂ is a softmax over the whole gallery): a matrix product over the
 gallery. A gallery given an approximate faiss index (IVF, for large galleries) scores each text only against
 the `candidates` scenes the index finds nearest, the others get -inf (so p̂ gives them 0).
+
+A late-interaction retriever (`retriever.late_interaction`) scores a scene as its best object
+(`ideal.retrieval.objects`): the gallery holds every scene's object vectors, and its approximate index is an
+`ObjectIndex` over them, whose candidates are the scenes of each text's best objects, scored exactly (the max
+over all of each candidate's objects). Its `embeddings` are then the pooled object vectors, which only the
+router's density (scene-to-scene neighbours) reads.
 """
 from __future__ import annotations
 
@@ -11,6 +17,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from ..scenes.types import Scene
+from .objects import ObjectVectors
 
 
 class SegmentEncoder:
@@ -51,15 +58,21 @@ class SegmentEncoder:
 class Gallery:
     """Scenes (in the given order) and their embeddings under `retriever`.
 
-    embeddings: the scenes' stored embeddings (an encoded gallery's), else they are encoded here.
+    embeddings: the scenes' stored embeddings (an encoded gallery's), else they are encoded here (for a
+    late-interaction retriever: the pooled object vectors, `ObjectVectors.pooled`).
     knn: (k, each scene's mean distance to its k nearest scenes), stored with the embeddings, for the router's
-    density at that k. index: an approximate SceneIndex over the same rows (see the module docstring).
+    density at that k. index: an approximate SceneIndex over the same rows (see the module docstring); for a
+    late-interaction retriever it serves the density only.
+    objects: a late-interaction retriever's object vectors of the scenes (an encoded gallery's), else encoded here
+    with `retriever.encode_objects`. object_index: an approximate ObjectIndex over them: each text is then scored
+    against the `candidates` scenes of its best objects (see `candidate_scores`).
     knowledge: a function giving the scenes' SceneKnowledge (an encoded gallery's stored one), called on first
     use; else it is built from the scenes."""
 
     def __init__(self, retriever, scenes: list[Scene], batch_size: int = 256, cache_size: int = 200_000,
                  embeddings: Optional[np.ndarray] = None, knn: Optional[tuple[int, np.ndarray]] = None,
-                 index=None, candidates: int = 1024, knowledge: Optional[Callable] = None):
+                 index=None, candidates: int = 1024, knowledge: Optional[Callable] = None,
+                 objects: Optional[ObjectVectors] = None, object_index=None):
         if not scenes:
             raise ValueError("a gallery needs at least one scene")
         self.retriever = retriever
@@ -68,8 +81,21 @@ class Gallery:
         if len(set(self.ids)) != len(self.ids):
             raise ValueError("gallery scene ids must be unique")
         self.index_of = {sid: i for i, sid in enumerate(self.ids)}
+        # test doubles of pooled retrievers may lack the attribute; every real retriever has it
+        self.late_interaction = bool(retriever.late_interaction)
+        if not self.late_interaction and (objects is not None or object_index is not None):
+            raise ValueError(f"object vectors given for a retriever that scores pooled scene vectors "
+                             f"({type(retriever).__name__})")
+        if self.late_interaction and objects is None:
+            objects = retriever.encode_objects(self.scenes)
+        if objects is not None and len(objects) != len(self.ids):
+            raise ValueError(f"object vectors of {len(objects)} scenes for {len(self.ids)} scenes")
+        if object_index is not None and (object_index.ids != self.ids
+                                         or not np.array_equal(object_index.offsets, objects.offsets)):
+            raise ValueError("the object index's rows are not the gallery's object vectors in order")
+        self.objects, self.object_index = objects, object_index
         if embeddings is None:
-            embeddings = retriever.encode_scenes(self.scenes)
+            embeddings = objects.pooled() if objects is not None else retriever.encode_scenes(self.scenes)
         self.embeddings = np.ascontiguousarray(embeddings, np.float32)
         if self.embeddings.shape[0] != len(self.ids):
             raise ValueError(f"{self.embeddings.shape[0]} embeddings for {len(self.ids)} scenes")
@@ -130,21 +156,33 @@ class Gallery:
         ([cols] * n, [sims_i]) with sims_i (B_i, C) the scores against gallery columns `cols` (C sorted
         indices). Exact galleries: cols is None (every scene, C = S). With an approximate index the arrays
         share one cols, the union of all their texts' candidates, and a text scores -inf on the columns that
-        are not its own candidates: softmaxes over C equal those over the whole gallery."""
+        are not its own candidates: softmaxes over C equal those over the whole gallery. A late-interaction
+        gallery's candidates are the scenes of each text's best objects (until `candidates` scenes), each scored
+        as the best of ALL its objects."""
         text_embs = [np.asarray(e, np.float32) for e in text_embs]
-        if self.index is None or not sum(len(e) for e in text_embs):
-            return [None] * len(text_embs), [np.asarray(self.retriever.score(e, self.embeddings), np.float32)
-                                             for e in text_embs]
+        approximate = self.object_index if self.late_interaction else self.index
+        if approximate is None or not sum(len(e) for e in text_embs):
+            return [None] * len(text_embs), [self._score(e) for e in text_embs]
         emb = np.concatenate(text_embs)
-        rows, _ = self.index.search_rows(emb, self.candidates)
+        if self.late_interaction:
+            rows, _ = self.object_index.search_scenes(emb, self.candidates)
+        else:
+            rows, _ = self.index.search_rows(emb, self.candidates)
         cols = np.unique(rows[rows >= 0])
-        sub = np.asarray(self.retriever.score(emb, self.embeddings[cols]), np.float32)
+        sub = self._score(emb, cols)
         sims = np.full_like(sub, -np.inf)
         for i, found in enumerate(rows):
             at = np.searchsorted(cols, found[found >= 0])
             sims[i, at] = sub[i, at]
         splits = np.cumsum([len(e) for e in text_embs])[:-1]
         return [cols] * len(text_embs), np.split(sims, splits)
+
+    def _score(self, text_emb: np.ndarray, cols: Optional[np.ndarray] = None) -> np.ndarray:
+        """(B, C) exact scores against the gallery columns `cols` (default every scene)."""
+        if self.late_interaction:  # score(t, scene) = max over the scene's objects o of t·o
+            return self.objects.scores(text_emb, cols)
+        scene_emb = self.embeddings if cols is None else self.embeddings[cols]
+        return np.asarray(self.retriever.score(text_emb, scene_emb), np.float32)
 
     @property
     def knowledge(self):

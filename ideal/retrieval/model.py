@@ -24,6 +24,11 @@ class RetrievalModel(nn.Module):
             self.text_head.weight.copy_(torch.eye(text_dim))
             self.text_head.bias.zero_()
 
+    @property
+    def object_level(self) -> bool:
+        """Whether the scene side is a vector per object (late interaction) rather than one per scene."""
+        return self.scene_encoder.object_level
+
     def encode_text_features(self, feats: torch.Tensor) -> torch.Tensor:
         return nn.functional.normalize(self.text_head(feats), dim=-1)
 

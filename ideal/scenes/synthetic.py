@@ -14,6 +14,8 @@ It writes the *published* formats, so synthetic and real data go through the sam
 Scene i depends only on (seed, i), so a run can be resumed or sharded: finished scans are kept.
 
     python -m ideal.scenes.synthetic --out data/synthetic --scenes 1000 --seed 0
+
+More training data, with val and dev unchanged: `ideal.scenes.synthetic_train`.
 """
 from __future__ import annotations
 
@@ -124,7 +126,8 @@ def write_scene(syn: SyntheticScene, scans_dir: Path, seed: int) -> None:
     os.replace(tmp, final)
 
 
-def _scan_complete(scans_dir: Path, sid: str) -> bool:
+def scan_complete(scans_dir: Path, sid: str) -> bool:
+    """All four files of scan `sid` are on disk (write_scene moves a scan in whole, so it is finished)."""
     d = scans_dir / sid
     names = [f"{sid}_vh_clean_2.ply", f"{sid}_vh_clean_2.0.010000.segs.json", f"{sid}.aggregation.json", f"{sid}.txt"]
     return all((d / n).is_file() for n in names)
@@ -136,13 +139,56 @@ ANNOTATIONS = ("ScanRefer_filtered_train.json", "ScanRefer_filtered_val.json", "
 
 def _complete(out: Path, n_scenes: int) -> bool:
     return (all((out / n).is_file() for n in ANNOTATIONS)
-            and all(_scan_complete(out / "scans", scene_id(i)) for i in range(n_scenes)))
+            and all(scan_complete(out / "scans", scene_id(i)) for i in range(n_scenes)))
 
 
 def val_scenes(n_scenes: int, seed: int) -> set[str]:
     rng = np.random.default_rng([seed, 1_000_003])
     n_val = max(1, round(n_scenes * VAL_FRACTION))
     return {scene_id(int(i)) for i in rng.permutation(n_scenes)[:n_val]}
+
+
+class DescriptionTable:
+    """Utterances of many scenes as Descriptions with the published ids, written as the annotation files.
+
+    ScanRefer ids are "{scene}/{object}/{ann}" with ann counting up per object over every `add` of its scene;
+    Nr3D and Sr3D ids are "nr3d/{n}" and "sr3d/{row}", n and row counting over the whole table (file order).
+    """
+
+    def __init__(self):
+        self.rows: dict[str, list[tuple[Description, Utterance]]] = {"scanrefer": [], "nr3d": [], "sr3d": []}
+        self._last_ann: dict[tuple[str, int], int] = {}
+
+    def add(self, syn: SyntheticScene, utterances: list[Utterance]) -> None:
+        sid = syn.scene.scene_id
+        for u in utterances:
+            raw = syn.placed[u.object_id].raw
+            if u.style == "scanrefer":
+                a = self._last_ann[sid, u.object_id] = self._last_ann.get((sid, u.object_id), -1) + 1
+                d = Description(f"{sid}/{u.object_id}/{a}", sid, u.object_id, raw, u.text, "scanrefer")
+            else:
+                d = Description(f"{u.style}/{len(self.rows[u.style])}", sid, u.object_id, raw, u.text, u.style)
+            self.rows[u.style].append((d, u))
+
+    def write(self, out: Path, scenes: dict[str, Scene], splits: dict[str, set[str]]) -> None:
+        """ScanRefer_filtered_{split}.json and scannetv2_{split}.txt for each of `splits` (name -> scene ids);
+        nr3d.csv, sr3d.csv (every scene), the label map and relations.jsonl."""
+        for split, ids in splits.items():
+            rows = [d for d, _ in self.rows["scanrefer"] if d.scene_id in ids]
+            scanrefer.write_scanrefer(out / f"ScanRefer_filtered_{split}.json", rows)
+            (out / f"scannetv2_{split}.txt").write_text("".join(f"{s}\n" for s in sorted(ids)))
+        referit3d.write_nr3d(out / "nr3d.csv", [d for d, _ in self.rows["nr3d"]], scenes)
+        sr3d = self.rows["sr3d"]
+        referit3d.write_sr3d(out / "sr3d.csv", [d for d, _ in sr3d], scenes,
+                             [list(u.relations[0].anchors) for _, u in sr3d], [u.reference_type for _, u in sr3d])
+        labelmap.write_label_map(out / "scannetv2-labels.combined.tsv", _label_rows())
+        with open(out / "relations.jsonl", "w") as f:
+            for style, rows in self.rows.items():
+                for d, u in rows:
+                    f.write(json.dumps({"desc_id": d.desc_id, "scene_id": d.scene_id, "object_id": d.object_id,
+                                        "style": style, "color": u.color,
+                                        "relations": [{"name": r.name, "anchors": list(r.anchors)}
+                                                      for r in u.relations]}) + "\n")
 
 
 def generate(out: str | Path, n_scenes: int = DEFAULT_SCENES, seed: int = DEFAULT_SEED,
@@ -169,43 +215,15 @@ def generate(out: str | Path, n_scenes: int = DEFAULT_SCENES, seed: int = DEFAUL
 
     val = val_scenes(n_scenes, seed)
     scenes: dict[str, Scene] = {}
-    descs: dict[str, list[tuple[Description, Utterance]]] = {"scanrefer": [], "nr3d": [], "sr3d": []}
-    sr3d_anchors, sr3d_types = [], []
+    descs = DescriptionTable()
     for i in tqdm(range(n_scenes), desc="synthetic scenes", unit="scene", disable=not progress):
         syn = generate_scene(seed, i)
         sid = syn.scene.scene_id
-        if not _scan_complete(scans_dir, sid):
+        if not scan_complete(scans_dir, sid):
             write_scene(syn, scans_dir, seed)
         scenes[sid] = syn.scene
-        ann = {}
-        for u in syn.utterances:
-            p = syn.placed[u.object_id]
-            if u.style == "scanrefer":
-                a = ann[u.object_id] = ann.get(u.object_id, -1) + 1
-                d = Description(f"{sid}/{u.object_id}/{a}", sid, u.object_id, p.raw, u.text, "scanrefer")
-            else:
-                k = len(descs[u.style])
-                d = Description(f"{u.style}/{k}", sid, u.object_id, p.raw, u.text, u.style)
-                if u.style == "sr3d":
-                    sr3d_anchors.append(list(u.relations[0].anchors))
-                    sr3d_types.append(u.reference_type)
-            descs[u.style].append((d, u))
-
-    for split in ("train", "val"):
-        rows = [d for d, _ in descs["scanrefer"] if (d.scene_id in val) == (split == "val")]
-        scanrefer.write_scanrefer(out / f"ScanRefer_filtered_{split}.json", rows)
-        ids = sorted(s for s in scenes if (s in val) == (split == "val"))
-        (out / f"scannetv2_{split}.txt").write_text("".join(f"{s}\n" for s in ids))
-    referit3d.write_nr3d(out / "nr3d.csv", [d for d, _ in descs["nr3d"]], scenes)
-    referit3d.write_sr3d(out / "sr3d.csv", [d for d, _ in descs["sr3d"]], scenes, sr3d_anchors, sr3d_types)
-    labelmap.write_label_map(out / "scannetv2-labels.combined.tsv", _label_rows())
-    with open(out / "relations.jsonl", "w") as f:
-        for style in ("scanrefer", "nr3d", "sr3d"):
-            for d, u in descs[style]:
-                f.write(json.dumps({"desc_id": d.desc_id, "scene_id": d.scene_id, "object_id": d.object_id,
-                                    "style": style, "color": u.color,
-                                    "relations": [{"name": r.name, "anchors": list(r.anchors)} for r in u.relations]})
-                        + "\n")
+        descs.add(syn, syn.utterances)
+    descs.write(out, scenes, {"train": set(scenes) - val, "val": val})
     meta_path.write_text(json.dumps(meta, indent=1) + "\n")
     return out
 

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from ..config import SceneEncoderConfig
-from ..encoders.scene import LabelBank, SceneBatch, collate_scenes
+from ..encoders.scene import LabelBank, SceneBatch, collate_scenes, scene_objects
 from ..io import atomic_write
 from ..scenes.dataset import SceneDataset
 
@@ -29,6 +29,7 @@ class TrainArrays:
     mask: np.ndarray  # (S, N) bool
     points: Optional[np.ndarray]  # (S, N, P, 6) or None
     scene_ids: list[str]
+    text_slot: Optional[np.ndarray] = None  # (T,) slot of the object each text names in its scene row, -1: none
 
     def scene_batch(self, rows, device: torch.device | str = "cpu") -> SceneBatch:
         """The scenes at `rows` as a SceneBatch on `device` (the scene encoder's)."""
@@ -40,6 +41,8 @@ class TrainArrays:
 
     def save(self, path: str | Path) -> None:
         extra = {} if self.points is None else {"points": self.points}
+        if self.text_slot is not None:
+            extra["text_slot"] = self.text_slot
         np.savez(path, text_feats=self.text_feats, text_scene=self.text_scene, label_emb=self.label_emb,
                  geom=self.geom, mask=self.mask, scene_ids=np.array(self.scene_ids), **extra)
 
@@ -47,7 +50,8 @@ class TrainArrays:
     def load(cls, path: str | Path) -> "TrainArrays":
         z = np.load(path, allow_pickle=False)
         return cls(z["text_feats"], z["text_scene"], z["label_emb"], z["geom"], z["mask"],
-                   z["points"] if "points" in z else None, [str(s) for s in z["scene_ids"]])
+                   z["points"] if "points" in z else None, [str(s) for s in z["scene_ids"]],
+                   z["text_slot"] if "text_slot" in z else None)
 
 
 def scene_batch_to(batch: SceneBatch, device: torch.device | str) -> SceneBatch:
@@ -86,6 +90,10 @@ def build_train_arrays(ds: SceneDataset, text_encoder, bank: LabelBank, cfg: Sce
                                  lambda t: text_encoder.embed_backbone(t, progress=progress),
                                  str(getattr(text_encoder, "model_key", "text")), cache_dir)
     batch = collate_scenes([ds.scenes[s] for s in scene_ids], bank, cfg)
+    # collate_scenes puts scene_objects(...) in slots 0..n-1: the slot of the object a description names
+    slot_of = {sid: {o.object_id: j for j, o in enumerate(scene_objects(ds.scenes[sid], cfg.max_objects))}
+               for sid in scene_ids}
     return TrainArrays(np.asarray(feats, np.float32), np.array([row[d.scene_id] for d in descs]),
                        batch.label_emb.numpy(), batch.geom.numpy(), batch.mask.numpy(),
-                       None if batch.points is None else batch.points.numpy(), scene_ids)
+                       None if batch.points is None else batch.points.numpy(), scene_ids,
+                       np.array([slot_of[d.scene_id].get(d.object_id, -1) for d in descs], np.int64))

@@ -99,4 +99,4 @@ def iat_arrays(scene_arrays, table: pa.Table, text_encoder):
     enc = SegmentEncoder(text_encoder.embed_backbone, text_encoder.tokenizer)
     feats = enc.features(table.column("segments").to_pylist())
     return replace(scene_arrays, text_feats=np.asarray(feats, np.float32),
-                   text_scene=np.array([row[s] for s in scene_ids], np.int64))
+                   text_scene=np.array([row[s] for s in scene_ids], np.int64), text_slot=None)

@@ -23,14 +23,32 @@ from ..config import Config
 from ..retrieval.model import RetrievalModel, load_model
 from .data import TrainArrays
 from .distributed import gather_with_grad
-from .losses import iat_loss, info_nce
+from .losses import iat_loss, info_nce, object_nce
 
 WARMUP_FRACTION = 0.05
 
 
-def epoch_batches(n: int, batch_size: int, seed: int, epoch: int, rank: int = 0, world: int = 1) -> list[np.ndarray]:
-    """This rank's share of each global batch; the same permutation on every rank (seeded by epoch)."""
-    perm = np.random.default_rng([seed, epoch]).permutation(n)
+def epoch_order(text_scene: np.ndarray, seed: int, epoch: int, texts_per_scene: int = 1) -> np.ndarray:
+    """The order of the texts in an epoch, seeded by epoch. texts_per_scene = 1: a plain permutation; k > 1: the
+    texts of each scene, shuffled, in runs of up to k, the runs shuffled, so a batch of B texts holds about B/k
+    scenes (encoding scenes is most of a step's cost; a scene's k texts are each other's positives)."""
+    rng = np.random.default_rng([seed, epoch])
+    n = len(text_scene)
+    if texts_per_scene <= 1:
+        return rng.permutation(n)
+    perm = rng.permutation(n)
+    by_scene = perm[np.argsort(text_scene[perm], kind="stable")]  # each scene's texts together, shuffled within
+    starts = np.flatnonzero(np.r_[True, np.diff(text_scene[by_scene]) != 0])
+    runs = [run for a, b in zip(starts, np.r_[starts[1:], n]) for run in np.array_split(
+        by_scene[a:b], -(-(b - a) // texts_per_scene))]
+    return np.concatenate([runs[i] for i in rng.permutation(len(runs))])
+
+
+def epoch_batches(n: int, batch_size: int, seed: int, epoch: int, rank: int = 0, world: int = 1,
+                  order: Optional[np.ndarray] = None) -> list[np.ndarray]:
+    """This rank's share of each global batch; the same order on every rank (seeded by epoch). order: the
+    epoch's text order (`epoch_order`), default a permutation of the n texts."""
+    perm = np.random.default_rng([seed, epoch]).permutation(n) if order is None else order
     out = []
     for start in range(0, n, batch_size):
         chunk = perm[start:start + batch_size]
@@ -48,13 +66,27 @@ def lr_at(step: int, total: int, base: float) -> float:
     return base * 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, total - warm)))
 
 
-def iat_objective(lam: float, gamma: float, temperature: float):
-    """IAT's L = λ·L_dis + (1−λ)·L_div as a loss over (texts, scenes, text scene ids, scene ids)."""
+def base_objective(temperature: float, object_weight: float = 0.0):
+    """The base retriever's loss over (texts, scenes, text scene ids, scene ids, object mask, text slots):
+    InfoNCE between descriptions and scenes, plus `object_weight` × the object-level InfoNCE (each description
+    against every object of the batch, positive the object it names) when scenes are object vectors."""
 
-    def loss(text, scene, text_ids, scene_ids):
+    def loss(text, scene, text_ids, scene_ids, mask=None, slots=None):
+        out = info_nce(text, scene, text_ids, scene_ids, temperature, mask)
+        if object_weight and mask is not None and slots is not None:
+            out = out + object_weight * object_nce(text, scene, mask, text_ids, slots, scene_ids, temperature)
+        return out
+
+    return loss
+
+
+def iat_objective(lam: float, gamma: float, temperature: float):
+    """IAT's L = λ·L_dis + (1−λ)·L_div as a loss over (texts, scenes, text scene ids, scene ids, object mask)."""
+
+    def loss(text, scene, text_ids, scene_ids, mask=None, slots=None):
         # y: every row of the text's scene is a positive (gathered across workers a scene can appear twice)
         targets = text_ids[:, None] == scene_ids[None, :]
-        return iat_loss(text, scene, targets, text_ids, lam, gamma, temperature)[0]
+        return iat_loss(text, scene, targets, text_ids, lam, gamma, temperature, mask)[0]
 
     return loss
 
@@ -67,18 +99,26 @@ def model_device(model: nn.Module) -> torch.device:
 def train_step(model, optimizer, arrays: TrainArrays, idx: np.ndarray, temperature: float, lr: float,
                world: int = 1, objective=None) -> float:
     """One optimisation step on the texts `idx`; returns the (global) loss. objective(text, scene, text_ids,
-    scene_ids) defaults to the base retriever's InfoNCE. The batch goes to the model's device, wherever
-    `prepare` put it."""
+    scene_ids, mask, slots) defaults to the base retriever's InfoNCE; mask (U, N) is the real objects when the
+    scenes are object vectors (U, N, d), slots the objects the texts name. The batch goes to the model's device,
+    wherever `prepare` put it."""
     device = model_device(model)
     rows = np.unique(arrays.text_scene[idx])
     text_feats = torch.from_numpy(arrays.text_feats[idx]).to(device)
-    text, scene = model(text_feats, arrays.scene_batch(rows, device))
+    batch = arrays.scene_batch(rows, device)
+    text, scene = model(text_feats, batch)
+    mask = batch.mask if scene.dim() == 3 else None
     text_ids = torch.from_numpy(arrays.text_scene[idx]).long().to(device)
     scene_ids = torch.from_numpy(rows).long().to(device)
-    if world > 1:
+    slots = None if arrays.text_slot is None else torch.from_numpy(arrays.text_slot[idx]).long().to(device)
+    if world > 1:  # every rank scores the global batch (object tensors are padded alike: same N on every rank)
+        if mask is not None:
+            mask = gather_with_grad(mask.float(), scene_ids)[0].bool()
+        if slots is not None:
+            slots = gather_with_grad(slots, text_ids)[0]
         text, text_ids = gather_with_grad(text, text_ids)
         scene, scene_ids = gather_with_grad(scene, scene_ids)
-    loss = (objective or (lambda t, s, ti, si: info_nce(t, s, ti, si, temperature)))(text, scene, text_ids, scene_ids)
+    loss = (objective or base_objective(temperature))(text, scene, text_ids, scene_ids, mask, slots)
     for g in optimizer.param_groups:
         g["lr"] = lr
     optimizer.zero_grad(set_to_none=True)
@@ -123,7 +163,8 @@ def fit(cfg: Config, arrays: TrainArrays, resume_from: Optional[str | Path] = No
     if stage not in ("base", "iat"):
         raise ValueError(f"stage must be 'base' or 'iat', got {stage!r}")
     tc = cfg.train if stage == "base" else cfg.iat
-    objective = None if stage == "base" else iat_objective(tc.lam, tc.gamma, tc.temperature)
+    objective = (base_objective(tc.temperature, tc.object_loss) if stage == "base"
+                 else iat_objective(tc.lam, tc.gamma, tc.temperature))
     torch.manual_seed(tc.seed)
     model = RetrievalModel(cfg, arrays.text_feats.shape[1])
     if stage == "iat":
@@ -148,14 +189,20 @@ def fit(cfg: Config, arrays: TrainArrays, resume_from: Optional[str | Path] = No
         saved = json.loads((resume_from / "state.json").read_text())
         state = TrainState(saved["epoch"], saved["history"])
     global_batch = max(1, tc.batch_size)
-    steps_per_epoch = len(epoch_batches(len(arrays.text_feats), global_batch, tc.seed, 0))
+    group = tc.texts_per_scene if stage == "base" else 1  # IAT: a plain permutation of its texts
+
+    def batches_of(epoch: int, rank: int = 0, world: int = 1) -> list[np.ndarray]:
+        order = epoch_order(arrays.text_scene, tc.seed, epoch, group)
+        return epoch_batches(len(arrays.text_feats), global_batch, tc.seed, epoch, rank, world, order)
+
+    steps_per_epoch = len(batches_of(0))
     total = steps_per_epoch * tc.epochs
     for epoch in range(state.epoch + 1, tc.epochs):
         torch.manual_seed(tc.seed * 100_003 + epoch)  # dropout masks depend on the epoch only
         model.train()
         if stage == "iat" and tc.tune == "head":  # a frozen scene encoder stays deterministic
             getattr(model, "module", model).scene_encoder.eval()
-        batches = epoch_batches(len(arrays.text_feats), global_batch, tc.seed, epoch, rank, world)
+        batches = batches_of(epoch, rank, world)
         losses = []
         bar = tqdm(batches, desc=f"epoch {epoch + 1}/{tc.epochs}", disable=not progress or rank != 0, leave=False)
         for i, idx in enumerate(bar):
@@ -180,5 +227,5 @@ def latest_checkpoint(ckpt_dir: str | Path) -> Optional[Path]:
     return found[-1].parent if found else None
 
 
-__all__ = ["RetrievalModel", "TrainState", "epoch_batches", "fit", "iat_objective", "latest_checkpoint", "load_model",
+__all__ = ["RetrievalModel", "TrainState", "base_objective", "epoch_batches", "epoch_order", "fit", "iat_objective", "latest_checkpoint", "load_model",
            "lr_at", "model_device", "save_checkpoint", "train_step"]

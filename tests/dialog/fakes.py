@@ -132,6 +132,7 @@ class HashedWordsRetriever:
 
     name = "hashed-words"
     dim = 256
+    late_interaction = False
 
     def encode_text(self, texts):
         return hashed_words(texts, self.dim)

@@ -85,3 +85,54 @@ def test_points_branch_and_empty_scene():
     assert torch.isfinite(out).all()
     out.sum().backward()
     assert enc.pointnet.mlp[0].weight.grad is not None and enc.pointnet.mlp[0].weight.grad.abs().sum() > 0
+
+
+def make_objects(relation_bias=True):
+    torch.manual_seed(0)
+    cfg = SceneEncoderConfig(width=32, layers=2, heads=4, ffn=64, dropout=0.0, output="objects",
+                             relation_bias=relation_bias)
+    return SceneEncoder(cfg, text_dim=DIM, out_dim=24).eval(), cfg
+
+
+def test_object_vectors_follow_their_objects_under_padding_and_order():
+    enc, cfg = make_objects()
+    small, big = generate_scene(0, 0).scene, generate_scene(0, 1).scene
+    if len(big.furniture()) < len(small.furniture()):
+        small, big = big, small
+    bank = LabelBank(label_vectors)
+    alone = enc(collate_scenes([small], bank, cfg))
+    both = enc(collate_scenes([small, big], bank, cfg))
+    n = len(small.furniture())
+    assert alone.shape == (1, n, 24) and both.shape[:2] == (2, len(big.furniture()))
+    torch.testing.assert_close(alone[0], both[0, :n], atol=1e-5, rtol=1e-5)   # padding changes no real object
+    assert not torch.isnan(both).any()
+    np.testing.assert_allclose(both[0, :n].norm(dim=-1).detach().numpy(), 1.0, rtol=1e-5)
+    shuffled = Scene(small.scene_id, small.scene_type, list(reversed(small.objects)))
+    rev = enc(collate_scenes([shuffled], bank, cfg))[0]
+    torch.testing.assert_close(rev.flip(0), alone[0], atol=1e-5, rtol=1e-5)  # the same vectors, in object order
+
+
+def test_relation_bias_sees_where_the_neighbours_are():
+    enc, cfg = make_objects()
+    scene = generate_scene(0, 2).scene
+    bank = LabelBank(label_vectors)
+    base = enc(collate_scenes([scene], bank, cfg))[0]
+    # move one other object: the first object's vector changes through the pairwise bias (and attention)
+    objs = list(scene.objects)
+    furniture = [i for i, o in enumerate(objs) if o in scene.furniture()]
+    j = furniture[-1]
+    o = objs[j]
+    objs[j] = SceneObject(o.object_id, o.label, np.asarray(o.center) + np.array([0.0, 0.0, 1.0]), o.size, o.color_rgb)
+    moved = enc(collate_scenes([Scene(scene.scene_id, scene.scene_type, objs)], bank, cfg))[0]
+    assert (moved[0] - base[0]).abs().max() > 1e-4
+
+
+def test_pair_features_hand_computed():
+    from ideal.encoders.scene import pair_features
+
+    # object 0: centre (0, 0, .5), size 1; object 1: centre (3, 4, 1.5), size 1 (sits 1 m higher, 5 m away)
+    geom = torch.tensor([[[0, 0, .5, 1, 1, 1, 0, 0, 0], [3, 4, 1.5, 1, 1, 1, 0, 0, 0]]], dtype=torch.float32)
+    f = pair_features(geom)[0, 0, 1]
+    # |dx| |dy| dz, dxy, gaps (2, 3, 0), gap norm, bottom of 1 (1.0) minus top of 0 (1.0)
+    torch.testing.assert_close(f, torch.tensor([3, 4, 1, 5, 2, 3, 0, 13 ** 0.5, 0.0]))
+    torch.testing.assert_close(pair_features(geom)[0, 1, 0, :3], torch.tensor([3.0, 4.0, -1.0]))

@@ -3,6 +3,7 @@ for the same folder is refused naming what differs, shards of unknown origin are
 is exactly the missing outputs."""
 import json
 
+import numpy as np
 import pytest
 
 from ideal import checkpoints
@@ -51,3 +52,64 @@ def test_checkpoint_digest_follows_the_bytes(tmp_path):
     assert checkpoints.digest("labels") == "labels"
     with pytest.raises(ValueError, match="not a checkpoint folder"):
         checkpoints.resolve(tmp_path / "nowhere")
+
+
+@pytest.fixture(scope="module")
+def object_checkpoint(tmp_path_factory):
+    """A small untrained late-interaction checkpoint (scene_encoder.output=objects) written by the training code."""
+    from ideal.config import load_config
+    from ideal.training.train import RetrievalModel, TrainState, save_checkpoint
+
+    import torch
+
+    cfg = load_config(None, ["scene_encoder.width=32", "scene_encoder.ffn=64", "scene_encoder.output=objects"])
+    path = tmp_path_factory.mktemp("objects") / "ck"
+    torch.manual_seed(0)
+    save_checkpoint(path, RetrievalModel(cfg), None, cfg, TrainState(0, []))
+    return path
+
+
+def test_a_late_interaction_gallery_scores_as_its_retriever(object_checkpoint, bench_root, text_encoder, tmp_path):
+    """Encoded in shards, stored and read back, a late-interaction gallery scores every text against every scene
+    as the retriever's own object vectors do (max over objects); served from its object index (IVF), the candidates
+    score the same; a shard whose object vectors are lost is encoded again."""
+    from ideal import build
+    from ideal.config import IndexConfig
+    from ideal.retrieval.encode import gallery_plan, objects_path, pending_work, scores_objects
+    from ideal.store import GalleryDir
+
+    assert scores_objects(object_checkpoint) and not scores_objects("labels") and not scores_objects("base")
+    source = build.synthetic_source(bench_root, "train")  # 6 scenes, in 3 shards
+    encodings = {"late": str(object_checkpoint), "labels": "labels"}
+    approximate = IndexConfig(ivf_threshold=1, candidates=2)  # IVF indexes
+    build.build_gallery(source, tmp_path, encodings, shard_size=2, index=approximate, progress=False)
+    g = GalleryDir(tmp_path)
+    assert g.manifest["encodings"]["late"]["scoring"] == "objects" and g.objects("labels") is None
+    scenes = g.scenes()
+    retriever = build.retriever(object_checkpoint, text_encoder)
+    want = retriever.encode_objects(scenes)
+    texts = [d.text for d in g.descriptions()[:6]]
+    emb = retriever.encode_text(texts)
+    gallery = build.gallery(g, object_checkpoint, text_encoder)
+    assert gallery.late_interaction and gallery.object_index is None
+    np.testing.assert_array_equal(gallery.objects.offsets, want.offsets)
+    np.testing.assert_allclose(gallery.scores(texts), want.scores(emb), atol=1e-5)
+    np.testing.assert_allclose(gallery.embeddings, want.pooled(), atol=1e-5)
+
+    served = build.gallery(g, object_checkpoint, text_encoder, index=approximate, scenes=scenes)
+    assert served.object_index.kind == "ivf" and served.index.kind == "ivf"
+    served.object_index.set_search_params(nprobe=served.object_index.params["nlist"])  # every list: the exact top 2
+    got, exact = served.scores(texts), want.scores(emb)
+    for g_row, e_row in zip(got, exact):
+        assert set(np.flatnonzero(np.isfinite(g_row))) == set(np.argsort(-e_row)[:2])
+    np.testing.assert_allclose(got[np.isfinite(got)], exact[np.isfinite(got)], atol=1e-5)
+
+    shards, tables, embedded = gallery_plan(tmp_path, source, encodings, 2)
+    assert pending_work(shards, tables, embedded) == []
+    lost = objects_path(embedded["late"][1])
+    lost.unlink()
+    (row,) = pending_work(shards, tables, embedded)
+    assert row["encodings"] == {"late": str(embedded["late"][1])}
+    build.build_gallery(source, tmp_path, encodings, shard_size=2, index=approximate, progress=False)
+    assert lost.is_file()
+    np.testing.assert_allclose(GalleryDir(tmp_path).objects("late").vectors, want.vectors, atol=1e-5)

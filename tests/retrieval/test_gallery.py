@@ -79,6 +79,7 @@ class WholeTextRetriever:
     """A retriever without `text_features`/`project_text`: it can only encode whole texts."""
 
     name = "whole-text"
+    late_interaction = False
 
     def __init__(self, inner):
         self.inner = inner
@@ -145,3 +146,97 @@ def test_an_approximate_index_scores_each_text_against_its_candidates(gallery):
     assert (np.isfinite(got).sum(axis=1) == 1).all()
     np.testing.assert_array_equal(got.argmax(axis=1), exact.argmax(axis=1))
     np.testing.assert_allclose(got.max(axis=1), exact.max(axis=1), atol=1e-6)
+
+
+# Late interaction: a scene scores as its best object vector (ideal.retrieval.objects).
+
+class ObjectsRetriever:
+    """A late-interaction stand-in: fixed object vectors per scene, texts looked up in a table."""
+
+    name = "objects"
+    late_interaction = True
+
+    def __init__(self, objects, texts: dict):
+        self.objects, self.texts = objects, texts
+
+    def encode_text(self, texts):
+        return np.stack([self.texts[t] for t in texts])
+
+    def encode_objects(self, scenes):
+        return self.objects
+
+    def encode_scenes(self, scenes):
+        raise AssertionError("a late-interaction gallery pools its object vectors instead")
+
+
+@pytest.fixture(scope="module")
+def late():
+    """A 60-scene late-interaction gallery (1..6 random unit object vectors a scene) and 12 text embeddings."""
+    from ideal.retrieval.objects import ObjectVectors
+
+    rng = np.random.default_rng(3)
+    counts = rng.integers(1, 7, size=60)
+    v = rng.normal(size=(int(counts.sum()), 16))
+    objects = ObjectVectors(v / np.linalg.norm(v, axis=1, keepdims=True), np.concatenate([[0], np.cumsum(counts)]),
+                            np.concatenate([np.arange(c) for c in counts]))
+    t = rng.normal(size=(12, 16))
+    texts = {f"text {i}": (e / np.linalg.norm(e)).astype(np.float32) for i, e in enumerate(t)}
+    scenes = [scene(f"s{i:02d}", ["chair"]) for i in range(60)]
+    return Gallery(ObjectsRetriever(objects, texts), scenes), np.stack(list(texts.values()))
+
+
+def test_a_late_interaction_gallery_scores_max_over_objects(late):
+    gallery, emb = late
+    objects = gallery.objects
+    assert gallery.late_interaction and gallery.object_index is None
+    want = np.stack([[float((objects.vectors[a:b] @ t).max()) for a, b in zip(objects.offsets, objects.offsets[1:])]
+                     for t in emb])  # max over each scene's rows, one scene at a time
+    np.testing.assert_allclose(gallery.score_embeddings(emb), want, atol=1e-6)
+    np.testing.assert_allclose(gallery.scores([f"text {i}" for i in range(12)]), want, atol=1e-6)
+    (cols,), (sims,) = gallery.candidate_scores([emb])
+    assert cols is None
+    np.testing.assert_allclose(sims, want, atol=1e-6)
+    np.testing.assert_allclose(gallery.embeddings, objects.pooled())  # what the router's density reads
+    with pytest.raises(ValueError, match="object vectors given for a retriever that scores pooled"):
+        Gallery(BagOfLabelsRetriever(None), gallery.scenes, embeddings=gallery.embeddings, objects=objects)
+    with pytest.raises(ValueError, match="object vectors of 2 scenes for 60 scenes"):
+        Gallery(gallery.retriever, gallery.scenes, objects=objects.take([0, 1]))
+
+
+def test_an_object_index_scores_the_scenes_of_the_best_objects_exactly(late):
+    """With an approximate object index, a text's candidates are the scenes of its best objects and each scores
+    the max over ALL its objects; every softmax over the union of candidates is the one over the whole gallery."""
+    from ideal.retrieval.index import ObjectIndex
+    from ideal.retrieval.meb import gallery_softmax
+
+    gallery, emb = late
+    exact = gallery.score_embeddings(emb)
+    flat = ObjectIndex.build(gallery.ids, gallery.objects, kind="flat")
+    five = Gallery(gallery.retriever, gallery.scenes, objects=gallery.objects, object_index=flat, candidates=5)
+    got = five.score_embeddings(emb)
+    assert (np.isfinite(got).sum(axis=1) == 5).all()
+    top5 = np.argsort(-exact, axis=1)[:, :5]  # flat: the candidates are the exact top 5
+    assert all(set(np.flatnonzero(np.isfinite(g))) == set(t) for g, t in zip(got, top5))
+    np.testing.assert_allclose(got[np.isfinite(got)], exact[np.isfinite(got)], atol=1e-6)
+
+    # ivf with one list probed of several: some candidates are found through a non-best object, scored exactly
+    ivf = ObjectIndex.build(gallery.ids, gallery.objects, kind="ivf", nlist=4, nprobe=1)
+    rows, hit = ivf.search_scenes(emb, 8)
+    ok = rows >= 0
+    assert (np.take_along_axis(exact, np.where(ok, rows, 0), 1)[ok] > hit[ok] + 1e-6).any()
+    some = Gallery(gallery.retriever, gallery.scenes, objects=gallery.objects, object_index=ivf, candidates=8)
+    (cols, cols2), (sims, sims2) = some.candidate_scores([emb[:7], emb[7:]])
+    assert cols is cols2 and (np.diff(cols) > 0).all()
+    both = np.concatenate([sims, sims2])
+    found = np.isfinite(both)
+    np.testing.assert_allclose(both[found], exact[:, cols][found], atol=1e-6)
+    np.testing.assert_allclose(some.score_embeddings(emb)[:, cols], both, atol=0)
+    for t in (0.05, 1.0):
+        np.testing.assert_allclose(gallery_softmax(both, t),
+                                   gallery_softmax(some.score_embeddings(emb), t)[:, cols], atol=1e-6)
+
+    every = ObjectIndex.build(gallery.ids, gallery.objects, kind="ivf", nlist=4, nprobe=4)
+    whole = Gallery(gallery.retriever, gallery.scenes, objects=gallery.objects, object_index=every, candidates=60)
+    np.testing.assert_allclose(whole.score_embeddings(emb), exact, atol=1e-6)
+    with pytest.raises(ValueError, match="object index's rows are not the gallery's object vectors"):
+        Gallery(gallery.retriever, gallery.scenes[::-1], objects=gallery.objects, object_index=flat)

@@ -215,3 +215,98 @@ def test_load_errors(tmp_path):
     (tmp_path / "junk.faiss.meta.json").write_text('{"ids": [], "kind": "flat", "params": {}}')
     with pytest.raises(FormatError, match=r"junk\.faiss: not a faiss index"):
         SceneIndex.load(tmp_path / "junk.faiss")
+
+
+# The object index (late interaction): a scene is found through its objects and scores as its best one.
+
+def object_gallery(n_scenes=400, seed=0):
+    """ObjectVectors of n scenes of 1..8 clustered object vectors each."""
+    from ideal.retrieval.objects import ObjectVectors
+
+    counts = np.random.default_rng(seed).integers(1, 9, size=n_scenes)
+    v = clustered(int(counts.sum()), seed=seed)
+    return ObjectVectors(v, np.concatenate([[0], np.cumsum(counts)]), np.zeros(len(v), np.int32))
+
+
+def brute_top_scenes(objects, q, k):
+    """The top-k scenes of max-over-objects scores, by brute force."""
+    sims = objects.scores(q)
+    top = np.argsort(-sims, axis=1, kind="stable")[:, :k]
+    return top, np.take_along_axis(sims, top, 1)
+
+
+@pytest.fixture(scope="module")
+def objects400():
+    return object_gallery(), clustered(30, seed=9)
+
+
+def test_object_index_flat_top_scenes_are_the_brute_force_max_over_objects(objects400):
+    from ideal.retrieval.index import ObjectIndex
+
+    objects, q = objects400
+    index = ObjectIndex.build(IDS[:400], objects, kind="flat")
+    assert index.kind == "flat" and len(index) == 400
+    for k in (1, 10, 300):  # k=300: for some queries the first 2k object hits hold fewer scenes, the search widens
+        rows, scores = index.search_scenes(q, k)
+        want_rows, want_scores = brute_top_scenes(objects, q, k)
+        np.testing.assert_array_equal(rows, want_rows)
+        np.testing.assert_allclose(scores, want_scores, rtol=1e-5)
+    rows, scores = index.search_scenes(q[:2], 1000)  # more than there are scenes: every scene, once
+    assert rows.shape == (2, 400) and all(sorted(r) == list(range(400)) for r in rows)
+
+
+def test_object_index_ivf_scanning_every_list_is_exact_and_hnsw_recalls(objects400):
+    from ideal.retrieval.index import ObjectIndex
+
+    objects, q = objects400
+    want_rows, want_scores = brute_top_scenes(objects, q, 10)
+    ivf = ObjectIndex.build(IDS[:400], objects, kind="ivf", nlist=16)
+    assert ivf.params["nprobe"] == 1
+    ivf.set_search_params(nprobe=16)
+    rows, scores = ivf.search_scenes(q, 10)
+    np.testing.assert_array_equal(rows, want_rows)
+    np.testing.assert_allclose(scores, want_scores, rtol=1e-5)
+    hnsw = ObjectIndex.build(IDS[:400], objects, kind="hnsw", ef_search=128)
+    assert recall(hnsw.search_scenes(q, 10)[0].tolist(), want_rows.tolist()) >= 0.95
+
+
+def test_object_index_auto_counts_scenes_and_an_exhausted_search_pads():
+    from ideal.retrieval.index import ObjectIndex
+    from ideal.retrieval.objects import ObjectVectors
+
+    objects = object_gallery(50)
+    assert ObjectIndex.build(IDS[:50], objects, ivf_threshold=51).kind == "flat"  # ~225 rows, 50 scenes
+    auto = ObjectIndex.build(IDS[:50], objects, ivf_threshold=50)
+    assert auto.kind == "ivf" and auto.params["nlist"] == default_nlist(int(objects.offsets[-1]))
+    # two far-apart groups of scenes, one list each, one probed: a query finds only its own group's 3 scenes
+    v = unit(np.array([[5.0, 0, 0, 0]] * 60 + [[0, 0, 5.0, 0]] * 60) + np.random.default_rng(0).normal(size=(120, 4)))
+    two = ObjectVectors(v, np.arange(0, 121, 20), np.zeros(120, np.int32))  # 6 scenes of 20 objects
+    ivf = ObjectIndex.build(IDS[:6], two, kind="ivf", nlist=2, nprobe=1)
+    rows, scores = ivf.search_scenes(v[:1], 6)
+    assert sorted(rows[0, :3]) == [0, 1, 2] and (rows[0, 3:] == -1).all()
+    assert np.isfinite(scores[0, :3]).all() and (scores[0, 3:] == -np.inf).all()
+
+
+def test_object_index_save_load_round_trip_and_errors(objects400, tmp_path):
+    from ideal.retrieval.index import ObjectIndex
+
+    objects, q = objects400
+    index = ObjectIndex.build(IDS[:400], objects, kind="ivf", nlist=8, nprobe=3)
+    index.save(tmp_path / "objects.faiss")
+    back = ObjectIndex.load(tmp_path / "objects.faiss")
+    assert (back.kind, back.ids, back.params) == ("ivf", IDS[:400], index.params)
+    np.testing.assert_array_equal(back.offsets, objects.offsets)
+    for a, b in zip(index.search_scenes(q, 5), back.search_scenes(q, 5)):
+        np.testing.assert_array_equal(a, b)
+    meta_path = tmp_path / "objects.faiss.meta.json"
+    meta = json.loads(meta_path.read_text())
+    meta_path.write_text(json.dumps({**meta, "objects_per_scene": meta["objects_per_scene"][:-1]}))
+    with pytest.raises(FormatError, match=r"objects\.faiss\.meta\.json: objects_per_scene: expected one count"):
+        ObjectIndex.load(tmp_path / "objects.faiss")
+    counts = meta["objects_per_scene"]
+    meta_path.write_text(json.dumps({**meta, "objects_per_scene": [counts[0] + 1] + counts[1:]}))
+    with pytest.raises(FormatError, match=rf"objects_per_scene: {sum(counts) + 1} object rows for an index of "
+                                          rf"{sum(counts)} vectors"):
+        ObjectIndex.load(tmp_path / "objects.faiss")
+    with pytest.raises(ValueError, match="3 ids for the object vectors of 400 scenes"):
+        ObjectIndex.build(IDS[:3], objects)

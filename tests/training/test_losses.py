@@ -39,3 +39,45 @@ def test_gradient_pulls_text_to_its_scene():
 def test_missing_positive_is_an_error():
     with pytest.raises(ValueError, match="not among the scene rows"):
         info_nce(torch.eye(2), torch.eye(2), torch.tensor([0, 5]), torch.tensor([0, 1]), 1.0)
+
+
+# Late interaction: a scene is its object vectors (U, N, d) with a mask; it scores as its best real object.
+OBJECTS = torch.tensor([[[1.0, 0.0], [0.0, 1.0], [9.0, 9.0]],     # scene 0: two objects, a padded slot
+                        [[0.6, 0.8], [0.0, 0.0], [0.0, 0.0]]])    # scene 1: one object
+MASK = torch.tensor([[True, True, False], [True, False, False]])
+
+
+def test_scene_similarity_is_the_best_real_object():
+    from ideal.training.losses import scene_similarity
+
+    t = torch.tensor([[1.0, 0.0], [-0.6, 0.8]])
+    # text 0: scene 0 max(1, 0) = 1 (the padded 9 is ignored), scene 1: .6; text 1: max(-.6, .8) = .8, scene 1: .28
+    expected = torch.tensor([[1.0, 0.6], [0.8, -0.36 + 0.64]])
+    torch.testing.assert_close(scene_similarity(t, OBJECTS, MASK), expected)
+    torch.testing.assert_close(scene_similarity(t, OBJECTS[:, 0]), t @ OBJECTS[:, 0].T)  # (U, d): inner products
+    with pytest.raises(ValueError, match="mask"):
+        scene_similarity(t, OBJECTS)
+
+
+def test_info_nce_over_objects_hand_computed():
+    t = torch.tensor([[0.0, 1.0]])  # scene 0's second object; scores [1, .8] against scenes 0, 1
+    loss = info_nce(t, OBJECTS, torch.tensor([0]), torch.tensor([0, 1]), 1.0, MASK)
+    t2s = -math.log(math.e / (math.e + math.exp(0.8)))
+    assert loss.item() == pytest.approx((t2s + 0.0) / 2, rel=1e-6)  # scene 0's only text is its positive: s2t = 0
+
+
+def test_object_nce_hand_computed():
+    from ideal.training.losses import object_nce
+
+    t = torch.tensor([[0.0, 1.0], [1.0, 0.0], [0.6, 0.8]])
+    # text 0 names scene 0 slot 1; text 1 names an object that was not encoded (-1): left out; text 2 scene 1 slot 0
+    slots = torch.tensor([1, -1, 0])
+    loss = object_nce(t, OBJECTS, MASK, torch.tensor([0, 0, 1]), slots, torch.tensor([0, 1]), 1.0)
+    # real objects: (0,0) [1,0], (0,1) [0,1], (1,0) [.6,.8]
+    l0 = -math.log(math.e / (1 + math.e + math.exp(0.8)))
+    l2 = -math.log(math.exp(1.0) / (math.exp(0.6) + math.exp(0.8) + math.exp(1.0)))
+    assert loss.item() == pytest.approx((l0 + l2) / 2, rel=1e-6)
+    none = object_nce(t, OBJECTS, MASK, torch.tensor([0, 0, 1]), torch.tensor([-1, -1, -1]), torch.tensor([0, 1]), 1.0)
+    assert none.item() == 0.0
+    with pytest.raises(ValueError, match="named object"):  # slot 2 of scene 0 is padding
+        object_nce(t[:1], OBJECTS, MASK, torch.tensor([0]), torch.tensor([2]), torch.tensor([0, 1]), 1.0)
