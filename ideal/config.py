@@ -43,13 +43,13 @@ class SceneEncoderConfig:
     points_per_object: int = 64
     # scene: one pooled vector per scene | objects: a vector per object in its room's context, a scene scored by
     # its best object (late interaction; `ideal.retrieval.objects`)
-    output: str = "scene"
-    relation_bias: bool = False  # attention logits get a learned function of each pair's geometry
+    output: str = "objects"
+    relation_bias: bool = True  # attention logits get a learned function of each pair's geometry
 
 
 @dataclass
 class TrainConfig:
-    epochs: int = 30
+    epochs: int = 8
     batch_size: int = 256  # descriptions per step (global, across workers)
     lr: float = 1e-3
     weight_decay: float = 0.01
@@ -62,8 +62,8 @@ class TrainConfig:
     # dev untouched), each described `passes` times; 0: the benchmark's train split alone
     extra_scenes: int = 1400
     passes: int = 2
-    texts_per_scene: int = 1  # a batch holds runs of up to this many texts of one scene (fewer scenes to encode)
-    object_loss: float = 0.0  # scene_encoder.output=objects: weight of the object-level InfoNCE (named object)
+    texts_per_scene: int = 4  # a batch holds runs of up to this many texts of one scene (fewer scenes to encode)
+    object_loss: float = 1.0  # scene_encoder.output=objects: weight of the object-level InfoNCE (named object)
     max_failures: int = 2  # Ray Train, both stages: lost workers recovered from the last checkpoint (-1: no limit)
 
 

@@ -50,7 +50,11 @@ def load_model(path: str | Path, text_dim: int = 384) -> tuple[RetrievalModel, C
         if not isinstance(saved, dict):
             raise ValueError(f"a JSON object expected, got {type(saved).__name__}")
         # the model is defined by its encoder sections; the rest records how it was trained
-        cfg = config_from_dict({k: v for k, v in saved.items() if k in ("text_encoder", "scene_encoder")})
+        sections = {k: v for k, v in saved.items() if k in ("text_encoder", "scene_encoder")}
+        if isinstance(sections.get("scene_encoder"), dict):
+            # written before these keys existed: one pooled vector per scene, plain attention
+            sections["scene_encoder"] = {"output": "scene", "relation_bias": False, **sections["scene_encoder"]}
+        cfg = config_from_dict(sections)
         model = RetrievalModel(cfg, text_dim)
     except (ValueError, TypeError, KeyError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise FormatError(path / "config.json", "", f"not a retriever config ({e})") from None

@@ -19,7 +19,8 @@ def label_vectors(labels):
 
 def make(cfg=None):
     torch.manual_seed(0)
-    cfg = cfg or SceneEncoderConfig(width=32, layers=2, heads=4, ffn=64, dropout=0.0)
+    cfg = cfg or SceneEncoderConfig(width=32, layers=2, heads=4, ffn=64, dropout=0.0, output="scene",
+                                    relation_bias=False)
     return SceneEncoder(cfg, text_dim=DIM, out_dim=24).eval(), cfg
 
 

@@ -60,7 +60,12 @@ def test_the_protocol_as_the_gallery_and_the_evaluation_call_it(kind, text_encod
     assert scores.shape == (3, 4)
     np.testing.assert_allclose(scores, t @ s.T, atol=1e-5)
     assert r.score(t[:0], s).shape == (0, 4)
-    # the gallery scores through the same three calls: each text against every scene
+    # the gallery scores each text against every scene: by the scene vectors, or for a late-interaction retriever
+    # by each scene's best object (encode_scenes is then the pooled object vectors, for the router's density)
+    if r.late_interaction:
+        objects = r.encode_objects(scenes[:4])
+        np.testing.assert_allclose(s, objects.pooled(), atol=1e-5)
+        scores = objects.scores(t)
     np.testing.assert_allclose(Gallery(r, scenes[:4]).scores(texts), scores, atol=1e-5)
 
 
