@@ -138,7 +138,7 @@ class DialogConfig:
     lambda1: float = 0.2  # p̂1: the initial query u
     lambda2: float = 0.4  # p̂2: ū, the feature-level fusion of the responses
     lambda3: float = 0.4  # p̂3: s, the semantic-level (CoT) reconstruction
-    alpha: float = 0.5  # Q1 responses: u^j <- α·u^j + (1−α)·u^{j−1}
+    alpha: float = 0.75  # Q1 responses: u^j <- α·u^j + (1−α)·u^{j−1}
     shell: float = 0.1  # hypersphere: features at >= (1 − shell)·R* from the centre are the boundary set
     scoring: str = "ideal"  # ideal (also rewrite) | dialog (chatir) | answers (sum) | refine (merlin) | rerank (ir)
     compose: bool = True  # a dialog's turns encoded one by one (each once) and pooled; false: joined, one text
