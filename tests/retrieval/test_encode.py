@@ -78,7 +78,7 @@ def test_a_late_interaction_gallery_scores_as_its_retriever(object_checkpoint, b
     from ideal.retrieval.encode import gallery_plan, objects_path, pending_work, scores_objects
     from ideal.store import GalleryDir
 
-    assert scores_objects(object_checkpoint) and not scores_objects("labels") and not scores_objects("base")
+    assert scores_objects(object_checkpoint) and not scores_objects("labels")
     source = build.synthetic_source(bench_root, "train")  # 6 scenes, in 3 shards
     encodings = {"late": str(object_checkpoint), "labels": "labels"}
     approximate = IndexConfig(ivf_threshold=1, candidates=2)  # IVF indexes
