@@ -81,7 +81,6 @@ class Gallery:
         if len(set(self.ids)) != len(self.ids):
             raise ValueError("gallery scene ids must be unique")
         self.index_of = {sid: i for i, sid in enumerate(self.ids)}
-        # test doubles of pooled retrievers may lack the attribute; every real retriever has it
         self.late_interaction = bool(retriever.late_interaction)
         if not self.late_interaction and (objects is not None or object_index is not None):
             raise ValueError(f"object vectors given for a retriever that scores pooled scene vectors "
