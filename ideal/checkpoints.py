@@ -13,7 +13,9 @@ from typing import Union
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 # base: the retriever trained on the synthetic benchmark's train split; iat: tuned with IAT (what `ideal` runs
 # on); iat_no_ldis / iat_no_ldiv: IAT without one of its two terms (Table 3).
-SHIPPED = {name: WEIGHTS_DIR / name for name in ("base", "iat", "iat_no_ldis", "iat_no_ldiv")}
+# base: the object-level retriever; iat*: IAT on it and its two ablations; pooled: one vector per scene, trained
+# on the same data (Table 2's second trained retriever)
+SHIPPED = {name: WEIGHTS_DIR / name for name in ("base", "iat", "iat_no_ldis", "iat_no_ldiv", "pooled")}
 DEFAULT_WEIGHTS = SHIPPED["base"]
 LABELS = "labels"  # the bag-of-labels retriever: no checkpoint
 

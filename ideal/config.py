@@ -139,6 +139,10 @@ class DialogConfig:
     lambda2: float = 0.4  # p̂2: ū, the feature-level fusion of the responses
     lambda3: float = 0.4  # p̂3: s, the semantic-level (CoT) reconstruction
     alpha: float = 0.75  # Q1 responses: u^j <- α·u^j + (1−α)·u^{j−1}
+    # how p̂2 matches ū against a late-interaction gallery (one vector per object): feature (ū as one vector, scored
+    # by a scene's best object) | score (ū's coefficients over u, u¹..uʳ applied to their own best-object scores,
+    # `meb.fusion_coefficients`); on pooled scene vectors the two are the same score
+    fusion: str = "score"
     shell: float = 0.1  # hypersphere: features at >= (1 − shell)·R* from the centre are the boundary set
     scoring: str = "ideal"  # ideal (also rewrite) | dialog (chatir) | answers (sum) | refine (merlin) | rerank (ir)
     compose: bool = True  # a dialog's turns encoded one by one (each once) and pooled; false: joined, one text

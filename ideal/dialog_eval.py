@@ -25,9 +25,9 @@ from .metrics import recall_from_ranks, target_ranks
 from .scenes.types import Description
 
 # methods that are a retriever alone, evaluated on the initial query (round 0)
-STATIC = {"static": "base", "bag-of-labels": "labels"}
-# plug-and-play (Table 2): IDeal wrapped around another retriever
-PLUG = {"ideal (bag-of-labels)": "labels"}
+STATIC = {"static": "base", "bag-of-labels": "labels", "static (pooled)": "pooled"}
+# plug-and-play (Table 2): IDeal wrapped around another retriever (no IAT)
+PLUG = {"ideal (pooled)": "pooled", "ideal (bag-of-labels)": "labels"}
 # `ideal` and its ablations run on the IAT-tuned retriever when one is given; the baselines and `static` keep
 # the base retriever, and the IAT ablations name the checkpoint they use instead.
 IAT_WEIGHTS = {"w/o IAT": "base", "w/o L_dis": "iat_no_ldis", "w/o L_div": "iat_no_ldiv"}
@@ -118,8 +118,9 @@ class EvalContext:
         return np.stack([cache[t] for t in texts]) if texts else np.zeros((0, self.text.dim), np.float32)
 
     def checkpoint(self, retriever: str) -> str:
-        """The checkpoint of "base", "labels" or an IAT checkpoint key."""
-        return {"base": self.spec.weights, "labels": "labels"}.get(retriever) or self.spec.iat_weights[retriever]
+        """The checkpoint of "base", "labels", "pooled" (shipped) or an IAT checkpoint key."""
+        fixed = {"base": self.spec.weights, "labels": "labels", "pooled": str(checkpoints.SHIPPED["pooled"])}
+        return fixed.get(retriever) or self.spec.iat_weights[retriever]
 
     def check(self, methods: list[str]) -> None:
         """ValueError, saying how to add it, when the gallery lacks an encoding a method needs."""
@@ -127,7 +128,7 @@ class EvalContext:
             self.store.encoding_name(self.checkpoint(STATIC.get(m) or weights_for(m, self.spec)))
 
     def gallery(self, retriever: str):
-        """The gallery under "base", "labels" or an IAT checkpoint key, from its stored encoding."""
+        """The gallery under "base", "labels", "pooled" or an IAT checkpoint key, from its stored encoding."""
         if retriever not in self._galleries:
             ckpt = self.checkpoint(retriever)
             scenes = next(iter(self._galleries.values())).scenes if self._galleries else None

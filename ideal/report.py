@@ -84,9 +84,15 @@ def table1(results: dict, memory: str, methods: list[str], sets=QUERY_SETS) -> s
     return "\n".join(lines)
 
 
+def _closed(static: float, after: float) -> str:
+    """The share of the gap from a static Rsum to the perfect 300 that the dialog closes."""
+    return f"{100 * (after - static) / (300 - static):.0f}%" if static < 300 else "–"
+
+
 def table2(results: dict, pairs: list[tuple[str, str, str]], query_set: str = "scanrefer") -> str:
     """Plug-and-play: (retriever name, static method, IDeal method) rows, Rsum static -> +IDeal per memory."""
-    lines = ["| retriever | memory | static Rsum | +IDeal Rsum | gain |", "|---|---|---:|---:|---:|"]
+    lines = ["| retriever | memory | static Rsum | +IDeal Rsum | gain | gap to 300 closed |",
+             "|---|---|---:|---:|---:|---:|"]
     for memory in MEMORIES:
         if not any(key.split("/")[1] == memory for key in results):
             continue
@@ -94,9 +100,9 @@ def table2(results: dict, pairs: list[tuple[str, str, str]], query_set: str = "s
             a, b = _runs(results, query_set, memory, static), _runs(results, query_set, memory, plugged)
             if a and b:
                 x, y = np.mean([final(r)["Rsum"] for r in a]), np.mean([final(r)["Rsum"] for r in b])
-                lines.append(f"| {name} (ours) | {memory} | {x:.1f} | {y:.1f} | {y - x:+.1f} |")
+                lines.append(f"| {name} (ours) | {memory} | {x:.1f} | {y:.1f} | {y - x:+.1f} | {_closed(x, y)} |")
         for name, x, y in PAPER_TABLE2[memory]:
-            lines.append(f"| {name} (paper) | {memory} | {x:.1f} | {y:.1f} | {y - x:+.1f} |")
+            lines.append(f"| {name} (paper) | {memory} | {x:.1f} | {y:.1f} | {y - x:+.1f} | {_closed(x, y)} |")
     return "\n".join(lines)
 
 

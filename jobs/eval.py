@@ -152,7 +152,7 @@ def settings(args, cfg, methods: list[str], ablations: list[str]) -> list[tuple[
         for q in sets:
             # Tables 2 and 3 and the headline seeds are on ScanRefer-style queries, as in the paper
             main = q == ("scanrefer" if "scanrefer" in sets else sets[0])
-            extra = list(PLUG) if main else []
+            extra = ["static (pooled)"] + list(PLUG) if main else []
             extra += ablations if (main and memory == "fine") else []
             out.append((q, memory, cfg.dialog.seed, TABLE_METHODS + extra))
             out += [(q, memory, cfg.dialog.seed + s, ["ideal"]) for s in seeds if s and main]
@@ -245,13 +245,14 @@ def main(argv=None) -> None:
             results.setdefault(key, {})[m] = recall_per_round(ranks)
             if stores[key].llm_counts(m):
                 llm.setdefault(key, {})[m] = stores[key].llm_counts(m)
-    shown = [m for m in (TABLE_METHODS + list(PLUG) if args.tables else methods)]
+    shown = [m for m in (TABLE_METHODS + ["static (pooled)"] + list(PLUG) if args.tables else methods)]
     meta = {"dataset": dataset, "split": "" if (args.gallery or args.scannet_dir) else args.split, "queries": n_queries, "gallery": stats["scenes"],
             "rounds": {k: specs[k].config["dialog"]["rounds"] for k in specs}, "weights": args.weights,
             "iat_weights": iat.get("iat"), "argv": sys.argv[1:] if argv is None else list(argv)}
     if llm:
         meta.update(llm=llm, llm_model=llm_label(cfg.dialog.llm), llm_engine=cfg.dialog.llm_engine)
-    plug = [("trained", "static", "ideal"), ("bag-of-labels", "bag-of-labels", "ideal (bag-of-labels)")]
+    plug = [("object-level + IAT", "static", "ideal"), ("pooled", "static (pooled)", "ideal (pooled)"),
+            ("bag-of-labels", "bag-of-labels", "ideal (bag-of-labels)")]
     paths = write_all(out, results, meta, [m for m in shown if m not in ablations], ablations, transcripts, plug)
     (out / "stats.json").write_text(json.dumps(stats, indent=1) + "\n")
     print("\n" + (out / "results.md").read_text())

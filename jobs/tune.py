@@ -2,7 +2,7 @@
 
     python jobs/tune.py --out results/tune
 
-Coordinate search over the router threshold β and neighbourhood k, the fusion weights λ, the Q1 blend α
+Coordinate search over how p̂2 scores ū on object vectors, the router threshold β and neighbourhood k, the fusion weights λ, the Q1 blend α
 and the softmax temperature of p̂: each stage keeps the best value of its knob (final-round Rsum, fine memory) and moves on.
 Prints every run and writes OUT/tune.json and OUT/tune.md; copy the winners into ideal/config.py.
 """
@@ -20,6 +20,8 @@ from ideal.config import load_config
 from ideal.dialog_eval import EvalSpec, recall_per_round, run_shard
 
 STAGES = [
+    # p̂2 on a late-interaction gallery: ū as one vector, or its coefficients on each text's best-object scores
+    ("fusion", ["feature", "score"]),
     # the paper's 2.0 and its Fig. 3c range; the entropy over k scenes is at most ln k (3.0 for k = 20), so a
     # β at or above it never routes to Q1 after round 0: that is the "w/o Q1" ablation, not a router setting
     ("beta", [1.5, 2.0, 2.5]),
@@ -75,7 +77,7 @@ def main(argv=None) -> None:
             best[knob] = v
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    chosen = {k: best[k] for k in ("beta", "router_k", "lambda1", "lambda2", "lambda3", "alpha", "temperature")}
+    chosen = {k: best[k] for k in ("fusion", "beta", "router_k", "lambda1", "lambda2", "lambda3", "alpha", "temperature")}
     (out / "tune.json").write_text(json.dumps({"weights": str(weights), "limit": args.limit, "runs": runs,
                                                "chosen": chosen}, indent=1) + "\n")
     lines = ["| knob | value | dev Rsum (round 5, fine) |", "|---|---|---:|"]

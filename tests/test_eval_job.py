@@ -209,10 +209,10 @@ def load_job():
 
 
 def check_tables_plan(plan, seed0):
-    """Both memories x the three query sets; plug-and-play on the first set only, ablations on scanrefer/fine
+    """Both memories x the three query sets; plug-and-play (the pooled retriever static and +IDeal, bag-of-labels +IDeal) on the first set only, ablations on scanrefer/fine
     only, seeds beyond the first for ideal on the first set only."""
     job = load_job()
-    ablations, plug = list(ABLATIONS), ["ideal (bag-of-labels)"]
+    ablations, plug = list(ABLATIONS), ["static (pooled)", "ideal (pooled)", "ideal (bag-of-labels)"]
     base = {(q, mem): names for q, mem, seed, names in plan if seed == seed0}
     assert sorted(base) == sorted((q, mem) for q in ("scanrefer", "nr3d", "sr3d") for mem in ("coarse", "fine"))
     assert len(base) == len([s for s in plan if s[2] == seed0])  # one base setting each

@@ -19,12 +19,13 @@ import numpy as np
 from ..config import DialogConfig
 from ..retrieval.fusion import fuse
 from ..retrieval.gallery import Gallery
-from ..retrieval.meb import fuse_responses, gallery_softmax
+from ..retrieval.meb import fuse_responses, fusion_coefficients, gallery_softmax
 from .router import affinity_entropy, route
 from .summary import answers_segments, dialog_segments
 from .types import Q1, Q2, Candidate, DialogState, Turn, is_unknown
 
 SCORINGS = ("ideal", "dialog", "answers", "refine", "rerank")
+FUSIONS = ("feature", "score")
 
 
 def start(queries: list[str], targets: Optional[list[str]] = None, dialog_ids: Optional[list[str]] = None
@@ -89,6 +90,22 @@ def _normalise(x: np.ndarray) -> np.ndarray:
     return x / np.clip(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12, None)
 
 
+def _score_fusion(gallery: Gallery, cols, said, at, u0, resp, sims_u, sims_r, cfg: DialogConfig) -> np.ndarray:
+    """S(ū, v) per dialog as (c₀·S(u, v) + Σ_j c_j·S(u^j, v)) / |c₀·u + Σ_j c_j·u^j| (`meb.fusion_coefficients`).
+    With an approximate index a dialog's candidates are those of any of its texts, each scored exactly."""
+    out = np.empty_like(sims_u)
+    for i in range(len(u0)):
+        coef, norm = fusion_coefficients(u0[i], resp[at[i]:at[i + 1]], [k == Q1 for k, _ in said[i]], cfg.alpha,
+                                         cfg.shell)
+        rows = np.vstack([sims_u[i:i + 1], sims_r[at[i]:at[i + 1]]])
+        known = np.isfinite(rows).any(axis=0)
+        if cols is not None:
+            rows = gallery.exact_scores(np.vstack([u0[i:i + 1], resp[at[i]:at[i + 1]]]), cols)
+        fused = (coef[:, None] * rows.astype(np.float64)).sum(axis=0) / max(norm, 1e-12)
+        out[i] = np.where(known, fused, -np.inf)
+    return out
+
+
 def predict(states: list[DialogState], gallery: Gallery, cfg: DialogConfig, summaries: list[str]
             ) -> tuple[np.ndarray, np.ndarray]:
     """(p̂c (B, S), the text feature the router reads (B, d)) of each dialog after its turns so far.
@@ -96,6 +113,8 @@ def predict(states: list[DialogState], gallery: Gallery, cfg: DialogConfig, summ
     scoring "ideal" is the paper's retriever; the others are the baselines' (see ideal.dialog.methods)."""
     if cfg.scoring not in SCORINGS:
         raise ValueError(f"dialog.scoring must be one of {SCORINGS}, got {cfg.scoring!r}")
+    if cfg.fusion not in FUSIONS:
+        raise ValueError(f"dialog.fusion must be one of {FUSIONS}, got {cfg.fusion!r}")
     p = lambda emb: gallery_softmax(gallery.score_embeddings(emb), cfg.temperature)  # noqa: E731  (Eq. 3)
     # texts are encoded whole (as the retriever was trained); a dialog's turns are composed (SegmentEncoder)
     u0 = _embed(gallery, [[st.query.strip()] for st in states], cfg)  # u: the initial query
@@ -110,13 +129,20 @@ def predict(states: list[DialogState], gallery: Gallery, cfg: DialogConfig, summ
         u_bar = np.stack([fuse_responses(u0[i], resp[at[i]:at[i + 1]], [k == Q1 for k, _ in said[i]], cfg.alpha,
                                          cfg.shell) for i in range(len(states))]) if states else u0
         lambdas = (cfg.lambda1, cfg.lambda2, cfg.lambda3)
-        embs = [u0 if cfg.lambda1 else None, u_bar if cfg.lambda2 else None, None]
+        by_score = cfg.lambda2 and cfg.fusion == "score" and gallery.late_interaction
+        embs = [u0 if cfg.lambda1 or by_score else None, u_bar if cfg.lambda2 and not by_score else None, None]
         if cfg.lambda3:  # p̂3: the CoT reconstruction s (the query alone before any answer)
             embs[2] = _embed(gallery, [[(s or st.query).strip()] for s, st in zip(summaries, states)], cfg)
-        # the three views over the columns that can be non-zero (every scene, or an index's candidates)
+        if by_score:
+            embs.append(resp)
+        # the views over the columns that can be non-zero (every scene, or an index's candidates)
         cols, sims = gallery.candidate_scores([e for e in embs if e is not None])
-        views = iter(gallery_softmax(x, cfg.temperature) for x in sims)
-        scores = fuse(*[None if e is None else next(views) for e in embs], lambdas)
+        sims = iter(sims)
+        sims = [None if e is None else next(sims) for e in embs]
+        if by_score:  # p̂2 from ū's coefficients applied to u's and each response's own scores
+            sims[1] = _score_fusion(gallery, cols[0], said, at, u0, resp, sims[0], sims[3], cfg)
+        views = [None if x is None else gallery_softmax(x, cfg.temperature) for x in sims[:3]]
+        scores = fuse(views[0] if cfg.lambda1 else None, *views[1:], lambdas)
         if cols and cols[0] is not None:
             dense = np.zeros((len(states), len(gallery)), np.float32)
             dense[:, cols[0]] = scores

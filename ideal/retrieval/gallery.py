@@ -161,14 +161,14 @@ class Gallery:
         text_embs = [np.asarray(e, np.float32) for e in text_embs]
         approximate = self.object_index if self.late_interaction else self.index
         if approximate is None or not sum(len(e) for e in text_embs):
-            return [None] * len(text_embs), [self._score(e) for e in text_embs]
+            return [None] * len(text_embs), [self.exact_scores(e) for e in text_embs]
         emb = np.concatenate(text_embs)
         if self.late_interaction:
             rows, _ = self.object_index.search_scenes(emb, self.candidates)
         else:
             rows, _ = self.index.search_rows(emb, self.candidates)
         cols = np.unique(rows[rows >= 0])
-        sub = self._score(emb, cols)
+        sub = self.exact_scores(emb, cols)
         sims = np.full_like(sub, -np.inf)
         for i, found in enumerate(rows):
             at = np.searchsorted(cols, found[found >= 0])
@@ -176,7 +176,7 @@ class Gallery:
         splits = np.cumsum([len(e) for e in text_embs])[:-1]
         return [cols] * len(text_embs), np.split(sims, splits)
 
-    def _score(self, text_emb: np.ndarray, cols: Optional[np.ndarray] = None) -> np.ndarray:
+    def exact_scores(self, text_emb: np.ndarray, cols: Optional[np.ndarray] = None) -> np.ndarray:
         """(B, C) exact scores against the gallery columns `cols` (default every scene)."""
         if self.late_interaction:  # score(t, scene) = max over the scene's objects o of t·o
             return self.objects.scores(text_emb, cols)

@@ -186,3 +186,38 @@ def fuse_responses(query: np.ndarray, responses: np.ndarray, detail: Sequence[bo
         u_bar = centre if boundary.all() else 0.5 * (centre + pts[~boundary].mean(axis=0))
     norm = np.linalg.norm(u_bar)
     return (u_bar / norm if norm > 0 else u_bar).astype(np.float32)
+
+
+def fusion_coefficients(query: np.ndarray, responses: np.ndarray, detail: Sequence[bool], alpha: float,
+                        shell: float) -> tuple[np.ndarray, float]:
+    """ū of `fuse_responses` written as a combination of its inputs: (c (r+1,), n) with
+    ū = (c₀·u⁰ + Σ_j c_j·u^j) / n, c ≥ 0 summing to 1 and n = |c₀·u⁰ + Σ_j c_j·u^j| (0 for a zero ū).
+
+    Every step of ū is affine in the features (the Q1 blend, the ball's centre, the mean of U²), so a score
+    that is linear in the text feature, S(ū, v) = ū·v, equals (Σ c_i·S(u^i, v)) / n. A late-interaction score
+    (the best of a scene's objects) is not linear; applying the coefficients to it matches each response
+    against its own best object instead of matching one blended feature (`ideal.dialog.round.predict`).
+    """
+    q = np.asarray(query, np.float64)
+    resp = np.asarray(responses, np.float64).reshape(-1, q.shape[0])
+    if len(detail) != len(resp):
+        raise ValueError(f"detail has {len(detail)} flags for {len(resp)} responses")
+    n = len(resp) + 1
+    if len(resp) == 0:
+        return np.ones(1), float(np.linalg.norm(q))
+    inputs = np.vstack([q, resp])
+    mix = [np.eye(n)[0]]                               # each fused point as coefficients over the inputs
+    for j, is_q1 in enumerate(detail, start=1):
+        mix.append(alpha * np.eye(n)[j] + (1.0 - alpha) * mix[-1] if is_q1 else np.eye(n)[j])
+    mix = np.stack(mix)
+    pts = mix @ inputs
+    centre, radius = minimum_enclosing_ball(pts)
+    # the centre lies in the points' affine hull: its affine weights (least squares with Σw = 1)
+    system = np.vstack([pts.T, np.ones((1, n))])
+    w = np.linalg.lstsq(system, np.append(centre, 1.0), rcond=None)[0]
+    boundary = split_boundary(pts, centre, radius, shell)
+    if not boundary.all():
+        w = 0.5 * (w + np.where(~boundary, 1.0 / (~boundary).sum(), 0.0))
+    coef = np.clip(w @ mix, 0.0, None)
+    coef /= coef.sum()
+    return coef, float(np.linalg.norm(coef @ inputs))

@@ -143,3 +143,20 @@ class HashedWordsRetriever:
 
     def score(self, text_emb, scene_emb):
         return np.asarray(text_emb, np.float32) @ np.asarray(scene_emb, np.float32).T
+
+
+class HashedObjectsRetriever(HashedWordsRetriever):
+    """Late interaction over bags of hashed words: one vector per object ("room colour label"), a scene scoring
+    as its best object."""
+
+    name = "hashed-objects"
+    late_interaction = True
+
+    def encode_objects(self, scenes):
+        from ideal.retrieval.objects import ObjectVectors
+
+        rows = [[f"{room_word(s.scene_type)} {color_name(o.color_rgb)} {o.label}" for o in s.furniture()]
+                for s in scenes]
+        return ObjectVectors(hashed_words([t for r in rows for t in r], self.dim),
+                             np.concatenate([[0], np.cumsum([len(r) for r in rows])]),
+                             np.concatenate([np.arange(len(r)) for r in rows]).astype(np.int32))

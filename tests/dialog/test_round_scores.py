@@ -180,3 +180,68 @@ def test_an_indexed_gallery_routes_on_the_candidates_entropy(gallery):
     cfg = dataclasses.replace(cfg, beta=float(np.median(entropy)))
     want = route(entropy, cfg.beta, [asked] * len(feats), cfg.force_q2_after)
     assert route_next(states, indexed, cfg, feats) == want and {Q1, Q2} <= set(want)
+
+
+# ------------------------------------------------------------------------------------------------ p̂2 by score
+
+def test_score_fusion_is_feature_fusion_on_pooled_scene_vectors(gallery, questioner, user):
+    """ū·v = Σ c_i·(u^i·v) / |Σ c_i·u^i| when the score is linear: both fusions give the same p̂c."""
+    history = simulate(gallery, questioner, user, CFG, rounds=3)
+    states = history[-1]
+    assert any(st.turns for st in states)
+    by_feature, _ = predict(states, gallery, CFG, ["", ""])
+    by_score, _ = predict(states, gallery, dataclasses.replace(CFG, fusion="score"), ["", ""])
+    np.testing.assert_allclose(by_score, by_feature, atol=1e-6)
+    with pytest.raises(ValueError, match="dialog.fusion must be one of"):
+        predict(states, gallery, dataclasses.replace(CFG, fusion="sum"), ["", ""])
+
+
+def test_score_fusion_on_objects_matches_each_response_to_its_own_best_object():
+    """On a late-interaction gallery p̂2 is softmax((c₀·max_o u·o + Σ c_j·max_o u^j·o) / |Σ c_i·u^i| / T), by hand;
+    the feature fusion instead scores the blended ū against one object."""
+    from ideal.retrieval.gallery import Gallery
+    from ideal.retrieval.meb import fusion_coefficients
+
+    from .fakes import HashedObjectsRetriever
+
+    late = Gallery(HashedObjectsRetriever(), SCENES)
+    cfg = dataclasses.replace(CFG, lambda1=0.0, lambda2=1.0, lambda3=0.0, fusion="score")
+    st = DialogState("a chair in the bedroom", turns=(
+        Turn("What colour is the chair?", "The chair is brown.", Q1, "color:chair"),
+        Turn("Is there a bed in the room?", DONT_KNOW, Q2, "has:bed"),
+        Turn("Is there a bed in the room?", "There is a white bed.", Q2, "has:bed")))
+    (got,), _ = predict([st], late, cfg, [""])
+    u = E(late, st.query)
+    resp = np.stack([E(late, "The chair is brown."), E(late, "There is a white bed.")])
+    coef, norm = fusion_coefficients(u, resp, [True, False], cfg.alpha, cfg.shell)
+    obj = late.objects
+    best = np.array([[(obj.vectors[a:b] @ t).max() for a, b in zip(obj.offsets, obj.offsets[1:])]
+                     for t in np.vstack([u, resp])])
+    np.testing.assert_allclose(got, gallery_softmax((coef @ best / norm)[None], cfg.temperature)[0], atol=1e-6)
+    (feat,), _ = predict([st], late, dataclasses.replace(cfg, fusion="feature"), [""])
+    u_bar = fuse_responses(u, resp, [True, False], cfg.alpha, cfg.shell)
+    np.testing.assert_allclose(feat, p_hat(late, cfg, u_bar), atol=1e-6)
+    assert np.abs(got - feat).max() > 1e-3  # the two differ once a scene's objects answer different responses
+    assert ranking(st.with_(scores=got), late, 1)[0][0] == "scene0000_00"  # brown chair + white bed, a bedroom
+
+
+def test_score_fusion_through_an_object_index():
+    """With a flat object index over every scene p̂2 by score is the exact one; with fewer candidates a dialog's
+    scenes are its texts' candidates, each scored exactly, and p̂2 is still a distribution over them."""
+    from ideal.retrieval.gallery import Gallery
+    from ideal.retrieval.index import ObjectIndex
+
+    from .fakes import HashedObjectsRetriever
+
+    exact = Gallery(HashedObjectsRetriever(), SCENES)
+    flat = ObjectIndex.build(exact.ids, exact.objects, kind="flat")
+    cfg = dataclasses.replace(CFG, fusion="score", lambda1=0.3, lambda2=0.7, lambda3=0.0)
+    states = [DIALOG, DialogState("the brown chair in the bedroom", turns=(
+        Turn("What is near the chair?", "A white bed is near the chair.", Q1, "near:chair"),), round=1)]
+    want, _ = predict(states, exact, cfg, ["", ""])
+    every = Gallery(exact.retriever, SCENES, objects=exact.objects, object_index=flat, candidates=len(SCENES))
+    np.testing.assert_allclose(predict(states, every, cfg, ["", ""])[0], want, atol=1e-6)
+    two = Gallery(exact.retriever, SCENES, objects=exact.objects, object_index=flat, candidates=2)
+    got, _ = predict(states, two, cfg, ["", ""])
+    np.testing.assert_allclose(got.sum(axis=1), 1.0, atol=1e-5)
+    assert ((got > 0).sum(axis=1) < len(SCENES)).all()

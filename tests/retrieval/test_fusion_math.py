@@ -203,3 +203,26 @@ def test_fuse_without_responses_is_the_query_and_checks_its_arguments():
             fuse_responses(np.array([1.0, 0.0]), np.array([[0.0, 1.0]]), [True], bad, 0.2)
     with pytest.raises(ValueError, match="detail"):
         fuse_responses(np.array([1.0, 0.0]), np.array([[0.0, 1.0]]), [True, False], 0.75, 0.2)
+
+
+# --- ū as coefficients over its inputs (p̂2 by score) ---
+
+def test_fusion_coefficients_rebuild_u_bar():
+    from ideal.retrieval.meb import fusion_coefficients
+
+    rng = np.random.default_rng(5)
+    for r in range(6):
+        for _ in range(20):
+            pts = rng.normal(size=(r + 1, 8))
+            pts /= np.linalg.norm(pts, axis=1, keepdims=True)
+            detail = list(rng.random(r) < 0.5)
+            coef, norm = fusion_coefficients(pts[0], pts[1:], detail, 0.75, 0.1)
+            assert coef.shape == (r + 1,) and (coef >= 0).all() and coef.sum() == pytest.approx(1.0)
+            np.testing.assert_allclose(coef @ pts / norm, fuse_responses(pts[0], pts[1:], detail, 0.75, 0.1),
+                                       atol=1e-6)
+    # by hand: one Q1 response blended with α = 0.75 -> points u and ¾u¹ + ¼u; the ball's centre is their
+    # midpoint and both lie on its sphere, so ū ∝ ½u + ½(¾u¹ + ¼u) = ⅝u + ⅜u¹
+    coef, norm = fusion_coefficients(np.array([1.0, 0.0]), np.array([[0.0, 1.0]]), [True], 0.75, 0.1)
+    np.testing.assert_allclose(coef, [0.625, 0.375])
+    assert norm == pytest.approx(np.hypot(0.625, 0.375))
+    assert fusion_coefficients(np.array([3.0, 4.0]), np.zeros((0, 2)), [], 0.75, 0.1)[1] == pytest.approx(5.0)
