@@ -21,7 +21,7 @@ from .config import config_from_dict
 from .io import atomic_write
 from .dialog.methods import ABLATIONS, METHODS, method_config
 from .dialog.round import run_round, start
-from .metrics import recall_from_ranks, target_ranks
+from .metrics import round_metrics, target_ranks
 from .scenes.types import Description
 
 # methods that are a retriever alone, evaluated on the initial query (round 0)
@@ -227,10 +227,10 @@ def shard_plan(n_queries: int, methods: list[str], shard_size: int) -> list[tupl
     return [(m, s, min(s + shard_size, n_queries)) for m in methods for s in range(0, n_queries, shard_size)]
 
 
-def recall_per_round(ranks: np.ndarray) -> dict[str, dict[str, float]]:
-    """{round: {R@1, R@5, R@10, Rsum}} from 0-based target ranks (n, R+1)."""
-    ranks = np.asarray(ranks)
-    return {str(r): recall_from_ranks(ranks[:, r]) for r in range(ranks.shape[1])}
+def recall_per_round(ranks: np.ndarray) -> dict[str, dict]:
+    """{round: {R@1, R@5, R@10, Rsum, Hits@10, BRI, success@K, rounds@K, mean rank, median rank}} from 0-based
+    target ranks (n, R+1) (`ideal.metrics.round_metrics`)."""
+    return round_metrics(ranks)
 
 
 def check_methods(names: list[str]) -> list[str]:

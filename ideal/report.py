@@ -2,7 +2,8 @@
 recall-vs-round PNGs (methods; ablations apart) and the dialog transcripts as parquet.
 
 Results are keyed by setting "<query set>/<memory>/s<seed>" (e.g. "scanrefer/fine/s0"), then method, then
-round: {"R@1", "R@5", "R@10", "Rsum"}.
+round: {"R@1", "R@5", "R@10", "Rsum", "Hits@10", "BRI", "success@K", "rounds@K", "mean rank", "median rank"}
+(`ideal.metrics.round_metrics`). Paired comparisons (`paired_intervals`) are a list beside them.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .metrics import KS
+from .metrics import KS, best_rank_integral, paired_bootstrap, per_query_rsum
 
 COLS = [f"R@{k}" for k in KS] + ["Rsum"]
 QUERY_SETS = ("scanrefer", "nr3d", "sr3d")
@@ -52,9 +53,10 @@ def _runs(results: dict, query_set: str, memory: str, method: str) -> list[dict]
 
 
 def _cell(runs: list[dict], col: str, at_round=None) -> str:
-    vals = [(final(r) if at_round is None else r.get(str(at_round), final(r)))[col] for r in runs]
+    vals = [(final(r) if at_round is None else r.get(str(at_round), final(r))).get(col) for r in runs]
+    vals = [v for v in vals if v is not None]
     if not vals:
-        return ""
+        return "–" if runs else ""
     if len(vals) == 1:
         return f"{vals[0]:.1f}"
     return f"{np.mean(vals):.1f} ± {np.std(vals):.1f}"
@@ -135,7 +137,63 @@ def per_round(results: dict, query_set: str, memory: str, methods: list[str]) ->
     return "\n".join(lines)
 
 
-def markdown(results: dict, meta: dict, methods: list[str], ablations: list[str], plug: list[tuple]) -> str:
+# the rank metrics shown in results.md (success@10 is Hits@10: the target in the top 10 at some round)
+RANK_SHOWN = ("Hits@10", "BRI", "success@1", "rounds@1", "rounds@10", "mean rank", "median rank")
+
+
+def rank_table(results: dict, query_set: str, memory: str, methods: list[str]) -> str:
+    """Final-round interactive metrics per method: Hits@10, BRI (lower is better), success@1 and the mean rounds to
+    success among successes (K = 1, 10), mean and median target rank."""
+    runs = {m: _runs(results, query_set, memory, m) for m in methods}
+    runs = {m: r for m, r in runs.items() if r}
+    if not runs:
+        return ""
+    lines = ["| method | " + " | ".join(RANK_SHOWN) + " |", "|---|" + "---:|" * len(RANK_SHOWN)]
+    lines += [f"| {m} | " + " | ".join(_cell(rs, c) for c in RANK_SHOWN) + " |" for m, rs in runs.items()]
+    return "\n".join(lines)
+
+
+def comparison_pairs(methods: list[str], ablations: list[str], plug: list[tuple] = ()) -> list[tuple[str, str]]:
+    """(a, b) pairs the tables compare: ideal against static and each baseline, each ablation against ideal, and
+    each plug-and-play retriever's +IDeal against its static."""
+    pairs = [("ideal", m) for m in ("static", "chatir", "rewrite", "merlin", "ir", "sum") if m in methods]
+    pairs += [(a, "ideal") for a in ablations]
+    pairs += [(plugged, static) for _, static, plugged in plug if plugged != "ideal"]
+    return pairs
+
+
+def paired_intervals(ranks: dict, pairs: list[tuple[str, str]], n_boot: int = 2000, seed: int = 0) -> list[dict]:
+    """For every setting and pair (a, b) run on it: a − b in final-round Rsum and, when both ran rounds, BRI,
+    with the paired bootstrap 95% interval over queries. `ranks`: {setting: {method: 0-based ranks (n, R+1)}}."""
+    out = []
+    for key, per_method in ranks.items():
+        for a, b in pairs:
+            if a not in per_method or b not in per_method:
+                continue
+            ra, rb = np.asarray(per_method[a]), np.asarray(per_method[b])
+            row = {"setting": key, "a": a, "b": b}
+            row["Rsum"] = paired_bootstrap(per_query_rsum(ra[:, -1]), per_query_rsum(rb[:, -1]), n_boot, seed)
+            if ra.shape[1] > 1 and rb.shape[1] > 1:
+                row["BRI"] = paired_bootstrap(best_rank_integral(ra + 1)[:, -1], best_rank_integral(rb + 1)[:, -1],
+                                              n_boot, seed)
+            out.append(row)
+    return out
+
+
+def interval_table(intervals: list[dict], setting_key: str) -> str:
+    """a − b with its paired 95% interval, one line per comparison of one setting."""
+    rows = [r for r in intervals if r["setting"] == setting_key]
+    if not rows:
+        return ""
+    fmt = lambda v: f"{v[0]:+.1f} [{v[1]:+.1f}, {v[2]:+.1f}]" if v else "–"  # noqa: E731
+    fmt2 = lambda v: f"{v[0]:+.2f} [{v[1]:+.2f}, {v[2]:+.2f}]" if v else "–"  # noqa: E731
+    lines = ["| comparison | Rsum difference [95% CI] | BRI difference [95% CI] |", "|---|---:|---:|"]
+    lines += [f"| {r['a']} − {r['b']} | {fmt(r['Rsum'])} | {fmt2(r.get('BRI'))} |" for r in rows]
+    return "\n".join(lines)
+
+
+def markdown(results: dict, meta: dict, methods: list[str], ablations: list[str], plug: list[tuple],
+             intervals: list[dict] = ()) -> str:
     def per_setting(d) -> str:
         if not isinstance(d, dict):
             return str(d)
@@ -159,6 +217,15 @@ def markdown(results: dict, meta: dict, methods: list[str], ablations: list[str]
         table = per_round(results, "scanrefer", memory, methods + ablations)
         if table:
             parts += [f"## Rsum per round (ScanRefer-style queries, {memory} memory)", "", table, ""]
+    for memory in MEMORIES:
+        table = rank_table(results, "scanrefer", memory, methods + ablations)
+        if table:
+            parts += [f"## Rank metrics after the last round (ScanRefer-style queries, {memory} memory)", "",
+                      "Hits@10: % of queries with the target in the top 10 at some round; BRI: best-rank integral "
+                      "(PlugIR; lower is better); success@1: % with the target first at some round; rounds@K: mean "
+                      "first round with the target in the top K, among those; ranks are 1-based.", "", table, ""]
+    for key in dict.fromkeys(r["setting"] for r in intervals):
+        parts += [f"## Paired differences ({key}; bootstrap over queries, 95%)", "", interval_table(intervals, key), ""]
     if meta.get("llm"):
         parts += [f"## LLM roles ({meta.get('llm_model', 'LLM')})", "", llm_table(results, meta["llm"]), ""]
     return "\n".join(parts)
@@ -184,29 +251,31 @@ def llm_table(results: dict, llm: dict) -> str:
 
 
 def plot(results: dict, methods: list[str], path: Path, query_set: str = "scanrefer") -> None:
-    """Recall vs round: Rsum and R@1, one row of panels per memory."""
+    """Recall vs round: Rsum, R@1, Hits@10 and BRI, one row of panels per memory."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     memories = [m for m in MEMORIES if any(_runs(results, query_set, m, x) for x in methods)]
-    fig, axes = plt.subplots(len(memories), 2, figsize=(11, 4 * len(memories)), squeeze=False)
+    fig, axes = plt.subplots(len(memories), 4, figsize=(20, 4 * len(memories)), squeeze=False)
     for row, memory in zip(axes, memories):
         runs = {m: _runs(results, query_set, memory, m) for m in methods}
         runs = {m: r for m, r in runs.items() if r}
         n = max(max(int(k) for k in r[0]) for r in runs.values())
-        for ax, metric in zip(row, ("Rsum", "R@1")):
+        for ax, metric in zip(row, ("Rsum", "R@1", "Hits@10", "BRI")):
             ax.set_prop_cycle(color=plt.cm.tab20.colors)  # up to 20 distinct lines
             for m, rs in runs.items():
-                rounds = sorted(int(k) for k in rs[0])
+                rounds = [k for k in sorted(int(k) for k in rs[0]) if rs[0][str(k)].get(metric) is not None]
+                if not rounds:
+                    continue
                 ys = [np.mean([r[str(k)][metric] for r in rs]) for k in rounds]
                 if len(rounds) == 1:  # a static method: the same ranking every round
                     ax.plot(range(n + 1), ys * (n + 1), linestyle="--", label=m)
                 else:
                     ax.plot(rounds, ys, marker="o", label=m)
             ax.set_xlabel("round")
-            ax.set_ylabel(metric)
+            ax.set_ylabel(metric + (" (lower is better)" if metric == "BRI" else ""))
             ax.set_title(f"{query_set}, {memory} memory")
             ax.set_xticks(range(n + 1))
             ax.grid(alpha=0.3)
@@ -217,11 +286,11 @@ def plot(results: dict, methods: list[str], path: Path, query_set: str = "scanre
 
 
 def write_all(out: Path, results: dict, meta: dict, methods: list[str], ablations: list[str],
-              transcripts: list[dict], plug: list[tuple] = ()) -> list[Path]:
+              transcripts: list[dict], plug: list[tuple] = (), intervals: list[dict] = ()) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / "results.json", out / "results.md", out / "recall_vs_round.png"]
-    paths[0].write_text(json.dumps({**meta, "results": results}, indent=1) + "\n")
-    paths[1].write_text(markdown(results, meta, methods, ablations, list(plug)))
+    paths[0].write_text(json.dumps({**meta, "results": results, "intervals": list(intervals)}, indent=1) + "\n")
+    paths[1].write_text(markdown(results, meta, methods, ablations, list(plug), list(intervals)))
     sets = {key.split("/")[0] for key in results}
     main = "scanrefer" if "scanrefer" in sets else sorted(sets)[0]
     plot(results, methods, paths[2], main)

@@ -24,8 +24,10 @@ G, or one built here into OUT/gallery from --scannet-dir, or the embedded defaul
 Dialogs run as Ray tasks over shards (a setting x a method x a slice of the queries; a setting is a query set,
 a memory and a seed of the simulated user). Each finished shard is stored under OUT/shards/, so a killed job
 resubmitted with the same flags continues where it stopped, without losing or repeating a dialog. Writes
-OUT/results.json (per setting, method and round: R@1, R@5, R@10, Rsum), OUT/results.md (Tables 1-3 with the
-paper's numbers), OUT/recall_vs_round.png, OUT/transcripts.parquet and OUT/stats.json.
+OUT/results.json (per setting, method and round: R@1, R@5, R@10, Rsum, Hits@10, BRI, rounds to success, mean
+and median rank; paired bootstrap intervals of every comparison the tables draw), OUT/results.md (Tables 1-3
+with the paper's numbers, the rank metrics, the paired differences), OUT/recall_vs_round.png,
+OUT/transcripts.parquet and OUT/stats.json.
 """
 from __future__ import annotations
 
@@ -182,7 +184,7 @@ def main(argv=None) -> None:
 
     from ideal import build
     from ideal.dialog_eval import context, run_shard
-    from ideal.report import write_all
+    from ideal.report import comparison_pairs, paired_intervals, write_all
     from ideal.retrieval.encode import Source
     from ideal.scenes import dataset_stats, format_stats
 
@@ -233,7 +235,7 @@ def main(argv=None) -> None:
                 bar.set_postfix_str(f"{key} {m} {a}-{b}")
                 bar.update(1)
 
-    results, transcripts, llm = {}, [], {}
+    results, transcripts, llm, all_ranks = {}, [], {}, {}
     for key in specs:
         for m in dict.fromkeys(j[1] for j in jobs if j[0] == key):
             try:
@@ -243,6 +245,7 @@ def main(argv=None) -> None:
                 sys.exit(f"eval.py: {e}")
             transcripts += [{**row, "setting": key} for row in rows]
             results.setdefault(key, {})[m] = recall_per_round(ranks)
+            all_ranks.setdefault(key, {})[m] = ranks
             if stores[key].llm_counts(m):
                 llm.setdefault(key, {})[m] = stores[key].llm_counts(m)
     shown = [m for m in (TABLE_METHODS + ["static (pooled)"] + list(PLUG) if args.tables else methods)]
@@ -253,7 +256,9 @@ def main(argv=None) -> None:
         meta.update(llm=llm, llm_model=llm_label(cfg.dialog.llm), llm_engine=cfg.dialog.llm_engine)
     plug = [("object-level + IAT", "static", "ideal"), ("pooled", "static (pooled)", "ideal (pooled)"),
             ("bag-of-labels", "bag-of-labels", "ideal (bag-of-labels)")]
-    paths = write_all(out, results, meta, [m for m in shown if m not in ablations], ablations, transcripts, plug)
+    shown = [m for m in shown if m not in ablations]
+    intervals = paired_intervals(all_ranks, comparison_pairs(shown, ablations, plug))
+    paths = write_all(out, results, meta, shown, ablations, transcripts, plug, intervals)
     (out / "stats.json").write_text(json.dumps(stats, indent=1) + "\n")
     print("\n" + (out / "results.md").read_text())
     print("wrote " + ", ".join(str(p) for p in paths))

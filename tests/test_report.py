@@ -4,8 +4,12 @@ import json
 
 import pyarrow.parquet as pq
 
-from ideal.report import (PAPER_TABLE1, PAPER_TABLE3, final, markdown, per_round, setting, table1, table2, table3,
-                          write_all)
+import numpy as np
+import pytest
+
+from ideal.metrics import round_metrics
+from ideal.report import (PAPER_TABLE1, PAPER_TABLE3, comparison_pairs, final, interval_table, markdown,
+                          paired_intervals, per_round, rank_table, setting, table1, table2, table3, write_all)
 
 
 def row(r1, r5, r10):
@@ -152,7 +156,7 @@ def test_write_all(tmp_path):
     assert all(p.parent == out and p.is_file() and p.stat().st_size > 0 for p in paths)
     assert (out / "ablations_vs_round.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
-    assert json.loads((out / "results.json").read_text()) == {**META, "results": RESULTS}
+    assert json.loads((out / "results.json").read_text()) == {**META, "results": RESULTS, "intervals": []}
     assert (out / "results.md").read_text() == markdown(*args, PLUG)
     assert (out / "recall_vs_round.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert pq.read_table(out / "transcripts.parquet").to_pylist() == TRANSCRIPTS
@@ -186,3 +190,45 @@ def test_llm_roles_table_beside_the_grounded_roles():
     # a reconstruction is two conversations (object list, description): the share is of the 24 reconstructions
     assert "| scanrefer/fine/s0 | ideal-llm | 130.0 | 150.0 | summariser | 45 | 24 | 18 (75.0%) |" in md
     assert "## LLM roles" not in markdown(RESULTS, META, ["static", "ideal"], [], [])
+
+
+# ------------------------------------------------------------------------------------------------ rank metrics
+
+RANKS = {"scanrefer/fine/s0": {"static": np.array([[4], [20], [50], [0]]),
+                               "ideal": np.array([[4, 0, 0], [20, 12, 3], [50, 60, 70], [0, 0, 0]]),
+                               "ir": np.array([[4, 0, 0], [20, 12, 3], [50, 60, 70], [0, 0, 0]])}}
+
+
+def test_rank_table_and_paired_intervals_in_results_md(tmp_path):
+    results = {k: {m: round_metrics(r) for m, r in per.items()} for k, per in RANKS.items()}
+    lines = rank_table(results, "scanrefer", "fine", ["static", "ideal"]).splitlines()
+    assert lines[0] == "| method | Hits@10 | BRI | success@1 | rounds@1 | rounds@10 | mean rank | median rank |"
+    # static: one round, no BRI; query 4 is first from round 0 (rounds@1 = 0)
+    assert lines[2] == "| static | 50.0 | – | 25.0 | 0.0 | 0.0 | 19.5 | 13.0 |"  # 1-based ranks 5, 21, 51, 1
+    ideal = results["scanrefer/fine/s0"]["ideal"]["2"]
+    assert lines[3] == (f"| ideal | 75.0 | {ideal['BRI']:.1f} | 50.0 | 0.5 | 0.7 | 19.2 | 2.5 |")  # 1, 4, 71, 1
+
+    pairs = comparison_pairs(["static", "chatir", "ideal", "ir"], ["w/o Q1"],
+                             [("trained", "static", "ideal"), ("labels", "bag-of-labels", "ideal (bag-of-labels)")])
+    assert pairs == [("ideal", "static"), ("ideal", "chatir"), ("ideal", "ir"), ("w/o Q1", "ideal"),
+                     ("ideal (bag-of-labels)", "bag-of-labels")]
+    got = paired_intervals(RANKS, pairs, n_boot=500)
+    assert [(r["a"], r["b"]) for r in got] == [("ideal", "static"), ("ideal", "ir")]  # only pairs that ran
+    same = got[1]
+    assert same["Rsum"] == (0.0, 0.0, 0.0) and same["BRI"] == (0.0, 0.0, 0.0)  # identical ranks
+    d, lo, hi = got[0]["Rsum"]
+    assert d == pytest.approx(results["scanrefer/fine/s0"]["ideal"]["2"]["Rsum"] - results["scanrefer/fine/s0"]["static"]["0"]["Rsum"])
+    assert lo <= d <= hi and "BRI" not in got[0]  # static has no rounds: no BRI
+    table = interval_table(got, "scanrefer/fine/s0").splitlines()
+    assert table[2].startswith(f"| ideal − static | {d:+.1f} [{lo:+.1f}, {hi:+.1f}] | – |")
+    assert table[3] == "| ideal − ir | +0.0 [+0.0, +0.0] | +0.00 [+0.00, +0.00] |"
+
+    paths = write_all(tmp_path, results, META, ["static", "ideal", "ir"], [], [], (), got)
+    md = paths[1].read_text()
+    assert "## Rank metrics after the last round (ScanRefer-style queries, fine memory)" in md
+    assert "## Paired differences (scanrefer/fine/s0; bootstrap over queries, 95%)" in md
+    assert "\n".join(table) in md
+    saved = json.loads(paths[0].read_text())
+    assert saved["intervals"][1] == {"setting": "scanrefer/fine/s0", "a": "ideal", "b": "ir", "Rsum": [0.0, 0.0, 0.0],
+                                     "BRI": [0.0, 0.0, 0.0]}
+    assert saved["results"]["scanrefer/fine/s0"]["ideal"]["0"]["BRI"] is None
