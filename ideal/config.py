@@ -146,7 +146,9 @@ class DialogConfig:
     shell: float = 0.1  # hypersphere: features at >= (1 − shell)·R* from the centre are the boundary set
     scoring: str = "ideal"  # ideal (also rewrite) | dialog (chatir) | answers (sum) | refine (merlin) | rerank (ir)
     compose: bool = True  # a dialog's turns encoded one by one (each once) and pooled; false: joined, one text
-    noise: float = 0.0  # share of answers taken from a random other scene's memory
+    # the simulated user as unreliable as people are (shares of answers, drawn per seed, dialog and round):
+    wrong_answers: float = 0.0  # another object or colour of the scene, or an object of another scene
+    unknown_answers: float = 0.0  # "I don't know", whatever the memory holds
     min_relevance: float = 0.35  # the answerer says "I don't know" below this sentence similarity
     answer_support: int = 2  # memory sentences the answerer adds to a short answer (what came to mind)
     seed: int = 0  # the simulated user's choices (which remembered sentences it says)

@@ -5,7 +5,8 @@ answers from the memory sentences that name it; questions it cannot read (and "w
 memory sentence most relevant to the question under the text encoder; "what else is in the room" gets
 remembered sentences about other objects. Whatever the memory does not say gets "I don't know."
 `SimulatedAnswerer` gives each dialog its memory (coarse: the query's expansion; fine: the target scene's) and
-applies the `noise` knob.
+makes it as unreliable as people are: `wrong_answers` (a different object or colour of the scene, or an object
+of another scene) and `unknown_answers` ("I don't know").
 """
 from __future__ import annotations
 
@@ -259,35 +260,102 @@ class SimulatedAnswerer:
 
     memory "coarse": the expansion of the dialog's own query (`coarse_memory`); "fine": the target scene's
     fine memory, minus what the dialog already holds (a user does not repeat itself), in an order shuffled per
-    (seed, dialog, round) so seeds vary which remembered sentences come up. noise: the share of answers
-    given from a random other scene's fine memory (deterministic per dialog and round)."""
+    (seed, dialog, round) so seeds vary which remembered sentences come up.
+    unknown_answers: the share of questions answered "I don't know" whatever the memory holds. wrong_answers: the
+    share answered wrongly, each one way of three (equally likely): another object of the scene described instead
+    of the one asked about, the colours of the honest answer changed, or the answer given from a random other
+    scene's fine memory (a plausible object that is not there). Both are drawn per (seed, dialog, round)."""
 
-    def __init__(self, writer, memories: dict[str, SceneMemory], granularity: str = "fine", noise: float = 0.0,
-                 seed: int = 0):
+    WRONG_KINDS = ("object", "color", "other scene")
+
+    def __init__(self, writer, memories: dict[str, SceneMemory], granularity: str = "fine",
+                 wrong_answers: float = 0.0, unknown_answers: float = 0.0, seed: int = 0):
         if granularity not in ("coarse", "fine"):
             raise ValueError(f"memory must be 'coarse' or 'fine', got {granularity!r}")
-        if not 0.0 <= noise <= 1.0:
-            raise ValueError(f"noise must be in [0, 1], got {noise}")
+        for name, p in (("wrong_answers", wrong_answers), ("unknown_answers", unknown_answers)):
+            if not 0.0 <= p <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {p}")
+        if wrong_answers + unknown_answers > 1.0:
+            raise ValueError(f"wrong_answers + unknown_answers must be <= 1, got {wrong_answers + unknown_answers}")
         self.writer, self.memories, self.granularity = writer, memories, granularity
-        self.noise, self.seed = noise, seed
+        self.wrong_answers, self.unknown_answers, self.seed = wrong_answers, unknown_answers, seed
         self._ids = sorted(memories)
 
-    def memory_of(self, state: DialogState) -> list[str]:
-        """What the user of this dialog remembers (see the class docstring)."""
-        if self.granularity == "coarse":
+    def _rng(self, state: DialogState, stream: int = 0) -> np.random.Generator:
+        return np.random.default_rng([self.seed, zlib.crc32(state.dialog_id.encode()), len(state.turns), stream])
+
+    def memory_of(self, state: DialogState, scene: Optional[str] = None) -> list[str]:
+        """What the user of this dialog remembers (see the class docstring); `scene`: another scene's instead."""
+        if self.granularity == "coarse" and scene is None:
             return coarse_memory(state.query)
         if state.target is None:
             raise ValueError(f"dialog {state.dialog_id!r} has no target scene: a simulated user needs one")
         rng = np.random.default_rng([self.seed, zlib.crc32(state.dialog_id.encode()), len(state.turns)])
-        sid = state.target
-        if self.noise > 0 and len(self._ids) > 1 and rng.random() < self.noise:
-            others = [s for s in self._ids if s != state.target]
-            sid = others[int(rng.integers(len(others)))]
+        sid = scene or state.target
         if sid not in self.memories:
             raise KeyError(f"no memory for scene {sid!r}")
         said = " ".join([state.query, *state.answers]).lower()
         memory = [m for m in self.memories[sid].fine if m.strip().lower() not in said]
         return [memory[i] for i in rng.permutation(len(memory))]
 
+    def plan(self, state: DialogState) -> str:
+        """How this dialog's user answers this round: "honest", "unknown" or one of WRONG_KINDS."""
+        if not (self.wrong_answers or self.unknown_answers):
+            return "honest"
+        rng = self._rng(state, 1)
+        u = rng.random()
+        if u < self.unknown_answers:
+            return "unknown"
+        if u < self.unknown_answers + self.wrong_answers:
+            kinds = self.WRONG_KINDS if len(self._ids) > 1 and state.target is not None else self.WRONG_KINDS[:2]
+            return kinds[int(rng.integers(len(kinds)))]
+        return "honest"
+
     def answer(self, states: list[DialogState], questions: list[str]) -> list[str]:
-        return self.writer.answer(list(questions), [self.memory_of(st) for st in states])
+        plans = [self.plan(st) for st in states]
+        memories = [self.memory_of(st, self._other_scene(st) if p == "other scene" else None)
+                    for st, p in zip(states, plans)]
+        answers = self.writer.answer(list(questions), memories)
+        out = []
+        for st, q, p, a, memory in zip(states, questions, plans, answers, memories):
+            if p == "unknown":
+                a = DONT_KNOW
+            elif p == "color":
+                a = _recolour(a, self._rng(st, 2)) or _other_object(q, a, memory) or a
+            elif p == "object":
+                a = _other_object(q, a, memory) or a
+            out.append(a)
+        return out
+
+    def _other_scene(self, state: DialogState) -> str:
+        others = [s for s in self._ids if s != state.target]
+        return others[int(self._rng(state, 3).integers(len(others)))]
+
+
+_COLOR_RE = re.compile(r"\b(" + "|".join(sorted(COLORS, key=len, reverse=True)) + r")\b", re.IGNORECASE)
+
+
+def _recolour(answer: str, rng: np.random.Generator) -> Optional[str]:
+    """`answer` with every colour word changed to another colour; None when it names no colour."""
+    if not _COLOR_RE.search(answer):
+        return None
+
+    def swap(m: re.Match) -> str:
+        word = m.group(0)
+        choices = [c for c in COLORS if c != word.lower() and {c, word.lower()} != {"gray", "grey"}]
+        new = choices[int(rng.integers(len(choices)))]
+        return new.capitalize() if word[0].isupper() else new
+
+    return _COLOR_RE.sub(swap, answer)
+
+
+def _other_object(question: str, answer: str, memory: list[str]) -> Optional[str]:
+    """A remembered sentence about something other than what the question asks (and the honest answer says):
+    the user recalls the wrong object. None when the memory has none."""
+    parsed = parse_question(question)
+    asked = [singular(x) for x in parsed[1].split(",") if x] if parsed and parsed[1] else []
+    for m in memory:
+        if m.strip().lower() in answer.lower() or any(mentions(m, a) for a in asked):
+            continue
+        return _cap(m)
+    return None

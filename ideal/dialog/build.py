@@ -79,4 +79,4 @@ def build_answerer(cfg: DialogConfig, memories, text_encoder=None, client=None, 
     if cfg.memory not in ("coarse", "fine"):
         raise ValueError(f"dialog.memory must be 'coarse' or 'fine', got {cfg.memory!r}")
     writer = build_answer_writer(cfg, text_encoder, client, embed)
-    return SimulatedAnswerer(writer, memories, cfg.memory, cfg.noise, cfg.seed)
+    return SimulatedAnswerer(writer, memories, cfg.memory, cfg.wrong_answers, cfg.unknown_answers, cfg.seed)

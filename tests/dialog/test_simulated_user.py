@@ -1,6 +1,7 @@
 """The simulated user (SimulatedAnswerer): a coarse user remembers only its own query (no answer adds a class,
 colour or relation the query lacks); a fine user the target scene's fine memory, without repeating the dialog, in
-an order its seed varies; with noise, another scene's."""
+an order its seed varies; an unreliable user answers some questions wrongly (another object or colour, another
+scene) or not at all."""
 import functools
 import re
 
@@ -45,31 +46,44 @@ def two_scenes():
             "scene0007_00": build_memory(bedroom("scene0007_00", chairs="blue"), [])}
 
 
-def test_noise_zero_answers_from_the_target():
-    user = SimulatedAnswerer(GroundedAnswerWriter(support=0), two_scenes(), "fine", noise=0.0)
+def test_an_honest_user_answers_from_the_target():
+    user = SimulatedAnswerer(GroundedAnswerWriter(support=0), two_scenes(), "fine")
     states = [state(dialog_id=str(i)) for i in range(10)]
     assert user.answer(states, ["What colour is the chair?"] * 10) == ["The chair is brown."] * 10
     other = [state(target="scene0007_00", dialog_id=str(i)) for i in range(3)]
     assert user.answer(other, ["What colour is the chair?"] * 3) == ["The chair is blue."] * 3
 
 
-def test_noise_one_answers_from_another_scene():
-    user = SimulatedAnswerer(GroundedAnswerWriter(support=0), two_scenes(), "fine", noise=1.0)
-    states = [state(dialog_id=str(i)) for i in range(10)]
-    assert user.answer(states, ["What colour is the chair?"] * 10) == ["The chair is blue."] * 10
+def test_every_answer_wrong_is_one_of_the_three_ways():
+    user = SimulatedAnswerer(GroundedAnswerWriter(support=0), two_scenes(), "fine", wrong_answers=1.0)
+    states = [state(dialog_id=f"d{i}") for i in range(60)]
+    answers = user.answer(states, ["What colour is the chair?"] * 60)
+    plans = [user.plan(st) for st in states]
+    assert set(plans) == set(SimulatedAnswerer.WRONG_KINDS)
+    for p, a in zip(plans, answers):
+        assert a != "The chair is brown.", (p, a)
+        if p == "other scene":  # the other room's chairs are blue
+            assert a == "The chair is blue."
+        elif p == "color":  # the honest answer with another colour
+            assert re.fullmatch(r"The chair is (\w+)\.", a) and a.split()[-1][:-1] in COLORS
+        else:  # a remembered sentence about something other than the chair
+            assert not mentions(a, "chair") and a != DONT_KNOW
 
 
-def test_noise_half_is_a_mix_and_repeats_with_the_seed():
-    states = [state(dialog_id=f"d{i}") for i in range(40)]
-    qs = ["What colour is the chair?"] * 40
+def test_unknown_and_wrong_shares_repeat_with_the_seed():
+    states = [state(dialog_id=f"d{i}") for i in range(200)]
+    qs = ["What colour is the chair?"] * 200
 
-    def run(seed):
-        return SimulatedAnswerer(GroundedAnswerWriter(support=0), two_scenes(), "fine", noise=0.5, seed=seed).answer(states, qs)
+    def run(seed, **kw):
+        return SimulatedAnswerer(GroundedAnswerWriter(support=0), two_scenes(), "fine", seed=seed, **kw).answer(states, qs)
 
-    first = run(0)
-    assert first == run(0)
-    assert set(first) == {"The chair is brown.", "The chair is blue."}
-    assert 5 <= first.count("The chair is blue.") <= 35  # 40 fair coins: P(outside) < 1e-4
+    first = run(0, unknown_answers=0.3)
+    assert first == run(0, unknown_answers=0.3) and first != run(1, unknown_answers=0.3)
+    assert set(first) == {"The chair is brown.", DONT_KNOW}
+    assert 30 <= first.count(DONT_KNOW) <= 90  # 200 draws at 0.3: P(outside) < 1e-4
+    mixed = run(0, wrong_answers=0.2, unknown_answers=0.2)
+    honest = mixed.count("The chair is brown.")
+    assert 80 <= honest <= 160 and 15 <= mixed.count(DONT_KNOW) <= 65
 
 
 def test_does_not_repeat_what_the_dialog_already_holds():
@@ -89,8 +103,10 @@ def test_simulated_user_errors():
     memories = {SCENE_ID: MEMORY}
     with pytest.raises(ValueError, match="coarse"):
         SimulatedAnswerer(GroundedAnswerWriter(), memories, "medium")
-    with pytest.raises(ValueError, match="noise"):
-        SimulatedAnswerer(GroundedAnswerWriter(), memories, noise=1.5)
+    with pytest.raises(ValueError, match="wrong_answers"):
+        SimulatedAnswerer(GroundedAnswerWriter(), memories, wrong_answers=1.5)
+    with pytest.raises(ValueError, match="must be <= 1"):
+        SimulatedAnswerer(GroundedAnswerWriter(), memories, wrong_answers=0.6, unknown_answers=0.6)
     user = SimulatedAnswerer(GroundedAnswerWriter(), memories)
     with pytest.raises(ValueError, match="no target"):
         user.answer([state(target=None)], ["What kind of room is it?"])
