@@ -57,9 +57,10 @@ def _cell(runs: list[dict], col: str, at_round=None) -> str:
     vals = [v for v in vals if v is not None]
     if not vals:
         return "–" if runs else ""
+    d = 2 if col == "BRI" else 1
     if len(vals) == 1:
-        return f"{vals[0]:.1f}"
-    return f"{np.mean(vals):.1f} ± {np.std(vals):.1f}"
+        return f"{vals[0]:.{d}f}"
+    return f"{np.mean(vals):.{d}f} ± {np.std(vals):.{d}f}"
 
 
 def _paper(value, col: str) -> str:

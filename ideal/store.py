@@ -6,7 +6,7 @@
     G/memories.parquet        scene_id, position, sentence: each scene's fine memory, in order
     G/knowledge.parquet       scene_id, aspect, value: what the questioner reads off each scene's 3D data
                               (`ideal.dialog.knowledge.scene_values`)
-    G/summaries.parquet       scene_id, position, sentence: each scene's `room_summary`, in order
+    G/summaries.parquet       scene_id, position, sentence: each scene's `scene_summary`, in order
     G/encodings/NAME/embeddings.parquet   one row per scene (`ideal.retrieval.embeddings`), scene-id order
     G/encodings/NAME/index.faiss          `SceneIndex` over them (flat, or IVF for large galleries)
     G/encodings/NAME/knn.parquet          scene_id, mean_knn_distance: the router's density ρ, for `density_k`

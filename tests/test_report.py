@@ -206,7 +206,7 @@ def test_rank_table_and_paired_intervals_in_results_md(tmp_path):
     # static: one round, no BRI; query 4 is first from round 0 (rounds@1 = 0)
     assert lines[2] == "| static | 50.0 | – | 25.0 | 0.0 | 0.0 | 19.5 | 13.0 |"  # 1-based ranks 5, 21, 51, 1
     ideal = results["scanrefer/fine/s0"]["ideal"]["2"]
-    assert lines[3] == (f"| ideal | 75.0 | {ideal['BRI']:.1f} | 50.0 | 0.5 | 0.7 | 19.2 | 2.5 |")  # 1, 4, 71, 1
+    assert lines[3] == (f"| ideal | 75.0 | {ideal['BRI']:.2f} | 50.0 | 0.5 | 0.7 | 19.2 | 2.5 |")  # 1, 4, 71, 1
 
     pairs = comparison_pairs(["static", "chatir", "ideal", "ir"], ["w/o Q1"],
                              [("trained", "static", "ideal"), ("labels", "bag-of-labels", "ideal (bag-of-labels)")])

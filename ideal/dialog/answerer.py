@@ -12,26 +12,23 @@ from __future__ import annotations
 
 import re
 import zlib
-from collections import Counter
 from typing import Callable, Optional
 
 import numpy as np
 
-from ..scenes.memory import article, coarse_memory, plural
-from ..scenes.rooms import ROOM_WORDS
+from ..scenes.memory import coarse_memory
 from ..scenes.types import SceneMemory
-from .aspects import COLORS, _label_regex, mentions, parse_question, singular
+from ..scenes.words import article, plural
+from .aspects import COLORS, mentions, parse_question, singular
+from .reading import colors_of, places_of, room_named
 from .types import DONT_KNOW, DialogState
 
-_ROOMS = sorted(set(ROOM_WORDS.values()), key=len, reverse=True)
-_ROOM_RE = re.compile(r"\bthis is (?:a |an )?(?P<room>[a-z ]+?)\s*[.,]")
 _COUNT_RE = re.compile(r"\bthere (?:is|are) (?P<n>one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|\d+|an?) "
                        r"(?P<noun>[a-z ]+?) in the room\b")
 _RELATION_WORDS = re.compile(r"\b(next to|near|beside|between|left|right|on top|under|close|in front|behind|facing|by the)\b")
 # memory.py writes facts as "There is/are ..." and "This is a <room>."; a supporting sentence should be
 # something else the user remembers (a description), since the short answer already states the fact.
 _FACT_SENTENCE = re.compile(r"^(?:there (?:is|are) |this is |it has |yes, |the room has )")
-_PLACE_WORDS = ("on the ", "on a ", "in a corner", "against a wall", "near a window", "near the door")
 
 
 def _cap(s: str) -> str:
@@ -49,18 +46,13 @@ def _resolve_label(phrase: str, memory: list[str]) -> str:
     return singular(phrase)
 
 
-# ScanNet scene types beyond ROOM_WORDS ("This is an apartment."): a room is named by one of these words.
-_ROOM_NOUNS = {"room", "apartment", "lobby", "hallway", "storage", "closet", "office", "kitchen", "bathroom",
-               "bedroom", "library", "classroom", "gym", "stairs", "garage", "lounge", "studio", "hall"}
-
-
 def answer_room(memory: list[str]) -> str:
     """From a sentence that says what the room is ("This is a bedroom."); object names never count
     ("an office chair" says nothing about the room)."""
     for s in memory:
-        m = _ROOM_RE.search(s.lower())
-        if m and (m.group("room") in _ROOMS or m.group("room").split()[-1] in _ROOM_NOUNS):
-            return f"It is {article(m.group('room'))}."
+        room = room_named(s)
+        if room:
+            return f"It is {article(room)}."
     return DONT_KNOW
 
 
@@ -102,22 +94,6 @@ def answer_count(label: str, memory: list[str]) -> str:
     return f"There are {n} {noun} in the room."
 
 
-def colors_of(label: str, memory: list[str]) -> list[str]:
-    """Colours the memory gives `label`, most often said first ("a brown wooden chair", "the chair is brown")."""
-    forms = _label_regex(label).pattern
-    cols = "|".join(COLORS)
-    before = re.compile(rf"\b({cols})\s+(?:[a-z]+\s+)?{forms}")
-    after = re.compile(rf"{forms}\s+(?:is|are|looks)\s+(?:[a-z]+\s+)?({cols})\b")
-    counts: Counter = Counter()
-    for s in memory:
-        low = s.lower()
-        for m in before.finditer(low):
-            counts[m.group(1)] += 1
-        for m in after.finditer(low):
-            counts[m.group(1)] += 1
-    return [("gray" if c == "grey" else c) for c, _ in counts.most_common()]
-
-
 def answer_color(label: str, memory: list[str]) -> str:
     cols = list(dict.fromkeys(colors_of(label, memory)))
     if not cols:
@@ -126,19 +102,6 @@ def answer_color(label: str, memory: list[str]) -> str:
         return f"The {label} is {cols[0]}."
     shown = cols[:3]
     return f"The {plural(label)} are {', '.join(shown[:-1])} and {shown[-1]}."
-
-
-def places_of(label: str, memory: list[str]) -> list[str]:
-    """Where the memory puts `label`: 'near a window', 'on the desk', 'against a wall' ..."""
-    forms = _label_regex(label).pattern
-    pat = re.compile(rf"{forms}\s+(?:is\s+|are\s+)?((?:on|in|against|near)\b[^.]*)")
-    out = []
-    for s in memory:
-        for m in pat.finditer(s.lower()):
-            place = m.group(1).strip()
-            if place.startswith(_PLACE_WORDS) and not place.startswith("in the room") and place not in out:
-                out.append(place)
-    return out
 
 
 def answer_place(label: str, memory: list[str]) -> str:
@@ -255,6 +218,61 @@ class GroundedAnswerWriter:
         return _cap(best) if best is not None and best_score >= 0.5 else DONT_KNOW
 
 
+# ------------------------------------------------------------------------------------------------ the user's words
+
+# How the simulated user may put a phrase its memory or the writer words one way: each occurrence is said one of
+# these ways (the first is the memory's own). Nothing outside the answerer reads this table.
+_SAY = [
+    ("next to", ("next to", "beside", "right by")),
+    ("near", ("near", "close to", "not far from")),
+    ("against a wall", ("against a wall", "up against the wall", "by the wall")),
+    ("in a corner", ("in a corner", "in the corner", "tucked into a corner")),
+    ("gray", ("gray", "grey")),
+]
+_SAY_RE = re.compile(r"\b(" + "|".join(re.escape(k) for k, _ in sorted(_SAY, key=lambda kv: -len(kv[0]))) + r")\b")
+_SAY_MAP = dict(_SAY)
+# whole-answer templates: (pattern over the writer's sentence, ways to say it)
+_TEMPLATES = [
+    (re.compile(r"^The (?P<x>[a-z ]+) is (?P<c>[a-z]+)\.$"),
+     ("The {x} is {c}.", "The {x} looks {c}.", "It is {ac} {x}.", "I think the {x} is {c}.")),
+    (re.compile(r"^It is (?:a|an) (?P<r>[a-z ]+)\.$"),
+     ("It is {ar}.", "It's {ar}.", "The room is {ar}.", "Looks like {ar}.")),
+    (re.compile(r"^There is (?P<a>a|an) "), ("There is {a} ", "I remember {a} ", "I saw {a} ")),
+    (re.compile(r"^Yes, there is "), ("Yes, there is ", "Yes, I saw ", "Yes, I remember ")),
+]
+UNKNOWN_SAYINGS = (DONT_KNOW, "I'm not sure.", "I do not remember.")
+# the other way: every saying back to the memory's words (to tell what the dialog already holds)
+_CANON = sorted(((v, k) for k, vs in _SAY for v in vs if v != k), key=lambda kv: -len(kv[0]))
+_CANON_RE = re.compile(r"\b(" + "|".join(re.escape(v) for v, _ in _CANON) + r")\b")
+_CANON_MAP = dict(_CANON)
+_OPENERS = re.compile(r"\b(?:i remember|i saw)\b")
+
+
+def reword(answer: str, rng: np.random.Generator) -> str:
+    """The simulated user's way of saying `answer` (the writer's words): each sentence through one of its
+    templates, each listed phrase one of its synonyms, chosen by `rng`; "I don't know" one of UNKNOWN_SAYINGS."""
+    if answer == DONT_KNOW:
+        return UNKNOWN_SAYINGS[int(rng.integers(len(UNKNOWN_SAYINGS)))]
+    out = []
+    for sent in re.split(r"(?<=[.!?])\s+", answer.strip()):
+        for pat, ways in _TEMPLATES:
+            m = pat.search(sent)
+            if m:
+                g = m.groupdict()
+                fill = {**g, "ac": article(g["c"]) if "c" in g else "", "ar": article(g["r"]) if "r" in g else ""}
+                sent = ways[int(rng.integers(len(ways)))].format(**fill) + sent[m.end():]
+                break
+        sent = _SAY_RE.sub(lambda m: _SAY_MAP[m.group(1)][int(rng.integers(len(_SAY_MAP[m.group(1)])))], sent)
+        out.append(sent[:1].upper() + sent[1:])
+    return " ".join(out)
+
+
+def canonical(text: str) -> str:
+    """`text` lower-cased with the user's sayings mapped back to the memory's words (see `reword`)."""
+    low = _CANON_RE.sub(lambda m: _CANON_MAP[m.group(1)], " ".join(text.lower().split()))
+    return _OPENERS.sub("there is", low)
+
+
 class SimulatedAnswerer:
     """The user in an evaluation: answers each dialog's question from that dialog's memory.
 
@@ -264,12 +282,14 @@ class SimulatedAnswerer:
     unknown_answers: the share of questions answered "I don't know" whatever the memory holds. wrong_answers: the
     share answered wrongly, each one way of three (equally likely): another object of the scene described instead
     of the one asked about, the colours of the honest answer changed, or the answer given from a random other
-    scene's fine memory (a plausible object that is not there). Both are drawn per (seed, dialog, round)."""
+    scene's fine memory (a plausible object that is not there). Both are drawn per (seed, dialog, round).
+    varied: the user says each answer in its own words (`reword`: templates and synonyms drawn per seed, dialog
+    and round), so no reader can rely on the writer's exact wording; False keeps the writer's words (tests)."""
 
     WRONG_KINDS = ("object", "color", "other scene")
 
     def __init__(self, writer, memories: dict[str, SceneMemory], granularity: str = "fine",
-                 wrong_answers: float = 0.0, unknown_answers: float = 0.0, seed: int = 0):
+                 wrong_answers: float = 0.0, unknown_answers: float = 0.0, seed: int = 0, varied: bool = True):
         if granularity not in ("coarse", "fine"):
             raise ValueError(f"memory must be 'coarse' or 'fine', got {granularity!r}")
         for name, p in (("wrong_answers", wrong_answers), ("unknown_answers", unknown_answers)):
@@ -279,6 +299,7 @@ class SimulatedAnswerer:
             raise ValueError(f"wrong_answers + unknown_answers must be <= 1, got {wrong_answers + unknown_answers}")
         self.writer, self.memories, self.granularity = writer, memories, granularity
         self.wrong_answers, self.unknown_answers, self.seed = wrong_answers, unknown_answers, seed
+        self.varied = varied
         self._ids = sorted(memories)
 
     def _rng(self, state: DialogState, stream: int = 0) -> np.random.Generator:
@@ -294,8 +315,8 @@ class SimulatedAnswerer:
         sid = scene or state.target
         if sid not in self.memories:
             raise KeyError(f"no memory for scene {sid!r}")
-        said = " ".join([state.query, *state.answers]).lower()
-        memory = [m for m in self.memories[sid].fine if m.strip().lower() not in said]
+        said = canonical(" ".join([state.query, *state.answers]))
+        memory = [m for m in self.memories[sid].fine if canonical(m.strip()) not in said]
         return [memory[i] for i in rng.permutation(len(memory))]
 
     def plan(self, state: DialogState) -> str:
@@ -324,7 +345,7 @@ class SimulatedAnswerer:
                 a = _recolour(a, self._rng(st, 2)) or _other_object(q, a, memory) or a
             elif p == "object":
                 a = _other_object(q, a, memory) or a
-            out.append(a)
+            out.append(reword(a, self._rng(st, 4)) if self.varied else a)
         return out
 
     def _other_scene(self, state: DialogState) -> str:

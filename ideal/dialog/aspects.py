@@ -10,7 +10,7 @@ import re
 from typing import Optional
 
 from ..scenes.colors import PALETTE
-from ..scenes.memory import article, plural
+from ..scenes.words import article, join_words as _join, plural
 
 KINDS = ("room", "has", "count", "color", "place", "near", "detail", "explore")
 # Q1 (detail probe) asks these of objects the dialog already names (then an open "detail" request); Q2
@@ -64,10 +64,6 @@ _PATTERNS = [
     ("place", re.compile(r"^where (?:is|are) (?:the )?(?P<label>[a-z][a-z ]*?)(?: in the room| located)?\s*\?")),
     ("near", re.compile(r"^what (?:is|are|else is) (?:next to|near|beside|close to|by) (?:the )?(?P<label>[a-z][a-z ]*?)\s*\?")),
 ]
-
-
-def _join(items: list[str]) -> str:
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 def singular(phrase: str) -> str:

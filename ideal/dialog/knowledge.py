@@ -5,7 +5,8 @@ For each scene and each aspect ("has:chair", "color:chair", "place:chair", "near
 "room") the table holds an id of the scene's *geometric* value (equal ids = equal values): whether the class
 is present, the set of its colour names, the set of its placements, the set of its neighbours' labels. The
 grounded questioner asks what best splits its candidate scenes under this table; how a user will word the
-answer is not modelled.
+answer is not modelled. The geometry is read here with the scene library's predicates (`ideal.scenes.relations`),
+never with the simulated user's memory writer (`ideal.scenes.memory`), whose words and choices stay its own.
 """
 from __future__ import annotations
 
@@ -13,12 +14,64 @@ from collections import Counter
 
 import numpy as np
 
-from ..scenes.memory import _OPENINGS, neighbours_of, object_places, room_summary
+from ..scenes import relations as rel
+from ..scenes.colors import color_name
 from ..scenes.types import Scene
+from ..scenes.words import OPENINGS as _OPENINGS, article, count_phrase, join_words, room_word
 from .aspects import aspect_key, split_aspect
 
 KINDS = ("room", "has", "count", "color", "place", "near")
 ABSENT = "-"
+
+
+def placements(scene: Scene) -> list[tuple]:
+    """(object, colour name, {placements}) of every furniture object but windows and doors. A placement is a token:
+    "on:<label>" (resting on another object), "corner", "wall" (standing against one), "wall-mounted",
+    "window" / "door" (near one)."""
+    objs = scene.furniture()
+    bounds = rel.room_bounds(scene)
+    openings = [o for o in objs if o.label in _OPENINGS]
+    out = []
+    for o in objs:
+        if o.label in _OPENINGS:
+            continue
+        where = set()
+        support = next((s for s in objs if s is not o and rel.is_on(o, s)), None)
+        on_floor = o.bbox_min[2] < 0.05
+        if support is not None:
+            where.add(f"on:{support.label}")
+        elif on_floor and rel.is_in_corner(o, bounds):
+            where.add("corner")
+        elif on_floor and rel.is_against_wall(o, bounds):
+            where.add("wall")
+        elif o.bbox_min[2] > 0.5 and rel.is_against_wall(o, bounds):
+            where.add("wall-mounted")
+        where |= {w.label for w in openings if rel.is_near(o, w)}
+        out.append((o, color_name(o.color_rgb), where))
+    return out
+
+
+def neighbours(scene: Scene, label: str) -> list[str]:
+    """Sorted labels of the objects standing next to any object called `label` (windows and doors aside)."""
+    objs = [o for o in scene.furniture() if o.label not in _OPENINGS]
+    return sorted({b.label for a in objs if a.label == label for b in objs
+                   if b is not a and b.label != label and rel.is_next_to(a, b)})
+
+
+def scene_summary(scene: Scene, max_items: int = 4) -> list[str]:
+    """What the system shows of a candidate scene (e.g. to an LLM questioner): its room type, its most frequent
+    furniture, its windows and doors."""
+    counts = Counter(o.label for o in scene.furniture() if o.label not in _OPENINGS)
+    out = [f"This is {article(room_word(scene.scene_type))}."]
+    if counts:
+        top = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:max_items]
+        out.append(f"It has {join_words([count_phrase(n, label) for label, n in top])}.")
+    openings = Counter(o.label for o in scene.furniture() if o.label in _OPENINGS)
+    if openings:
+        items = sorted(openings.items())
+        out.append(f"There {'is' if items[0][1] == 1 else 'are'} "
+                   f"{join_words([count_phrase(n, lab) for lab, n in items])}.")
+    return out
 
 
 def scene_values(scene: Scene) -> dict[str, str]:
@@ -26,7 +79,7 @@ def scene_values(scene: Scene) -> dict[str, str]:
     counts = Counter(o.label for o in scene.furniture())
     colours: dict[str, set] = {}
     places: dict[str, set] = {}
-    for o, colour, where in object_places(scene):
+    for o, colour, where in placements(scene):
         colours.setdefault(o.label, set()).add(colour)
         places.setdefault(o.label, set()).update(where)
     out = {"room": scene.scene_type}
@@ -37,7 +90,7 @@ def scene_values(scene: Scene) -> dict[str, str]:
             continue
         out[aspect_key("color", label)] = ",".join(sorted(colours.get(label, ())))
         out[aspect_key("place", label)] = ",".join(sorted(places.get(label, ())))
-        out[aspect_key("near", label)] = ",".join(neighbours_of(scene, label))
+        out[aspect_key("near", label)] = ",".join(neighbours(scene, label))
     return out
 
 
@@ -54,7 +107,7 @@ class SceneKnowledge:
     @classmethod
     def from_values(cls, ids: list[str], values: list[dict[str, str]], summaries: list[tuple[str, ...]]
                     ) -> "SceneKnowledge":
-        """values[i]: scene ids[i]'s `scene_values`; summaries[i]: its `room_summary` sentences."""
+        """values[i]: scene ids[i]'s `scene_values`; summaries[i]: its `scene_summary` sentences."""
         out = cls.__new__(cls)
         out._build(list(ids), values, summaries)
         return out
@@ -85,9 +138,9 @@ class SceneKnowledge:
 
 
 def scene_knowledge(scenes: list[Scene]) -> tuple[list[str], list[dict[str, str]], list[tuple[str, ...]]]:
-    """(scene ids, each scene's `scene_values`, each scene's `room_summary`): what SceneKnowledge is built of."""
+    """(scene ids, each scene's `scene_values`, each scene's `scene_summary`): what SceneKnowledge is built of."""
     return ([s.scene_id for s in scenes], [scene_values(s) for s in scenes],
-            [tuple(room_summary(s)) for s in scenes])
+            [tuple(scene_summary(s)) for s in scenes])
 
 
 def labels_of(scenes: list[Scene]) -> list[str]:

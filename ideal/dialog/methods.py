@@ -37,6 +37,8 @@ ABLATIONS: dict[str, dict] = {
     "w/o p2": {"lambda2": 0.0},
     "w/o p3": {"lambda3": 0.0},
     "w/o CoT": {"cot": False},  # the reconstruction s written in one step
+    # the paper's questioner: the dialog and the question type only, none of the candidates' 3D data
+    "w/o candidates": {"k": 0},
     # IAT ablations: `ideal` on another retriever checkpoint (see ideal.dialog_eval.IAT_WEIGHTS)
     "w/o IAT": {},
     "w/o L_dis": {},

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .answerer import colors_of, places_of
 from .aspects import DETAIL_KINDS, _label_regex, aspect_key, labels_in, parse_question, question_text, singular
 from .knowledge import SceneKnowledge, answer_entropy
+from .reading import colors_of, places_of
 from .types import Q1, Q2, Candidate, DialogState, Question
 
 _SETTLED = {"color": lambda lab, said: bool(colors_of(lab, said)),

@@ -11,19 +11,12 @@ system knows from the gallery's 3D data.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
-from ..scenes.memory import article
-from .answerer import answer_room, colors_of, places_of
+from ..scenes.words import article, join_words
 from .aspects import _label_regex, labels_in, mentions
-from .types import DONT_KNOW, DialogState, is_unknown
-
-_RELATION = re.compile(r"\b(next to|near|beside|between|close to|by the|on top of|under|in front of|behind|facing)\b")
-
-
-def sentences(text: str) -> list[str]:
-    return [s.strip() for s in re.split(r"(?<=[.!?])\s+", text.strip()) if s.strip()]
+from .reading import RELATION, colors_of, places_of, room_named, sentences
+from .types import DialogState, is_unknown
 
 
 @dataclass
@@ -44,18 +37,13 @@ def responses(st: DialogState) -> list[str]:
 def extract_objects(texts: list[str], vocabulary) -> tuple[str, list[ObjectNote]]:
     """Step 1: (room type or "", the objects named in `texts` in order of first mention, with attributes)."""
     said = [s for t in texts for s in sentences(t)]
-    room = ""
-    for s in said:  # "This is a bedroom." (memory) or "It is a bedroom." (the answerer's reply)
-        m = re.match(r"^(?:this|it) is (?:a |an )?(?P<room>[a-z ]+?)\.?$", s.strip().lower())
-        if m and answer_room([f"This is a {m.group('room')}."]) != DONT_KNOW:
-            room = m.group("room")
-            break
+    room = next((r for r in map(room_named, said) if r), "")  # "This is a bedroom.", "It's a kitchen." ...
     text = " ".join(said).lower()
     notes = []
     for label in labels_in(text, vocabulary):
         near = []
         for s in said:
-            if mentions(s, label) and _RELATION.search(s.lower()):
+            if mentions(s, label) and RELATION.search(s.lower()):
                 near += [x for x in labels_in(s, vocabulary) if x != label and x not in near]
         notes.append(ObjectNote(label, colors_of(label, said)[:2], places_of(label, said)[:2], near[:3]))
     # labels_in orders by length; the reconstruction follows the dialog (the query's target first)
@@ -63,16 +51,12 @@ def extract_objects(texts: list[str], vocabulary) -> tuple[str, list[ObjectNote]
     return room, sorted(notes, key=lambda n: first[n.label])
 
 
-def _join(items: list[str]) -> str:
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
-
-
 def reconstruct(room: str, notes: list[ObjectNote]) -> str:
     """Step 2: "The room is a bedroom. There is a brown chair near a window, next to the desk. ..."."""
     parts = [f"The room is {article(room)}."] if room else []
     for n in notes:
         what = f"{n.colors[0]} {n.label}" if n.colors else n.label
-        extra = n.places + ([f"next to {_join([f'the {x}' for x in n.near])}"] if n.near else [])
+        extra = n.places + ([f"next to {join_words([f'the {x}' for x in n.near])}"] if n.near else [])
         parts.append(f"There is {article(what)}" + (" " + ", ".join(extra) if extra else "") + ".")
     return " ".join(parts)
 

@@ -114,7 +114,8 @@ class Summariser(Protocol):
 
 def is_unknown(answer: str) -> bool:
     a = answer.strip().lower()
-    return not a or a.startswith(("i don't know", "i do not know", "not sure", "unknown"))
+    return not a or a.startswith(("i don't know", "i do not know", "not sure", "unknown", "i'm not sure",
+                                  "i am not sure", "i do not remember", "i don't remember"))
 
 
 __all__ = ["AnswerWriter", "Answerer", "Candidate", "DONT_KNOW", "DialogState", "Q1", "Q2", "Question", "Questioner", "Summariser",

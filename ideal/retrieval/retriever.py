@@ -14,7 +14,7 @@ import torch
 
 from ..config import Config
 from ..encoders.scene import LabelBank, collate_scenes, scene_objects
-from ..scenes.memory import count_phrase
+from ..scenes.words import count_phrase
 from ..scenes.types import STRUCTURE_LABELS, Scene
 from .objects import ObjectVectors
 

@@ -5,8 +5,8 @@
 - fine: fine-grained descriptions of the whole scene: every description of it, then facts read off the
   geometry (counts, colours, placement, neighbours). It leaks information beyond the query (the paper's †).
 
-Built from a Scene, its descriptions and the query only, so real and synthetic data get the same memory.
-`room_summary` is not a memory: it is what the system itself reads off a scene's 3D data.
+Built from a Scene, its descriptions and the query only, so real and synthetic data get the same memory. This is
+the simulated user's side: no module of the questioner, the reconstruction or the retriever imports it.
 """
 from __future__ import annotations
 
@@ -15,38 +15,11 @@ from collections import Counter
 
 from . import relations as rel
 from .colors import color_name
-from .rooms import ROOM_WORDS
 from .types import Description, Scene, SceneMemory
+from .words import OPENINGS, article, count_phrase, join_words, plural, room_word  # noqa: F401  (re-exported)
 
-_NUMBERS = ["no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve"]
-_OPENINGS = ("window", "door")
-
-
-def room_word(scene_type: str) -> str:
-    """'Bedroom / Hotel' -> 'bedroom'; unknown types are lower-cased up to the first '/'."""
-    return ROOM_WORDS.get(scene_type) or (scene_type.split("/")[0].strip().lower() or "room")
-
-
-def article(noun: str) -> str:
-    return f"{'an' if noun[:1] in tuple('aeiou') else 'a'} {noun}"
-
-
-def plural(noun: str) -> str:
-    if noun.endswith(("s", "x", "ch", "sh")):
-        return noun + "es" if not noun.endswith("s") else noun
-    if noun.endswith("y") and noun[-2:-1] not in tuple("aeiou"):
-        return noun[:-1] + "ies"
-    return noun + "s"
-
-
-def count_phrase(n: int, noun: str) -> str:
-    if n == 1:
-        return article(noun)
-    return f"{_NUMBERS[n] if n < len(_NUMBERS) else n} {plural(noun)}"
-
-
-def _join(items: list[str]) -> str:
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+_OPENINGS = OPENINGS
+_join = join_words
 
 
 _CLAUSE_SPLIT = re.compile(r"[,;]\s*(?:and\s+)?|\s+and\s+(?=(?:it|its|the|there|this|a|an)\b)|\s+(?:which|that|where)\s+(?=is|are|has|sits|stands)")
@@ -75,20 +48,6 @@ _VERBS = {"is", "are", "has", "sits", "stands"}
 def _sentence(text: str) -> str:
     text = text.strip()
     return text[:1].upper() + text[1:] + "."
-
-
-def room_summary(scene: Scene, max_items: int = 4) -> list[str]:
-    """Room type, the most frequent furniture, windows and doors: what the system reads off the 3D data."""
-    counts = Counter(o.label for o in scene.furniture() if o.label not in _OPENINGS)
-    out = [f"This is {article(room_word(scene.scene_type))}."]
-    if counts:
-        top = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:max_items]
-        out.append(f"It has {_join([count_phrase(n, label) for label, n in top])}.")
-    openings = Counter(o.label for o in scene.furniture() if o.label in _OPENINGS)
-    if openings:
-        items = sorted(openings.items())
-        out.append(f"There {'is' if items[0][1] == 1 else 'are'} {_join([count_phrase(n, l) for l, n in items])}.")
-    return out
 
 
 def object_places(scene: Scene) -> list[tuple]:

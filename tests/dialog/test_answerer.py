@@ -3,7 +3,8 @@ import pytest
 
 from ideal.dialog.answerer import GroundedAnswerWriter
 from ideal.dialog.types import DONT_KNOW
-from ideal.scenes.memory import build_memory, coarse_memory, room_summary
+from ideal.dialog.knowledge import scene_summary as room_summary
+from ideal.scenes.memory import build_memory, coarse_memory
 from ideal.scenes.types import Scene
 
 from .bedroom import FINE, bedroom

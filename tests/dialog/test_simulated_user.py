@@ -47,7 +47,7 @@ def two_scenes():
 
 
 def test_an_honest_user_answers_from_the_target():
-    user = SimulatedAnswerer(GroundedAnswerWriter(support=0), two_scenes(), "fine")
+    user = SimulatedAnswerer(GroundedAnswerWriter(support=0), two_scenes(), "fine", varied=False)
     states = [state(dialog_id=str(i)) for i in range(10)]
     assert user.answer(states, ["What colour is the chair?"] * 10) == ["The chair is brown."] * 10
     other = [state(target="scene0007_00", dialog_id=str(i)) for i in range(3)]
@@ -55,7 +55,7 @@ def test_an_honest_user_answers_from_the_target():
 
 
 def test_every_answer_wrong_is_one_of_the_three_ways():
-    user = SimulatedAnswerer(GroundedAnswerWriter(support=0), two_scenes(), "fine", wrong_answers=1.0)
+    user = SimulatedAnswerer(GroundedAnswerWriter(support=0), two_scenes(), "fine", wrong_answers=1.0, varied=False)
     states = [state(dialog_id=f"d{i}") for i in range(60)]
     answers = user.answer(states, ["What colour is the chair?"] * 60)
     plans = [user.plan(st) for st in states]
@@ -75,7 +75,7 @@ def test_unknown_and_wrong_shares_repeat_with_the_seed():
     qs = ["What colour is the chair?"] * 200
 
     def run(seed, **kw):
-        return SimulatedAnswerer(GroundedAnswerWriter(support=0), two_scenes(), "fine", seed=seed, **kw).answer(states, qs)
+        return SimulatedAnswerer(GroundedAnswerWriter(support=0), two_scenes(), "fine", seed=seed, **kw, varied=False).answer(states, qs)
 
     first = run(0, unknown_answers=0.3)
     assert first == run(0, unknown_answers=0.3) and first != run(1, unknown_answers=0.3)
@@ -87,7 +87,7 @@ def test_unknown_and_wrong_shares_repeat_with_the_seed():
 
 
 def test_does_not_repeat_what_the_dialog_already_holds():
-    user = SimulatedAnswerer(GroundedAnswerWriter(), {SCENE_ID: MEMORY}, "fine")
+    user = SimulatedAnswerer(GroundedAnswerWriter(), {SCENE_ID: MEMORY}, "fine", varied=False)
     q = "What is next to the desk?"
     (first,) = user.answer([state()], [q])
     assert first != DONT_KNOW
@@ -107,13 +107,13 @@ def test_simulated_user_errors():
         SimulatedAnswerer(GroundedAnswerWriter(), memories, wrong_answers=1.5)
     with pytest.raises(ValueError, match="must be <= 1"):
         SimulatedAnswerer(GroundedAnswerWriter(), memories, wrong_answers=0.6, unknown_answers=0.6)
-    user = SimulatedAnswerer(GroundedAnswerWriter(), memories)
+    user = SimulatedAnswerer(GroundedAnswerWriter(), memories, varied=False)
     with pytest.raises(ValueError, match="no target"):
         user.answer([state(target=None)], ["What kind of room is it?"])
     with pytest.raises(KeyError, match="scene9999_00"):
         user.memory_of(state(target="scene9999_00"))
     # a coarse user needs no target: it remembers its query
-    coarse = SimulatedAnswerer(GroundedAnswerWriter(), memories, "coarse")
+    coarse = SimulatedAnswerer(GroundedAnswerWriter(), memories, "coarse", varied=False)
     assert coarse.memory_of(state(query="the brown chair. it is by the desk", target=None)) == \
         ["The brown chair.", "It is by the desk."]
 
@@ -123,16 +123,16 @@ def test_coarse_memory_is_what_the_coarse_user_knows():
     memories = {SCENE_ID: SceneMemory(SCENE_ID, ["This is a bedroom.", "The chair is blue."])}
     st = state(query="This is a kitchen. The brown chair is by the table.")
     q = ["What kind of room is it?", "What colour is the chair?", "Is there a table in the room?"]
-    coarse = SimulatedAnswerer(GroundedAnswerWriter(support=0), memories, "coarse")
+    coarse = SimulatedAnswerer(GroundedAnswerWriter(support=0), memories, "coarse", varied=False)
     assert coarse.memory_of(st) == coarse_memory(st.query) == ["This is a kitchen.", "The brown chair is by the table."]
     assert coarse.answer([st] * 3, q) == ["It is a kitchen.", "The chair is brown.", "Yes, there is a table."]
-    fine = SimulatedAnswerer(GroundedAnswerWriter(support=0), memories, "fine")
+    fine = SimulatedAnswerer(GroundedAnswerWriter(support=0), memories, "fine", varied=False)
     assert fine.answer([st] * 3, q) == ["It is a bedroom.", "The chair is blue.", DONT_KNOW]
 
 
 def test_coarse_user_knows_nothing_beyond_its_query():
     st = state(query="the brown chair in the corner.")
-    user = SimulatedAnswerer(GroundedAnswerWriter(), {SCENE_ID: MEMORY}, "coarse")
+    user = SimulatedAnswerer(GroundedAnswerWriter(), {SCENE_ID: MEMORY}, "coarse", varied=False)
     # the target's fine memory knows all of these; the query does not
     qs = ["What kind of room is it?", "Is there a lamp in the room?", "How many chairs are there in the room?",
           "What colour is the desk?", "Where is the lamp in the room?", "What is next to the desk?"]
@@ -144,7 +144,7 @@ def test_coarse_user_knows_nothing_beyond_its_query():
 # ------------------------------------------------------------------------------------------------ fine memory
 
 def test_fine_user_remembers_the_target_fine_memory_minus_the_dialog():
-    user = SimulatedAnswerer(GroundedAnswerWriter(), {SCENE_ID: MEMORY}, "fine")
+    user = SimulatedAnswerer(GroundedAnswerWriter(), {SCENE_ID: MEMORY}, "fine", varied=False)
     assert sorted(user.memory_of(state(query="a room"))) == sorted(FINE)
     said = "There is a yellow lamp on the bed."
     assert said in FINE
@@ -160,7 +160,7 @@ def sentences(answer):
 
 
 def test_fine_answers_come_from_the_target_and_never_repeat_the_dialog():
-    user = SimulatedAnswerer(GroundedAnswerWriter(support=1), two_scenes(), "fine", seed=1)
+    user = SimulatedAnswerer(GroundedAnswerWriter(support=1), two_scenes(), "fine", seed=1, varied=False)
     low = {m.lower() for m in two_scenes()[SCENE_ID].fine}
     st, said = state(query="a room"), []
     for _ in range(30):
@@ -180,7 +180,7 @@ def test_seeds_change_what_is_remembered_first():
     states = [state(query="a room", dialog_id=f"d{i}") for i in range(5)]
 
     def run(seed):
-        return SimulatedAnswerer(GroundedAnswerWriter(support=1), {SCENE_ID: MEMORY}, "fine", seed=seed).answer(
+        return SimulatedAnswerer(GroundedAnswerWriter(support=1), {SCENE_ID: MEMORY}, "fine", seed=seed, varied=False).answer(
             states, [WHAT_ELSE] * len(states))
 
     by_seed = {seed: run(seed) for seed in range(6)}
@@ -190,7 +190,7 @@ def test_seeds_change_what_is_remembered_first():
     assert all(s.lower() in low for answers in by_seed.values() for a in answers for s in sentences(a))
     # the same seed, the same dialog, a later round: the order is drawn again
     later = [st.with_(turns=(Turn("What kind of room is it?", "It is a bedroom."),), round=1) for st in states]
-    user = SimulatedAnswerer(GroundedAnswerWriter(support=1), {SCENE_ID: MEMORY}, "fine", seed=0)
+    user = SimulatedAnswerer(GroundedAnswerWriter(support=1), {SCENE_ID: MEMORY}, "fine", seed=0, varied=False)
     assert user.answer(later, [WHAT_ELSE] * 5) == user.answer(later, [WHAT_ELSE] * 5)
 
 
@@ -238,7 +238,7 @@ def test_coarse_answers_never_name_what_the_query_does_not(synthetic, embed, req
     assert len(queries) > 200 and len(vocabulary) > 20 and len(questions) > 150
     targets = [d.scene_id for d in synthetic.descriptions] + [scenes[0].scene_id] * len(HAND_QUERIES)
     # the users hold every scene's fine memory: a coarse one must not use it
-    user = SimulatedAnswerer(GroundedAnswerWriter(embed=embed_fn, support=2), synthetic.memories, "coarse")
+    user = SimulatedAnswerer(GroundedAnswerWriter(embed=embed_fn, support=2), synthetic.memories, "coarse", varied=False)
     states = [DialogState(q, dialog_id=str(i), target=t) for i, (q, t) in enumerate(zip(queries, targets))]
     # one batch: the answerer embeds every text once
     pairs = [(st, question) for question in questions for st in states]
@@ -251,3 +251,26 @@ def test_coarse_answers_never_name_what_the_query_does_not(synthetic, embed, req
         assert not leaked, (question, st.query, a, leaked)
     # most questions are about what the query does not say, but many are answered from it
     assert said > 5 * len(queries)
+
+
+def test_the_user_says_its_answers_in_its_own_words():
+    """A varied user says what the writer would, in words drawn per seed, dialog and round: templates and synonyms
+    ("beside" / "next to" / "right by", "grey" / "gray", "looks"), and "I don't know" several ways."""
+    from ideal.dialog.answerer import UNKNOWN_SAYINGS, canonical
+    from ideal.dialog.reading import colors_of, places_of
+    from ideal.dialog.types import is_unknown
+
+    states = [state(dialog_id=f"d{i}") for i in range(40)]
+    plain = SimulatedAnswerer(GroundedAnswerWriter(support=0), two_scenes(), "fine", varied=False)
+    varied = SimulatedAnswerer(GroundedAnswerWriter(support=0), two_scenes(), "fine")
+    for q in ("What colour is the chair?", "Where is the bed in the room?", "What kind of room is it?"):
+        said, words = plain.answer(states, [q] * 40), varied.answer(states, [q] * 40)
+        assert len(set(words)) >= 3 and set(words) != set(said), (q, set(words))
+        assert words == varied.answer(states, [q] * 40)  # the same seed says the same
+        for a, w in zip(said, words):
+            assert colors_of("chair", [w]) == colors_of("chair", [a])  # the neutral reader reads either
+            assert places_of("bed", [w]) == places_of("bed", [a])
+    unknown = SimulatedAnswerer(GroundedAnswerWriter(support=0), two_scenes(), "fine", unknown_answers=1.0)
+    says = unknown.answer(states, ["What colour is the chair?"] * 40)
+    assert set(says) == set(UNKNOWN_SAYINGS) and all(is_unknown(a) for a in says)
+    assert canonical("The bed is beside the desk, up against the wall.") == "the bed is next to the desk, against a wall."

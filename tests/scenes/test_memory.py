@@ -5,7 +5,8 @@ import re
 
 import pytest
 
-from ideal.scenes.memory import build_memory, coarse_memory, fine_memory, plural, room_summary
+from ideal.dialog.knowledge import scene_summary as room_summary
+from ideal.scenes.memory import build_memory, coarse_memory, fine_memory, plural
 from ideal.scenes.types import Description, Scene, SceneMemory, SceneObject
 
 
