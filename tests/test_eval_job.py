@@ -38,10 +38,14 @@ def check_results(out: Path, methods: dict):
     for key in methods:
         for rounds in res["results"][key].values():
             for r in rounds.values():
-                assert set(r) == {"R@1", "R@5", "R@10", "Rsum"}
-                assert 0 <= r["R@1"] <= r["R@5"] <= r["R@10"] <= 100
+                assert set(r) == {"R@1", "R@5", "R@10", "Rsum", "Hits@10", "BRI", "success@1", "rounds@1",
+                                  "success@10", "rounds@10", "mean rank", "median rank"}
+                assert 0 <= r["R@1"] <= r["R@5"] <= r["R@10"] <= r["Hits@10"] <= 100
+                assert r["success@10"] == r["Hits@10"] and r["success@1"] >= r["R@1"]
+                assert r["BRI"] is None or r["BRI"] >= 0
                 assert r["Rsum"] == pytest.approx(r["R@1"] + r["R@5"] + r["R@10"])
     assert "| static |" in (out / "results.md").read_text()
+    assert all({"setting", "a", "b", "Rsum"} <= set(c) for c in res["intervals"])
     return res
 
 
