@@ -38,7 +38,7 @@ class Cluster:
     gcs: str  # host:port, what drivers on the cluster connect to
     token: str
     temp_dir: Path
-    env: dict  # a user's shell after the README's `export RAY_AUTH_MODE=token` (token file: RAY_AUTH_TOKEN_PATH)
+    env: dict  # a user's shell after docs/guide.md's `export RAY_AUTH_MODE=token` (token file: RAY_AUTH_TOKEN_PATH)
 
 
 def http_get(url, token=None):

@@ -17,7 +17,7 @@ import pytest
 from ideal.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCS = ["README.md", "cluster/README.md", "deployments/README.md", "docs/benchmarks.md", "docs/llm.md",
+DOCS = ["README.md", "cluster/README.md", "deployments/README.md", "docs/benchmarks.md", "docs/guide.md", "docs/llm.md",
         "docs/training.md"]
 SCRIPT = re.compile(r"jobs/\w+\.py|cluster/check\.py")
 SEPARATORS = {"&&", "||", ";", "|", "&", "(", ")"}

@@ -1,5 +1,5 @@
 """The app in Serve's throughput-optimized mode (RAY_SERVE_THROUGHPUT_OPTIMIZED=1: direct ingress, gRPC between
-replicas, user code on the replica's main loop), the mode the README recommends for serving: the same answers
+replicas, user code on the replica's main loop), the mode docs/guide.md recommends for serving: the same answers
 as the in-process roles, 4xx for bad input, and simulated dialogs through the handles (which in this mode must
 be awaited, never blocked on). A fresh process: the mode is read when Ray and Serve are imported."""
 import json

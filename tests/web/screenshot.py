@@ -1,4 +1,4 @@
-"""The README's screenshot: a 3-round simulated dialog on the page, at 1280x900, and the time to first ranking on
+"""The user guide's screenshot (docs/guide.md): a 3-round simulated dialog on the page, at 1280x900, and the time to first ranking on
 the same app.
 
     python -m tests.web.screenshot                       # the default synthetic val gallery (100 scenes)
