@@ -20,6 +20,8 @@ from typing import Any, Optional, Union
 
 import yaml
 
+from ideal.dialog.chat import check_constraints
+
 LLMConfigSpec = Union[dict, str, Path]  # an LLMConfig as a dict, or the YAML file holding one
 
 
@@ -111,19 +113,24 @@ class HandleChatClient:
         self.model, self.timeout_s, self.max_tokens, self.temperature = model, timeout_s, max_tokens, temperature
         self.stream, self.workers = stream, workers
 
-    def request(self, messages: list[dict]):
+    def request(self, messages: list[dict], constraint: Optional[dict] = None):
         """The ChatCompletionRequest for one conversation; one that ends with an assistant message (the questioner
-        begins its reply for a small model) asks vLLM to continue that message."""
-        cont = {"continue_final_message": True, "add_generation_prompt": False} \
+        begins its reply for a small model) asks vLLM to continue that message; `constraint` (ideal.dialog.chat's
+        regex / json / choice) becomes the request's structured outputs."""
+        extra = {"continue_final_message": True, "add_generation_prompt": False} \
             if messages and messages[-1]["role"] == "assistant" else {}
+        if constraint is not None:
+            extra["structured_outputs"] = constraint
         return _chat_request_class()(model=self.model, messages=messages, max_tokens=self.max_tokens,
-                                     temperature=self.temperature, stream=self.stream, **cont)
+                                     temperature=self.temperature, stream=self.stream, **extra)
 
-    def complete(self, conversations: list[list[dict]]) -> list[str]:
+    def complete(self, conversations: list[list[dict]], constraints: Optional[list[Optional[dict]]] = None
+                 ) -> list[str]:
         """One reply per conversation, in order; RuntimeError when the deployment fails, errs or is too slow."""
         if not conversations:
             return []
-        calls = [self.handle.chat.remote(self.request(m)) for m in conversations]
+        constraints = check_constraints(conversations, constraints)
+        calls = [self.handle.chat.remote(self.request(m, c)) for m, c in zip(conversations, constraints)]
         deadline = time.monotonic() + self.timeout_s
         pool = ThreadPoolExecutor(min(self.workers, len(calls)))
         try:

@@ -121,6 +121,9 @@ class DialogConfig:
     # a local model's weights: float32 (greedy replies do not depend on the batch) | bfloat16 (CPUs with AMX or
     # AVX512-BF16, GPUs: faster; replies can change with what is batched together)
     llm_dtype: str = "float32"
+    # the llm roles' replies constrained while decoding (structured outputs: a question about an object the dialog
+    # names, an answer in memory words, the reconstruction's objects from the gallery's classes); false: free text
+    llm_structured: bool = True
     questioner_llm: Optional[str] = None  # this role's model instead of dialog.llm
     answerer_llm: Optional[str] = None
     summariser_llm: Optional[str] = None

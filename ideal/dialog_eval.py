@@ -187,7 +187,8 @@ def run_shard(spec: EvalSpec, method: str, start_at: int, stop_at: int, rounds: 
 
     Returns {"dialog_ids": [...], "ranks": (n, R+1) int list, "transcript": [row, ...]}, and for llm roles
     "llm": {role: {"calls", "parsed", "fallbacks"}}: conversations sent, outputs the model gave, outputs the
-    grounded fallback gave.
+    grounded fallback gave; the questioner's also "repeats" and "retries" (questions the model asked again, and
+    sent again), "dialogs" and "repeated_dialogs" (dialogs that asked a question twice).
     """
     ctx = context(spec)
     descs = ctx.descs[start_at:stop_at]
@@ -217,6 +218,10 @@ def run_shard(spec: EvalSpec, method: str, start_at: int, stop_at: int, rounds: 
     out = {"dialog_ids": [d.desc_id for d in descs], "ranks": ranks.tolist(), "transcript": rows}
     if writers:  # this shard's share of each llm role's counts (the roles live on across shards)
         out["llm"] = {k: {n: w.stats[n] - before[k].get(n, 0) for n in w.stats} for k, w in writers.items()}
+        if "questioner" in out["llm"]:
+            from .dialog.llm import repeated_dialogs
+
+            out["llm"]["questioner"].update(dialogs=len(states), repeated_dialogs=repeated_dialogs(states))
     return out
 
 

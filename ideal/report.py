@@ -235,9 +235,11 @@ def markdown(results: dict, meta: dict, methods: list[str], ablations: list[str]
 def llm_table(results: dict, llm: dict) -> str:
     """Per setting and method with llm roles: the last round's Rsum beside `ideal` (grounded roles), and per role
     the conversations sent, the outputs made (a reconstruction is two conversations) and the share of outputs
-    whose reply did not parse and fell back to the grounded writer."""
-    lines = ["| setting | method | Rsum (last round) | ideal, grounded roles | role | calls | outputs | fallbacks |",
-             "|---|---|---:|---:|---|---:|---:|---:|"]
+    whose reply did not parse and fell back to the grounded writer; for the questioner, the questions the model
+    asked again (each asked for once more) and the dialogs whose final questions include one asked twice."""
+    lines = ["| setting | method | Rsum (last round) | ideal, grounded roles | role | calls | outputs | fallbacks "
+             "| repeats | dialogs with a repeated question |",
+             "|---|---|---:|---:|---|---:|---:|---:|---:|---:|"]
     for key, per_method in llm.items():
         for method, roles in per_method.items():
             def last(m):
@@ -246,8 +248,12 @@ def llm_table(results: dict, llm: dict) -> str:
             for role, c in roles.items():
                 outputs = c.get("parsed", 0) + c.get("fallbacks", 0)
                 share = f"{100 * c.get('fallbacks', 0) / outputs:.1f}%" if outputs else "–"
+                repeats = str(c["repeats"]) if "repeats" in c else "–"
+                dialogs = c.get("dialogs", 0)
+                repeated = (f"{c.get('repeated_dialogs', 0)} of {dialogs} "
+                            f"({100 * c.get('repeated_dialogs', 0) / dialogs:.1f}%)") if dialogs else "–"
                 lines.append(f"| {key} | {method} | {last(method)} | {last('ideal')} | {role} | {c.get('calls', 0)} "
-                             f"| {outputs} | {c.get('fallbacks', 0)} ({share}) |")
+                             f"| {outputs} | {c.get('fallbacks', 0)} ({share}) | {repeats} | {repeated} |")
     return "\n".join(lines)
 
 

@@ -43,7 +43,8 @@ def build_questioner(cfg: DialogConfig, gallery: Gallery, client=None):
     if cfg.questioner == "llm":
         from .llm import LLMQuestioner
 
-        return LLMQuestioner(client or _llm_client(cfg, "questioner"), fallback=grounded, top_k=max(cfg.k, 1))
+        return LLMQuestioner(client or _llm_client(cfg, "questioner"), fallback=grounded, top_k=max(cfg.k, 1),
+                             knowledge=gallery.knowledge, structured=cfg.llm_structured)
     raise ValueError(f"dialog.questioner must be 'grounded' or 'llm', got {cfg.questioner!r}")
 
 
@@ -57,20 +58,23 @@ def build_answer_writer(cfg: DialogConfig, text_encoder=None, client=None, embed
     if cfg.answerer == "llm":
         from .llm import LLMAnswerWriter
 
-        return LLMAnswerWriter(client or _llm_client(cfg, "answerer"), fallback=grounded)
+        return LLMAnswerWriter(client or _llm_client(cfg, "answerer"), fallback=grounded,
+                               structured=cfg.llm_structured)
     raise ValueError(f"dialog.answerer must be 'grounded' or 'llm', got {cfg.answerer!r}")
 
 
 def build_summariser(cfg: DialogConfig, gallery: Gallery, client=None):
     """The CoT reconstruction writer; its object vocabulary is the gallery's classes (from 3D data: `gallery`
     needs `scenes`)."""
-    grounded = GroundedSummariser(labels_of(gallery.scenes), cot=cfg.cot)
+    vocabulary = labels_of(gallery.scenes)
+    grounded = GroundedSummariser(vocabulary, cot=cfg.cot)
     if cfg.summariser == "grounded":
         return grounded
     if cfg.summariser == "llm":
         from .llm import LLMSummariser
 
-        return LLMSummariser(client or _llm_client(cfg, "summariser"), fallback=grounded, cot=cfg.cot)
+        return LLMSummariser(client or _llm_client(cfg, "summariser"), fallback=grounded, cot=cfg.cot,
+                             vocabulary=vocabulary, structured=cfg.llm_structured)
     raise ValueError(f"dialog.summariser must be 'grounded' or 'llm', got {cfg.summariser!r}")
 
 

@@ -5,24 +5,61 @@ local transformers causal LM (`VLLMChatClient`, in vllm_client.py, the same dire
 `make_chat_client` picks one from a URL or a directory and an engine. The roles that prompt
 them (questioner, answerer, summariser) live in `llm.py`.
 
+A conversation may carry a constraint on its reply (structured outputs), one of
+    {"regex": "(Yes|No)\\."}                    the reply matches the regular expression
+    {"json": {"type": "array", ...}}            the reply is JSON valid under the schema
+    {"choice": ["chair", "table"]}              the reply is one of the strings
+enforced while decoding: vLLM's `StructuredOutputsParams` (offline engine, OpenAI-compatible server,
+`ray.serve.llm`), xgrammar's logits processor on transformers. A continued conversation (one that ends with an
+assistant message) constrains the continuation.
+
     client = make_chat_client("http://localhost:8000/v1", model="Qwen/Qwen2.5-1.5B-Instruct")
     client.complete([[{"role": "user", "content": "Is there a window?"}]])  # -> ["..."]
+    client.complete([[{"role": "user", "content": "Is there a window?"}]], [{"choice": ["Yes.", "No."]}])
 """
 from __future__ import annotations
 
 import copy
+import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Optional, Protocol, runtime_checkable
 
 Message = dict  # {"role": "system" | "user" | "assistant", "content": str}
+Constraint = dict  # {"regex": str} | {"json": dict} | {"choice": list[str]}
+CONSTRAINT_KINDS = ("regex", "json", "choice")
 
 
 @runtime_checkable  # deployments check a handle-backed client against it
 class ChatClient(Protocol):
-    def complete(self, conversations: list[list[Message]]) -> list[str]:
+    def complete(self, conversations: list[list[Message]],
+                 constraints: Optional[list[Optional[Constraint]]] = None) -> list[str]:
         """One reply per conversation, in order; for a conversation that ends with an assistant message, the
-        continuation of that message. Raises RuntimeError when the model cannot be reached."""
+        continuation of that message. `constraints[i]` (None: free text) constrains conversation i's reply.
+        Raises RuntimeError when the model cannot be reached."""
+
+
+def check_constraints(conversations: list, constraints: Optional[list]) -> list[Optional[Constraint]]:
+    """One constraint (or None) per conversation; ValueError for a wrong count or an unknown shape."""
+    if constraints is None:
+        return [None] * len(conversations)
+    constraints = list(constraints)
+    if len(constraints) != len(conversations):
+        raise ValueError(f"{len(conversations)} conversations but {len(constraints)} constraints")
+    for i, c in enumerate(constraints):
+        if c is None:
+            continue
+        if not isinstance(c, dict) or len(c) != 1 or next(iter(c)) not in CONSTRAINT_KINDS:
+            raise ValueError(f"constraint {i}: expected one of {{'regex': str}}, {{'json': schema}}, "
+                             f"{{'choice': [str, ...]}}, got {c!r:.200}")
+        kind, value = next(iter(c.items()))
+        if kind == "choice" and not (isinstance(value, list) and value and all(isinstance(v, str) for v in value)):
+            raise ValueError(f"constraint {i}: 'choice' needs a non-empty list of strings, got {value!r:.200}")
+        if kind == "regex" and not (isinstance(value, str) and value):
+            raise ValueError(f"constraint {i}: 'regex' needs a non-empty string, got {value!r:.200}")
+        if kind == "json" and not isinstance(value, dict):
+            raise ValueError(f"constraint {i}: 'json' needs a JSON schema (a dict), got {value!r:.200}")
+    return constraints
 
 
 class OpenAIChatClient:
@@ -39,18 +76,22 @@ class OpenAIChatClient:
         """This client with replies capped at `max_tokens` tokens."""
         return _with(self, max_tokens=max_tokens)
 
-    def complete(self, conversations: list[list[Message]]) -> list[str]:
+    def complete(self, conversations: list[list[Message]],
+                 constraints: Optional[list[Optional[Constraint]]] = None) -> list[str]:
         import httpx  # only when a remote model is used
 
         if not conversations:
             return []
+        constraints = check_constraints(conversations, constraints)
         headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
         with httpx.Client(timeout=self.timeout, headers=headers) as http:
-            def one(messages: list[Message]) -> str:
+            def one(messages: list[Message], constraint: Optional[Constraint]) -> str:
                 body = {"model": self.model, "messages": messages, "max_tokens": self.max_tokens,
                         "temperature": self.temperature}
                 if messages and messages[-1]["role"] == "assistant":  # vLLM continues the final message
                     body.update(continue_final_message=True, add_generation_prompt=False)
+                if constraint is not None:  # vLLM's OpenAI server (and ray.serve.llm): structured outputs
+                    body["structured_outputs"] = constraint
                 try:
                     r = http.post(self.url, json=body)
                 except httpx.HTTPError as e:
@@ -65,9 +106,9 @@ class OpenAIChatClient:
                 return content if isinstance(content, str) else ""
 
             if len(conversations) == 1:
-                return [one(conversations[0])]
+                return [one(conversations[0], constraints[0])]
             with ThreadPoolExecutor(min(self.workers, len(conversations))) as pool:
-                return list(pool.map(one, conversations))
+                return list(pool.map(one, conversations, constraints))
 
 
 class LocalChatClient:
@@ -96,6 +137,7 @@ class LocalChatClient:
         limits = [n for n in (getattr(self.model.config, "max_position_embeddings", None),
                               self.tokenizer.model_max_length) if isinstance(n, int) and n < 10**6]
         self.max_prompt_tokens = max(8, min(limits) - max_new_tokens) if limits else None
+        self._grammars: dict = {}  # xgrammar's compiler and compiled grammars, shared by `limited` copies
 
     def limited(self, max_tokens: int) -> "LocalChatClient":
         """This client (the same loaded model) with replies capped at `max_tokens` new tokens."""
@@ -118,28 +160,79 @@ class LocalChatClient:
         text = "".join(f"{m['role']}: {m['content']}\n" for m in messages)
         return text[:-1] if cont else text + "assistant:"
 
-    def complete(self, conversations: list[list[Message]]) -> list[str]:
+    def grammar(self, constraint: Constraint):
+        """xgrammar's compiled grammar of `constraint` for this tokenizer (compiled once per constraint)."""
+        import json
+
+        try:
+            import xgrammar as xgr
+        except ImportError as e:
+            raise ImportError("constrained replies on transformers need xgrammar: pip install -e '.[local-llm]' "
+                              f"(docs/llm.md): {e}") from e
+        kind, value = next(iter(constraint.items()))
+        key = (kind, json.dumps(value, sort_keys=True))
+        cache = self._grammars
+        if key not in cache:
+            if "compiler" not in cache:
+                info = xgr.TokenizerInfo.from_huggingface(self.tokenizer, vocab_size=self.model.config.vocab_size)
+                cache["compiler"] = xgr.GrammarCompiler(info)
+            compiler = cache["compiler"]
+            if len(cache) > 1024:  # per-dialog grammars (an answerer's memory words): keep the cache bounded
+                cache.clear()
+                cache["compiler"] = compiler
+            if kind == "json":
+                cache[key] = compiler.compile_json_schema(json.dumps(value))
+            else:
+                cache[key] = compiler.compile_regex(value if kind == "regex" else choice_regex(value))
+        return cache[key]
+
+    def complete(self, conversations: list[list[Message]],
+                 constraints: Optional[list[Optional[Constraint]]] = None) -> list[str]:
         import torch
 
+        constraints = check_constraints(conversations, constraints)
         templated = bool(getattr(self.tokenizer, "chat_template", None))
         texts = [self.prompt(c) for c in conversations]
-        # batches of similar length: less padding to compute over; replies go back in the given order
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        # batches of similar length (less padding to compute over), constrained and free ones apart (a batch's
+        # logits processor constrains every row); replies go back in the given order
+        order = sorted(range(len(texts)), key=lambda i: (constraints[i] is not None, len(texts[i])))
+        batches, s = [], 0
+        while s < len(order):
+            free = constraints[order[s]] is None
+            e = s
+            while e < len(order) and e - s < self.batch_size and (constraints[order[e]] is None) == free:
+                e += 1
+            batches.append(order[s:e])
+            s = e
         out: list[str] = [""] * len(texts)
-        for s in range(0, len(order), self.batch_size):
-            idx = order[s:s + self.batch_size]
+        for idx in batches:
             prompts = [texts[i] for i in idx]
             # a chat template writes its own special tokens (bos); a plain prompt gets the tokenizer's
             enc = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=not templated,
                                  return_token_type_ids=False, truncation=self.max_prompt_tokens is not None,
                                  max_length=self.max_prompt_tokens).to(self.device)
+            kw = {}
+            if constraints[idx[0]] is not None:
+                from transformers import LogitsProcessorList
+                from xgrammar.contrib.hf import LogitsProcessor  # one per generate call: it keeps state
+
+                kw["logits_processor"] = LogitsProcessorList(
+                    [LogitsProcessor([self.grammar(constraints[i]) for i in idx])])
             with torch.inference_mode():
                 ids = self.model.generate(**enc, max_new_tokens=self.max_new_tokens, do_sample=False,
-                                          pad_token_id=self.tokenizer.pad_token_id)
+                                          pad_token_id=self.tokenizer.pad_token_id, **kw)
             new = ids[:, enc["input_ids"].shape[1]:]
             for i, t in zip(idx, self.tokenizer.batch_decode(new, skip_special_tokens=True)):
                 out[i] = t if conversations[i] and conversations[i][-1]["role"] == "assistant" else t.strip()
         return out
+
+
+_REGEX_SPECIAL = re.compile(r"([.^$*+?{}\[\]\\|()])")
+
+
+def choice_regex(choices: list[str]) -> str:
+    """A regular expression matching exactly one of `choices` (for engines without a choice constraint)."""
+    return "|".join("(?:" + _REGEX_SPECIAL.sub(r"\\\1", c) + ")" for c in choices)
 
 
 def _with(client, **changes):
@@ -192,5 +285,5 @@ def make_chat_client(spec: str, model: str = "default", engine: str = "auto", dt
                      f"(e.g. http://localhost:8000/v1) nor an existing local model directory")
 
 
-__all__ = ["DTYPES", "ENGINES", "ChatClient", "LocalChatClient", "Message", "OpenAIChatClient", "check_dtype",
+__all__ = ["CONSTRAINT_KINDS", "DTYPES", "ENGINES", "ChatClient", "Constraint", "check_constraints", "choice_regex", "LocalChatClient", "Message", "OpenAIChatClient", "check_dtype",
            "make_chat_client", "resolve_engine"]

@@ -16,12 +16,14 @@ sent (`calls`), outputs taken from the model (`parsed`) and from the fallback (`
 """
 from __future__ import annotations
 
+import json
 import logging
 import re
 from typing import Callable, Optional
 
-from .aspects import mentions
-from .chat import ChatClient, LocalChatClient, Message, OpenAIChatClient, make_chat_client
+from ..scenes.words import plural
+from .aspects import aspect_key, labels_in, mentions
+from .chat import ChatClient, Constraint, LocalChatClient, Message, OpenAIChatClient, make_chat_client
 from .summary import responses
 from .types import (DONT_KNOW, Q1, Q2, Answerer, Candidate, DialogState, Question, Questioner, Summariser,
                     is_unknown)
@@ -180,6 +182,115 @@ def parse_objects(text, max_objects: int = 12) -> Optional[list[str]]:
     return out[:max_objects] or None
 
 
+def parse_object_list(text, vocabulary, max_objects: int = 5) -> Optional[list[str]]:
+    """CoT step 1 under the JSON constraint: the labels of a JSON list that are in `vocabulary`, in order,
+    deduplicated, at most `max_objects`; None when the reply is not such a list or names none."""
+    try:
+        items = json.loads(text) if isinstance(text, str) else None
+    except ValueError:
+        return None
+    if not isinstance(items, list):
+        return None
+    vocab, out = set(vocabulary), []
+    for it in items:
+        if isinstance(it, str) and it in vocab and it not in out:
+            out.append(it)
+    return out[:max_objects] or None
+
+
+def normalise_question(q: str) -> str:
+    """A question reduced to its words ("Is there a  Window?" -> "is there a window"): equal questions compare equal."""
+    return " ".join(re.findall(r"[a-z0-9']+", q.lower()))
+
+
+def repeats_question(turns, question: str) -> bool:
+    """Whether `question` equals (normalised) the question of one of a dialog's `turns`."""
+    q = normalise_question(question)
+    return any(normalise_question(t.question) == q for t in turns)
+
+
+def repeated_dialogs(states: list[DialogState]) -> int:
+    """How many dialogs asked some question twice (normalised)."""
+    n = 0
+    for st in states:
+        asked = [normalise_question(t.question) for t in st.turns]
+        n += len(set(asked)) < len(asked)
+    return n
+
+
+# ----------------------------------------------------------------------------------------------- constraints
+
+# What the constrained replies are made of. A word is lowercase letters (and ' -); the first word of a question or
+# sentence is capitalised. Bounded repetitions keep every reply finite (and the grammars small).
+_WORD = "[a-z'-]+"
+_STARTS = ("What", "Where", "Which", "How", "Is", "Are", "Does", "Do", "Can", "Could")
+_OPEN = ("Is there anything", "Are there any other objects", "Are there other objects", "What else")
+
+
+def _alt(options) -> str:
+    return "(?:" + "|".join(_escape(o) for o in sorted(set(options), key=len, reverse=True)) + ")"
+
+
+def _escape(s: str) -> str:
+    return re.sub(r"([.^$*+?{}\[\]\\|()])", r"\\\1", s)
+
+
+def _forms(labels) -> list[str]:
+    return [f for lab in labels for f in (lab, plural(lab))]
+
+
+def _words_before(n: int) -> str:
+    return f"(?:{_WORD},? ){{0,{n}}}"
+
+
+def _words_after(n: int) -> str:
+    return f"(?:,? {_WORD}){{0,{n}}}"
+
+
+def question_constraint(objects: list[str], open_question: bool = False, max_words: int = 12) -> Constraint:
+    """A question that names one of `objects` (singular or plural) in the model's own words: a question word,
+    up to `max_words` words, the object, up to `max_words` words, '?'. With `open_question`, also "Is there anything
+    ...?" / "What else ...?"; with no objects, only that."""
+    alts = []
+    if objects:
+        alts.append(f"{_alt(_STARTS)} {_words_before(max_words)}{_alt(_forms(objects))}{_words_after(max_words)}\\?")
+    if open_question or not objects:
+        alts.append(f"{_alt(_OPEN)}{_words_after(max_words)}\\?")
+    return {"regex": "|".join(f"(?:{a})" for a in alts)}
+
+
+def answer_constraint(memory: list[str], max_words: int = 30) -> Constraint:
+    """An answer of one sentence made of the memory's words only, or "I don't know."."""
+    words = sorted(set(re.findall(_WORD, " ".join(memory).lower())))
+    if not words:
+        return {"choice": [DONT_KNOW]}
+    first = _alt(w[:1].upper() + w[1:] for w in words)
+    return {"regex": f"(?:{_escape(DONT_KNOW)})|(?:{first}(?:,? {_alt(words)}){{0,{max_words}}}\\.)"}
+
+
+def objects_constraint(vocabulary: list[str], max_objects: int = 5) -> Constraint:
+    """CoT step 1: a JSON list of 1 to `max_objects` labels of the gallery's vocabulary."""
+    return {"json": {"type": "array", "items": {"type": "string", "enum": sorted(set(vocabulary))},
+                     "minItems": 1, "maxItems": max_objects}}
+
+
+def _sentence(obj: Optional[str] = None, max_words: int = 12) -> str:
+    if obj is None:
+        return f"[A-Z][a-z'-]*{_words_after(max_words)}\\."
+    return f"[A-Z][a-z'-]*{_words_after(max_words)} {_alt(_forms([obj]))}{_words_after(max_words)}\\."
+
+
+def reconstruction_constraint(objects: list[str], max_words: int = 12) -> Constraint:
+    """CoT step 2: one sentence per listed object, in the list's order, each naming its object."""
+    return {"regex": " ".join(_sentence(o, max_words) for o in objects)}
+
+
+def description_constraint(max_sentences: int = 5, max_words: int = 16) -> Constraint:
+    """w/o CoT: 1 to `max_sentences` plain sentences."""
+    one = _sentence(None, max_words)
+    return {"regex": f"{one}(?: {one}){{0,{max_sentences - 1}}}"}
+
+
 # ----------------------------------------------------------------------------------------------- prompts
 
 # The two question types (paper §3.2.1) as the model is told them: (name, instruction, worked examples). The
@@ -206,10 +317,11 @@ QUESTION_STARTS = {Q1: "Question: What", Q2: "Question: Is there"}
 
 
 def question_messages(state: DialogState, kind: str, candidates: list[Candidate], top_k: int = 5,
-                      max_words: int = 25, candidate_words: int = 40) -> list[Message]:
+                      max_words: int = 25, candidate_words: int = 40, avoid: tuple[str, ...] = ()) -> list[Message]:
     """The questioner's prompt for a question of type `kind` (Q1 | Q2): the type's instruction and examples,
     the dialog, and what the top-k candidates look like (never ids: they mean nothing to the model, and a
-    question about "scene0011_00" means nothing to the user)."""
+    question about "scene0011_00" means nothing to the user). `avoid`: questions the model must not ask (one it
+    asked again)."""
     if kind not in QUESTION_TYPES:
         raise ValueError(f"question type must be {Q1} or {Q2}, got {kind!r}")
     name, instruction, examples = QUESTION_TYPES[kind]
@@ -228,6 +340,8 @@ def question_messages(state: DialogState, kind: str, candidates: list[Candidate]
         lines.append("The scenes that match best so far (the user's may be any of them, or none):")
         for n, c in enumerate(shown, 1):
             lines.append(f"{n}. {_cap(' '.join(c.summary).strip(), candidate_words, ' ...') or '(no description)'}")
+    if avoid:
+        lines.append("Already asked, do not ask again: " + " ".join(q.strip() for q in avoid))
     lines.append(f"Your {name} question:")
     return [{"role": "system", "content": system}, {"role": "user", "content": "\n".join(lines)}]
 
@@ -244,6 +358,8 @@ def answer_messages(question: str, memory: list[str], max_words: int = 40) -> li
 SUMMARY_SYSTEM = "You rewrite what a user said about the indoor scene they are looking for as one description."
 EXTRACT = ("List the objects these sentences mention, as keywords separated by commas: the distinctive objects "
            "first, common ones (door, wall, floor, chair, table) last. Reply with the list only.")
+EXTRACT_JSON = ("List the objects these sentences mention as a JSON list of object names, the distinctive objects "
+                "first, common ones (door, wall, floor, chair, table) last. Reply with the list only.")
 RECONSTRUCT = ("Reconstruct the scene in 2 to 5 short sentences (at most {max_words} words): the placement, colour "
                "and other properties of {which}. Use only details the sentences give; do not invent any. "
                "Reply with the description only.")
@@ -253,15 +369,19 @@ def _sentences_block(state: DialogState) -> str:
     return "Sentences:\n" + "\n".join(f"- {t}" for t in responses(state))
 
 
-def extraction_messages(state: DialogState) -> list[Message]:
-    """CoT step 1: list the objects the query and the informative answers mention (`responses`)."""
+def extraction_messages(state: DialogState, as_json: bool = False) -> list[Message]:
+    """CoT step 1: list the objects the query and the informative answers mention (`responses`), as keywords
+    (or, `as_json`, a JSON list)."""
     return [{"role": "system", "content": SUMMARY_SYSTEM},
-            {"role": "user", "content": f"{_sentences_block(state)}\n\n{EXTRACT}"}]
+            {"role": "user", "content": f"{_sentences_block(state)}\n\n{EXTRACT_JSON if as_json else EXTRACT}"}]
 
 
-def reconstruction_messages(first: list[Message], objects: list[str], max_words: int = 80) -> list[Message]:
-    """CoT step 2: step 1's conversation, its reply (the object list), and the request to reconstruct."""
-    ask = RECONSTRUCT.format(max_words=max_words, which="those objects, in the order of your list")
+def reconstruction_messages(first: list[Message], objects: list[str], max_words: int = 80,
+                            per_object: bool = False) -> list[Message]:
+    """CoT step 2: step 1's conversation, its reply (the object list), and the request to reconstruct (with
+    `per_object`, one sentence per listed object)."""
+    which = "those objects, in the order of your list" + (", one sentence per object" if per_object else "")
+    ask = RECONSTRUCT.format(max_words=max_words, which=which)
     return [*first, {"role": "assistant", "content": ", ".join(objects)}, {"role": "user", "content": ask}]
 
 
@@ -280,14 +400,17 @@ def _new_stats() -> dict:
 
 
 def _ask_model(who: str, client: ChatClient, conversations: list[list[Message]],
-               parse: Callable[[str], Optional[object]], stats: dict) -> list:
+               parse: Callable[[str], Optional[object]], stats: dict,
+               constraints: Optional[list[Optional[Constraint]]] = None) -> list:
     """Parsed replies, None where the reply is junk or (for all) where the call failed. A conversation that ends
-    with an assistant message is continued from it (the reply parsed is that message and its continuation)."""
+    with an assistant message is continued from it (the reply parsed is that message and its continuation);
+    `constraints` go to the client (structured outputs)."""
     if not conversations:
         return []
     stats["calls"] += len(conversations)
     try:
-        replies = client.complete(conversations)
+        replies = (client.complete(conversations, constraints) if constraints is not None
+                   else client.complete(conversations))
         if len(replies) != len(conversations):
             raise RuntimeError(f"{len(conversations)} conversations but {len(replies)} replies")
     except Exception as e:  # the fallback answers instead; a dead endpoint must not stop an evaluation
@@ -315,47 +438,111 @@ def _fill(parsed: list, stats: dict, fallback_for: Callable[[list[int]], list]) 
 
 class LLMQuestioner:
     """Questions of the routed type written by a chat model from the dialog and the top-k candidates' 3D-data
-    summaries; `fallback` (the grounded questioner) asks for the dialogs whose reply holds no question."""
+    summaries; `fallback` (the grounded questioner) asks for the dialogs whose reply holds no usable question.
+
+    With `knowledge` (the gallery's SceneKnowledge) and `structured`, each reply is constrained while decoding
+    (`question_constraint`): a Q1 names an object the dialog has named; a Q2 a class of the candidates the dialog
+    has not named, or is the open "Is there anything ...?"; the other words are the model's. A Q1 that names any
+    other class of the gallery is not used. A question the dialog already asked (normalised) is asked for again
+    once, with that question listed as asked; a second repeat falls back. `stats` adds `repeats` (questions the
+    model asked again) and `retries` (conversations sent again) to calls / parsed / fallbacks."""
 
     name = "llm"
 
     def __init__(self, client: ChatClient, fallback: Questioner, top_k: int = 5, max_words: int = 25,
-                 candidate_words: int = 40, starts: Optional[dict] = None):
-        self.client, self.fallback = client, fallback
+                 candidate_words: int = 40, starts: Optional[dict] = None, knowledge=None, structured: bool = False):
+        if structured and knowledge is None:
+            raise ValueError("a structured llm questioner needs the gallery's knowledge (its object classes)")
+        self.client, self.fallback, self.knowledge, self.structured = client, fallback, knowledge, structured
         self.top_k, self.max_words, self.candidate_words = top_k, max_words, candidate_words
         # the reply is begun for the model ("Question: What"), per question type: small models asked for a
-        # question otherwise often state instead of asking; {} leaves the whole reply to the model
-        self.starts = QUESTION_STARTS if starts is None else starts
-        self.stats = _new_stats()
+        # question otherwise often state instead of asking; {} leaves the whole reply to the model. A structured
+        # reply is a question by construction, so it is not begun.
+        self.starts = {} if structured else (QUESTION_STARTS if starts is None else starts)
+        self.stats = {**_new_stats(), "repeats": 0, "retries": 0}
+        self._classes: dict[str, list[str]] = {}
+
+    def named(self, state: DialogState) -> list[str]:
+        """The gallery's classes the dialog names (the query and the answers)."""
+        said = " ".join([state.query, *(t.answer for t in state.turns)])
+        return labels_in(said, self.knowledge.labels)
+
+    def classes(self, scene_id: str) -> list[str]:
+        """The object classes of a gallery scene, from its 3D data."""
+        if scene_id not in self._classes:
+            kn, out = self.knowledge, []
+            row = kn.row.get(scene_id)
+            for lab in kn.labels if row is not None else ():
+                j = kn.col.get(aspect_key("has", lab))
+                if j is not None and kn.answers[row, j] != kn.absent[j]:
+                    out.append(lab)
+            self._classes[scene_id] = out
+        return self._classes[scene_id]
+
+    def constraint(self, state: DialogState, kind: str, candidates: list[Candidate]) -> tuple[Constraint, set]:
+        """(the reply's constraint, the classes the question may name; empty: any)."""
+        named = self.named(state)
+        if kind == Q1:
+            return question_constraint(named), set(named)
+        shown = {lab for c in candidates[:self.top_k] for lab in self.classes(c.scene_id)}
+        return question_constraint(sorted(shown - set(named)), open_question=True), set()
+
+    def _conversation(self, state, kind, cands, avoid=()) -> list[Message]:
+        conv = question_messages(state, kind, cands, self.top_k, self.max_words, self.candidate_words, avoid)
+        start = self.starts.get(kind)
+        return conv + ([{"role": "assistant", "content": start}] if start else [])
+
+    def _valid(self, text: Optional[str], allowed: set) -> Optional[str]:
+        if text is None or not allowed:
+            return text
+        return text if set(labels_in(text, self.knowledge.labels)) <= allowed else None
 
     def ask(self, states: list[DialogState], kinds: list[str], candidates: list[list[Candidate]]
             ) -> list[Question]:
         if not len(states) == len(kinds) == len(candidates):
             raise ValueError(f"{len(states)} dialogs, {len(kinds)} question types, {len(candidates)} candidate lists")
-        convs = [question_messages(st, kind, c, self.top_k, self.max_words, self.candidate_words)
-                 + ([{"role": "assistant", "content": self.starts[kind]}] if self.starts.get(kind) else [])
-                 for st, kind, c in zip(states, kinds, candidates)]
-        texts = _ask_model("questioner", self.client, convs, lambda r: parse_question(r, self.max_words),
-                           self.stats)
+        parse = lambda r: parse_question(r, self.max_words)  # noqa: E731
+        convs = [self._conversation(st, kind, c) for st, kind, c in zip(states, kinds, candidates)]
+        cons: list = [None] * len(states)
+        allowed: list = [set()] * len(states)
+        if self.structured:
+            pairs = [self.constraint(st, kind, c) for st, kind, c in zip(states, kinds, candidates)]
+            cons, allowed = [c for c, _ in pairs], [a for _, a in pairs]
+        texts = _ask_model("questioner", self.client, convs, parse, self.stats,
+                           cons if self.structured else None)
+        texts = [self._valid(t, a) for t, a in zip(texts, allowed)]
+        again = [i for i, t in enumerate(texts) if t is not None and repeats_question(states[i].turns, t)]
+        if again:
+            self.stats["repeats"] += len(again)
+            self.stats["retries"] += len(again)
+            retry = _ask_model("questioner", self.client,
+                               [self._conversation(states[i], kinds[i], candidates[i], (texts[i],)) for i in again],
+                               parse, self.stats, [cons[i] for i in again] if self.structured else None)
+            for i, t in zip(again, retry):
+                t = self._valid(t, allowed[i])
+                texts[i] = None if t is None or repeats_question(states[i].turns, t) else t
         out = [None if t is None else Question(t, kind) for t, kind in zip(texts, kinds)]
         return _fill(out, self.stats, lambda idx: self.fallback.ask(
             [states[i] for i in idx], [kinds[i] for i in idx], [candidates[i] for i in idx]))
 
 
 class LLMAnswerWriter:
-    """The simulated user as a chat model that sees only the target's memory sentences and the question."""
+    """The simulated user as a chat model that sees only the target's memory sentences and the question.
+    With `structured`, the reply is one sentence of the memory's own words, or "I don't know." (`answer_constraint`)."""
 
     name = "llm"
 
-    def __init__(self, client: ChatClient, fallback: Answerer, max_words: int = 40):
-        self.client, self.fallback, self.max_words = client, fallback, max_words
+    def __init__(self, client: ChatClient, fallback: Answerer, max_words: int = 40, structured: bool = False):
+        self.client, self.fallback, self.max_words, self.structured = client, fallback, max_words, structured
         self.stats = _new_stats()
 
     def answer(self, questions: list[str], memories: list[list[str]]) -> list[str]:
         if len(questions) != len(memories):
             raise ValueError(f"{len(questions)} questions but {len(memories)} memories")
         convs = [answer_messages(q, m, self.max_words) for q, m in zip(questions, memories)]
-        out = _ask_model("answerer", self.client, convs, lambda r: parse_answer(r, self.max_words), self.stats)
+        cons = [answer_constraint(m) for m in memories] if self.structured else None
+        out = _ask_model("answerer", self.client, convs, lambda r: parse_answer(r, self.max_words), self.stats,
+                         cons)
         return _fill(out, self.stats, lambda idx: self.fallback.answer([questions[i] for i in idx],
                                                                        [memories[i] for i in idx]))
 
@@ -363,26 +550,42 @@ class LLMAnswerWriter:
 class LLMSummariser:
     """The CoT reconstruction s (p̂3) written by a chat model. With `cot`, two batched calls: every dialog's
     object list (step 1), then, in the same conversation, every reconstruction (step 2); without, one call.
-    A dialog whose step 1 or step 2 reply does not parse is summarised by `fallback`."""
+    A dialog whose step 1 or step 2 reply does not parse is summarised by `fallback`.
+
+    With `structured` (needs `vocabulary`, the gallery's object classes), step 1 is a JSON list of up to five of
+    those classes (`objects_constraint`), step 2 one sentence per listed object that names it
+    (`reconstruction_constraint`); without CoT, plain sentences (`description_constraint`)."""
 
     name = "llm"
 
-    def __init__(self, client: ChatClient, fallback: Summariser, cot: bool = True, max_words: int = 80):
+    def __init__(self, client: ChatClient, fallback: Summariser, cot: bool = True, max_words: int = 80,
+                 vocabulary: Optional[list[str]] = None, structured: bool = False, max_objects: int = 5):
+        if structured and not vocabulary:
+            raise ValueError("a structured llm summariser needs the gallery's object classes (vocabulary)")
         self.client, self.fallback, self.cot, self.max_words = client, fallback, cot, max_words
+        self.vocabulary, self.structured, self.max_objects = sorted(set(vocabulary or ())), structured, max_objects
         self.stats = _new_stats()
 
     def summarise(self, states: list[DialogState]) -> list[str]:
+        summary = lambda r: parse_summary(r, self.max_words)  # noqa: E731
+        st_ = self.structured
         if not self.cot:
             convs = [one_step_messages(st, self.max_words) for st in states]
-            out = _ask_model("summariser", self.client, convs, lambda r: parse_summary(r, self.max_words),
-                             self.stats)
+            out = _ask_model("summariser", self.client, convs, summary, self.stats,
+                             [description_constraint()] * len(convs) if st_ else None)
         else:
-            first = [extraction_messages(st) for st in states]
-            objects = _ask_model("summariser", self.client, first, parse_objects, self.stats)
+            first = [extraction_messages(st, as_json=st_) for st in states]
+            if st_:
+                objects = _ask_model("summariser", self.client, first,
+                                     lambda r: parse_object_list(r, self.vocabulary, self.max_objects), self.stats,
+                                     [objects_constraint(self.vocabulary, self.max_objects)] * len(first))
+            else:
+                objects = _ask_model("summariser", self.client, first, parse_objects, self.stats)
             idx = [i for i, o in enumerate(objects) if o is not None]
             second = _ask_model("summariser", self.client,
-                                [reconstruction_messages(first[i], objects[i], self.max_words) for i in idx],
-                                lambda r: parse_summary(r, self.max_words), self.stats)
+                                [reconstruction_messages(first[i], objects[i], self.max_words, per_object=st_)
+                                 for i in idx], summary, self.stats,
+                                [reconstruction_constraint(objects[i]) for i in idx] if st_ else None)
             out = [None] * len(states)
             for i, s in zip(idx, second):
                 # a reconstruction that names none of the listed objects is not about this dialog
@@ -391,6 +594,8 @@ class LLMSummariser:
 
 
 __all__ = ["ChatClient", "LLMAnswerWriter", "LLMQuestioner", "LLMSummariser", "LocalChatClient", "OpenAIChatClient",
-           "QUESTION_TYPES", "answer_messages", "extraction_messages", "make_chat_client", "one_step_messages",
-           "parse_answer", "parse_objects", "parse_question", "parse_summary", "question_messages",
-           "reconstruction_messages"]
+           "QUESTION_TYPES", "answer_constraint", "answer_messages", "description_constraint", "extraction_messages",
+           "make_chat_client", "normalise_question", "objects_constraint", "one_step_messages", "parse_answer",
+           "parse_object_list", "parse_objects", "parse_question", "parse_summary", "question_constraint",
+           "question_messages", "reconstruction_constraint", "reconstruction_messages", "repeated_dialogs",
+           "repeats_question"]

@@ -21,7 +21,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .chat import Message, _with, check_dtype
+from typing import Optional
+
+from .chat import Constraint, Message, _with, check_constraints, check_dtype
 
 
 class VLLMChatClient:
@@ -51,11 +53,18 @@ class VLLMChatClient:
         """This client (the same engine) with replies capped at `max_tokens` new tokens."""
         return _with(self, max_new_tokens=max_tokens)
 
-    def generate(self, conversations: list[list[Message]]) -> list:
-        """vLLM's RequestOutput per conversation, in order (the text and token ids of each reply)."""
+    def params(self, constraint: Optional[Constraint] = None):
+        """Greedy SamplingParams capped at `max_new_tokens`, with the constraint as StructuredOutputsParams."""
         from vllm import SamplingParams
+        from vllm.sampling_params import StructuredOutputsParams
 
-        params = SamplingParams(temperature=0.0, max_tokens=self.max_new_tokens)
+        structured = StructuredOutputsParams(**constraint) if constraint is not None else None
+        return SamplingParams(temperature=0.0, max_tokens=self.max_new_tokens, structured_outputs=structured)
+
+    def generate(self, conversations: list[list[Message]],
+                 constraints: Optional[list[Optional[Constraint]]] = None) -> list:
+        """vLLM's RequestOutput per conversation, in order (the text and token ids of each reply)."""
+        constraints = check_constraints(conversations, constraints)
         # the end of a prompt (the question, the assistant's turn) must survive a cut
         tokenization = {"truncate_prompt_tokens": max(8, self.max_model_len - self.max_new_tokens),
                         "truncation_side": "left"}
@@ -63,17 +72,19 @@ class VLLMChatClient:
         for cont in (False, True):  # the template's flags hold for a whole call
             idx = [i for i, c in enumerate(conversations) if (bool(c) and c[-1]["role"] == "assistant") == cont]
             if idx:
-                replies = self.llm.chat([conversations[i] for i in idx], params, use_tqdm=False,
+                replies = self.llm.chat([conversations[i] for i in idx], [self.params(constraints[i]) for i in idx],
+                                        use_tqdm=False,
                                         add_generation_prompt=not cont, continue_final_message=cont,
                                         tokenization_kwargs=dict(tokenization))
                 for i, r in zip(idx, replies):
                     out[i] = r
         return out
 
-    def complete(self, conversations: list[list[Message]]) -> list[str]:
+    def complete(self, conversations: list[list[Message]],
+                 constraints: Optional[list[Optional[Constraint]]] = None) -> list[str]:
         if not conversations:
             return []
-        texts = [r.outputs[0].text for r in self.generate(conversations)]
+        texts = [r.outputs[0].text for r in self.generate(conversations, constraints)]
         return [t if c and c[-1]["role"] == "assistant" else t.strip() for c, t in zip(conversations, texts)]
 
     def close(self) -> None:

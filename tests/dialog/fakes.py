@@ -20,10 +20,11 @@ class ScriptedClient:
     """A ChatClient whose reply to a conversation is `script(conversation)`; keeps every batch it was sent."""
 
     def __init__(self, script):
-        self.script, self.batches = script, []
+        self.script, self.batches, self.constraints = script, [], []
 
-    def complete(self, conversations):
+    def complete(self, conversations, constraints=None):
         self.batches.append(conversations)
+        self.constraints.append(constraints)
         return [self.script(c) for c in conversations]
 
     @property
@@ -32,7 +33,7 @@ class ScriptedClient:
 
 
 class FailingClient:
-    def complete(self, conversations):
+    def complete(self, conversations, constraints=None):
         raise RuntimeError("connection refused")
 
 
@@ -40,11 +41,12 @@ class RecordingClient:
     """Wraps a ChatClient, keeping what went in and what came out."""
 
     def __init__(self, inner):
-        self.inner, self.conversations, self.replies = inner, [], []
+        self.inner, self.conversations, self.replies, self.constraints = inner, [], [], []
 
-    def complete(self, conversations):
+    def complete(self, conversations, constraints=None):
         self.conversations += conversations
-        out = self.inner.complete(conversations)
+        self.constraints += constraints if constraints is not None else [None] * len(conversations)
+        out = self.inner.complete(conversations, constraints)
         self.replies += out
         return out
 

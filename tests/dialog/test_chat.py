@@ -152,7 +152,7 @@ def test_openai_questioner_parses_a_good_reply_and_hides_ids(api):
     st = DialogState("the sofa near the window", turns=(Turn("What kind of room is it?", "It is a living room."),),
                      dialog_id="d0", target="scene0002_00")
     assert questioner.ask([st], [Q2], [cands(*ALL)]) == [Question("Is there a piano in the room?", Q2)]
-    assert fb.seen == [] and questioner.stats == {"calls": 1, "parsed": 1, "fallbacks": 0}
+    assert fb.seen == [] and questioner.stats == {"calls": 1, "parsed": 1, "fallbacks": 0, "repeats": 0, "retries": 0}
     (req,) = server.requests
     assert req["body"]["model"] == "test-model"
     assert [m["role"] for m in req["body"]["messages"]] == ["system", "user"]
@@ -201,7 +201,7 @@ def test_openai_server_error_falls_back_for_the_batch(api):
     fb = RecordingQuestioner()
     questioner = LLMQuestioner(client, fb, starts={})
     assert [q.text for q in questioner.ask(states(2), [Q1, Q2], [cands(*ALL)] * 2)] == [FALLBACK_Q] * 2
-    assert fb.seen == [("d0", Q1), ("d1", Q2)] and questioner.stats == {"calls": 2, "parsed": 0, "fallbacks": 2}
+    assert fb.seen == [("d0", Q1), ("d1", Q2)] and questioner.stats == {"calls": 2, "parsed": 0, "fallbacks": 2, "repeats": 0, "retries": 0}
 
 
 def test_openai_malformed_or_unreachable_raise_runtime_error(api):

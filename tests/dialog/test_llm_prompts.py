@@ -36,7 +36,8 @@ def test_question_prompts_differ_by_type_and_hold_dialog_and_candidates_but_no_i
 
 
 def test_questioner_prompts_never_hold_the_memory():
-    client = ScriptedClient(lambda c: "What colour is the fridge?")
+    asks = ["What colour is the fridge?", "Is there a towel?", "Where is the fridge?"]
+    client = ScriptedClient(lambda c: asks[c[1]["content"].count("\nQ: ")])  # a new question each round
     answerer_client = ScriptedClient(lambda c: "The fridge is white.")
     questioner = LLMQuestioner(client, RecordingQuestioner())
     answerer = LLMAnswerWriter(answerer_client, RecordingAnswerer())

@@ -37,7 +37,7 @@ def test_questioner_asks_every_dialog_in_one_batch_and_keeps_the_routed_type():
                   Question("Is there anything in the room apart from the table?", Q2),
                   Question("What is next to the lamp?", Q1)]
     assert [len(b) for b in client.batches] == [3]
-    assert fb.seen == [] and questioner.stats == {"calls": 3, "parsed": 3, "fallbacks": 0}
+    assert fb.seen == [] and questioner.stats == {"calls": 3, "parsed": 3, "fallbacks": 0, "repeats": 0, "retries": 0}
     assert questioner.ask([], [], []) == [] and len(client.batches) == 1
     with pytest.raises(ValueError, match="3 dialogs, 2 question types"):
         questioner.ask(states(3), [Q1, Q2], [[]] * 3)
@@ -52,10 +52,10 @@ def test_questioner_falls_back_for_unparseable_replies_only():
     assert qs == [Question("What colour is the chair?", Q2), Question(FALLBACK_Q, Q1, "has:window"),
                   Question(FALLBACK_Q, Q2, "has:window")]
     assert fb.seen == [("d1", Q1), ("d2", Q2)]  # each with its own routed type
-    assert questioner.stats == {"calls": 3, "parsed": 1, "fallbacks": 2}
+    assert questioner.stats == {"calls": 3, "parsed": 1, "fallbacks": 2, "repeats": 0, "retries": 0}
     down = LLMQuestioner(FailingClient(), RecordingQuestioner())
     assert [q.text for q in down.ask(states(2), [Q1, Q2], [[]] * 2)] == [FALLBACK_Q] * 2
-    assert down.stats == {"calls": 2, "parsed": 0, "fallbacks": 2}
+    assert down.stats == {"calls": 2, "parsed": 0, "fallbacks": 2, "repeats": 0, "retries": 0}
 
 
 # ----------------------------------------------------------------------------------------------- summariser
@@ -148,7 +148,7 @@ def test_local_model_junk_falls_back_for_every_dialog(tiny_lm):
     assert questioner.ask(sts, [Q1, Q2, Q1], [cands(*ALL)] * n) == [Question(FALLBACK_Q, k, "has:window")
                                                                      for k in (Q1, Q2, Q1)]
     assert fq.seen == [("d0", Q1), ("d1", Q2), ("d2", Q1)]
-    assert questioner.stats == {"calls": n, "parsed": 0, "fallbacks": n}
+    assert questioner.stats == {"calls": n, "parsed": 0, "fallbacks": n, "repeats": 0, "retries": 0}
 
     answerer = LLMAnswerWriter(client, fa)
     questions = ["What colour is the chair?", "Is there a bed?", "Where is the lamp?"]
@@ -187,7 +187,7 @@ def test_llm_backends_from_config_in_the_dialog_loop(tiny_lm, text_encoder):
     for r in range(3):
         states = run_round(states, gallery, q, user, cfg, s, ask=r < 2)
     assert all(len(st.turns) == 2 for st in states)
-    assert q.stats == {"calls": 4, "parsed": 0, "fallbacks": 4}  # every junk question replaced by a grounded one
+    assert q.stats == {"calls": 4, "parsed": 0, "fallbacks": 4, "repeats": 0, "retries": 0}  # every junk question replaced by a grounded one
     assert user.writer.stats["calls"] == 4 and s.stats["fallbacks"] == 4 and s.stats["parsed"] == 0
     assert all(t.aspect and t.kind in (Q1, Q2) for st in states for t in st.turns)  # grounded, of the routed type
     assert all(st.summary for st in states)  # the grounded CoT reconstruction
