@@ -25,12 +25,14 @@ from ideal.dialog.chat import check_constraints
 LLMConfigSpec = Union[dict, str, Path]  # an LLMConfig as a dict, or the YAML file holding one
 
 
-def cpu_llm_config(model: str, model_id: Optional[str] = None, cpus: int = 1, max_model_len: int = 2048,
-                   kv_cache_gib: float = 1.0) -> dict:
+def cpu_llm_config(model: str, model_id: Optional[str] = None, cpus: float = 1, max_model_len: int = 2048,
+                   kv_cache_gib: float = 1.0, dtype: str = "float32", threads: Optional[int] = None) -> dict:
     """An LLMConfig for vLLM's CPU engine: `model` a named model (smollm2: converted on first use) or a local model
-    directory. The engine gets a placement-group bundle of `cpus` CPUs and as many OpenMP threads (vLLM's default
-    binding keeps a core for its scheduler: on 2 cores the model would get one, and two engines the same one); the
-    replica actor itself reserves none, so the app with its other deployments at num_cpus 0 runs on 2 CPUs."""
+    directory, in `dtype`. The engine gets a placement-group bundle of `cpus` CPUs and `threads` OpenMP threads
+    (default: `cpus`; vLLM's default binding keeps a core for its scheduler: on 2 cores the model would get one,
+    and two engines the same one); the replica actor itself reserves none, so the app with its other deployments
+    at num_cpus 0 runs on 2 CPUs."""
+    from ideal.dialog.chat import check_dtype
     from ideal.dialog.models import resolve_llm
 
     path = resolve_llm(model)
@@ -39,12 +41,38 @@ def cpu_llm_config(model: str, model_id: Optional[str] = None, cpus: int = 1, ma
     return {
         "model_loading_config": {"model_id": model_id or Path(model).name, "model_source": str(path)},
         "placement_group_config": {"bundles": [{"CPU": cpus}]},  # -> accelerator_config kind "cpu"
-        "engine_kwargs": {"dtype": "float32", "enforce_eager": True, "max_model_len": max_model_len,
+        "engine_kwargs": {"dtype": check_dtype(dtype), "enforce_eager": True, "max_model_len": max_model_len,
                           "kv_cache_memory_bytes": int(kv_cache_gib * 2**30)},
-        "runtime_env": {"env_vars": {"VLLM_CPU_OMP_THREADS_BIND": "nobind", "OMP_NUM_THREADS": str(cpus)}},
+        "runtime_env": {"env_vars": {"VLLM_CPU_OMP_THREADS_BIND": "nobind",
+                                     "OMP_NUM_THREADS": str(threads or max(1, int(cpus)))}},
         "deployment_config": {"autoscaling_config": {"min_replicas": 1, "max_replicas": 1},
                               "ray_actor_options": {"num_cpus": 0}},
     }
+
+
+def serve_openai(model: str, dtype: str = "float32", cpus: float = 1, threads: Optional[int] = None,
+                 kv_cache_gib: float = 4.0, host: str = "127.0.0.1", port: Optional[int] = None,
+                 name: str = "llm") -> tuple[str, str]:
+    """Start `model` (a named model or a model directory) on vLLM's CPU engine as a `ray.serve.llm` OpenAI app on
+    the running Ray cluster; returns (its base URL, the model id requests carry) once it is ready. Every client
+    (OpenAIChatClient) of the cluster then shares the one engine, which batches their requests together; its KV
+    cache (`kv_cache_gib`) bounds how many conversations it holds at once."""
+    import socket
+
+    from ray import serve
+    from ray.serve.llm import LLMConfig, build_openai_app  # needs vLLM: `.[llm]` (CPU) or `.[gpu]`
+
+    cfg = cpu_llm_config(model, cpus=cpus, dtype=dtype, threads=threads, kv_cache_gib=kv_cache_gib)
+    if port is None:
+        with socket.socket() as sock:
+            sock.bind((host, 0))
+            port = sock.getsockname()[1]
+    serve.start(http_options={"host": host, "port": port})
+    # the ingress only forwards requests: it reserves no CPU, so the cluster's CPUs go to the engine and the shards
+    app = build_openai_app({"llm_configs": [LLMConfig(**cfg)],
+                            "ingress_deployment_config": {"ray_actor_options": {"num_cpus": 0}}})
+    serve.run(app, name=name, route_prefix="/")
+    return f"http://{host}:{port}/v1", cfg["model_loading_config"]["model_id"]
 
 
 def load_llm_config(spec: LLMConfigSpec) -> dict:
@@ -185,5 +213,5 @@ def read_chat(items: list) -> str:
     return "".join(parts)
 
 
-__all__ = ["HandleChatClient", "build_llm_deployment", "cpu_llm_config", "llm_deployment_name", "llm_model_id", "load_llm_config",
-           "read_chat"]
+__all__ = ["HandleChatClient", "build_llm_deployment", "cpu_llm_config", "llm_deployment_name", "llm_model_id",
+           "load_llm_config", "read_chat", "serve_openai"]

@@ -124,6 +124,7 @@ class DialogConfig:
     # the llm roles' replies constrained while decoding (structured outputs: a question about an object the dialog
     # names, an answer in memory words, the reconstruction's objects from the gallery's classes); false: free text
     llm_structured: bool = True
+    llm_timeout: float = 60.0  # seconds one reply from an OpenAI-compatible server may take before the role falls back
     questioner_llm: Optional[str] = None  # this role's model instead of dialog.llm
     answerer_llm: Optional[str] = None
     summariser_llm: Optional[str] = None

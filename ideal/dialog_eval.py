@@ -59,11 +59,15 @@ class EvalSpec:
     weights: str = str(checkpoints.DEFAULT_WEIGHTS)
     iat_weights: dict = field(default_factory=dict)  # {"iat": dir, "iat_no_ldis": dir, "iat_no_ldiv": dir}
     config: dict = field(default_factory=dict)
+    # where dialog.llm is served for this run (the eval job's shared engine): {"url": base URL, "model": model id};
+    # how the model is reached, not what it says, so not part of `key`
+    llm_server: Optional[dict] = None
 
     def key(self) -> str:
         """What makes the evaluation's results: the spec with the config sections a dialog reads (training's and
         IAT's are jobs/train.py's; the weights are named by folder), so an output folder outlives unrelated knobs."""
         spec = dataclasses.asdict(self)
+        spec.pop("llm_server")
         spec["config"] = {k: v for k, v in spec["config"].items() if k not in _NOT_EVALUATED}
         return json.dumps(spec, sort_keys=True, default=str)
 
@@ -101,6 +105,10 @@ class EvalContext:
         caches (sentence embeddings, scene knowledge) carry over from shard to shard."""
         if method not in self._parts:
             cfg = method_config("ideal" if method in PLUG else method, self.cfg.dialog)
+            if self.spec.llm_server:  # the run's shared engine serves dialog.llm
+                server = self.spec.llm_server
+                cfg = dataclasses.replace(cfg, llm=server["url"], llm_model=server["model"],
+                                          llm_timeout=server.get("timeout", cfg.llm_timeout))
             gallery = self.gallery(weights_for(method, self.spec))
             r = build.roles(cfg, gallery, self.ds.memories, embed=self.embed)
             self._parts[method] = (cfg, gallery, r.questioner, r.summariser, r.answerer)
@@ -143,7 +151,7 @@ MAX_CONTEXTS = 4  # a worker alternating between a few settings (memory, query s
 
 def context(spec: EvalSpec) -> EvalContext:
     """One context per spec per process (a Ray worker reuses it across shards)."""
-    key = spec.key()
+    key = json.dumps([spec.key(), spec.llm_server], sort_keys=True)
     if key not in _CONTEXTS:
         if len(_CONTEXTS) >= MAX_CONTEXTS:
             _CONTEXTS.pop(next(iter(_CONTEXTS)))

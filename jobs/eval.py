@@ -12,6 +12,7 @@ compares the roles on that chat model with the grounded ones: static, ideal and 
     python jobs/eval.py --memory coarse --queries nr3d --out results/nr3d_coarse
     python jobs/eval.py --ablations --out results/ablations
     python jobs/eval.py --set dialog.llm=smollm2 --limit 200 --out results/smollm2   # SmolLM2 roles vs grounded
+    python jobs/eval.py --set dialog.llm=smollm2 --llm-serving per-task --limit 200 --out results/smollm2_tasks
     python jobs/eval.py --split dev --out results/dev          # the dev split, where defaults are chosen
     python jobs/eval.py --gallery G --out results/scanrefer    # an encoded gallery (jobs/encode_scenes.py --out G)
     python jobs/eval.py --gallery G --scanrefer ScanRefer_filtered_val.json --out results/scanrefer   # other queries
@@ -28,6 +29,11 @@ OUT/results.json (per setting, method and round: R@1, R@5, R@10, Rsum, Hits@10, 
 and median rank; paired bootstrap intervals of every comparison the tables draw), OUT/results.md (Tables 1-3
 with the paper's numbers, the rank metrics, the paired differences), OUT/recall_vs_round.png,
 OUT/transcripts.parquet and OUT/stats.json.
+
+A local model (`--set dialog.llm=smollm2` or a model directory, on vLLM) is served once for the whole job by
+default (`--llm-serving shared`): a `ray.serve.llm` OpenAI app on the cluster that every shard's roles call, so
+the engine batches the conversations of all shards in flight together (the LLM shards then take
+`--llm-shard-cpus` each, so several run at once). `--llm-serving per-task` gives each Ray task its own engine.
 """
 from __future__ import annotations
 
@@ -95,6 +101,12 @@ def parse(argv):
     ap.add_argument("--config", help="YAML config (data.*, dialog.* ...)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
     ap.add_argument("--shard-size", type=int, default=100, help="dialogs per Ray task")
+    ap.add_argument("--llm-serving", choices=["shared", "per-task"], default="shared",
+                    help="a local dialog.llm on vLLM: one engine served for the job (shared) or one per Ray task")
+    ap.add_argument("--llm-shard-cpus", type=float, default=0.25,
+                    help="CPUs a shard with llm roles reserves when the engine is shared (it mostly waits for it)")
+    ap.add_argument("--llm-threads", type=int, default=os.cpu_count() or 1,
+                    help="the shared engine's OpenMP threads (default: this machine's cores)")
     ap.add_argument("--address", default=None, help="Ray address (default: RAY_ADDRESS, else a local Ray)")
     ap.add_argument("--out", default="results/default")
     args = ap.parse_args(argv)
@@ -116,6 +128,8 @@ def parse(argv):
         ap.error("--limit must be >= 1")
     if args.shard_size < 1:
         ap.error("--shard-size must be >= 1")
+    if not 0 < args.llm_shard_cpus <= 64 or args.llm_threads < 1:
+        ap.error("--llm-shard-cpus must be in (0, 64] and --llm-threads >= 1")
     if args.seeds is not None and args.seeds < 1:
         ap.error("--seeds must be >= 1")
     bad = [q for q in (args.queries or "").split(",") if q.strip() and q.strip() not in QUERY_SETS]
@@ -159,6 +173,39 @@ def settings(args, cfg, methods: list[str], ablations: list[str]) -> list[tuple[
             out.append((q, memory, cfg.dialog.seed, TABLE_METHODS + extra))
             out += [(q, memory, cfg.dialog.seed + s, ["ideal"]) for s in seeds if s and main]
     return out
+
+
+def uses_llm(method: str, cfg) -> bool:
+    """Whether a method's dialogs call dialog.llm (any role on the model)."""
+    from ideal.dialog.methods import method_config
+
+    try:
+        c = method_config(method, cfg.dialog)
+    except ValueError:  # static methods and plug-and-play rows: grounded
+        return False
+    return "llm" in (c.questioner, c.answerer, c.summariser)
+
+
+def shared_llm(args, cfg, methods: list[str]):
+    """{"url", "model", "timeout"} of the job's shared engine, started here (`deployments.llm.serve_openai`) when
+    some shard to run has llm roles, dialog.llm is a local model on vLLM and --llm-serving is shared; else None."""
+    from ideal.dialog.models import resolve_llm
+
+    if args.llm_serving != "shared" or not cfg.dialog.llm or not any(uses_llm(m, cfg) for m in methods):
+        return None
+    path = resolve_llm(cfg.dialog.llm)
+    if not Path(path).is_dir() or cfg.dialog.llm_engine != "vllm":
+        if Path(path).is_dir():
+            print("note: the shared engine needs vLLM (pip install -e '.[llm]'): each task loads its own model",
+                  flush=True)
+        return None
+    from deployments.llm import serve_openai
+
+    print(f"serving {cfg.dialog.llm} ({cfg.dialog.llm_dtype}, {args.llm_threads} threads) for every shard",
+          flush=True)
+    url, model = serve_openai(path, dtype=cfg.dialog.llm_dtype, threads=args.llm_threads)
+    # a reply waits behind every conversation in flight (all shards' rounds): generous, so no role falls back
+    return {"url": url, "model": model, "timeout": 1800.0}
 
 
 def main(argv=None) -> None:
@@ -226,7 +273,12 @@ def main(argv=None) -> None:
         ray.init(address=args.address or os.environ.get("RAY_ADDRESS"), include_dashboard=False,
                  log_to_driver=False)
         task = ray.remote(num_cpus=1, max_retries=2)(run_shard)
-        pending = {task.remote(specs[key], m, a, b, r): (key, m, a, b) for key, m, a, b, r in todo}
+        server = shared_llm(args, cfg, [j[1] for j in todo])
+        if server:
+            specs = {k: dataclasses.replace(s, llm_server=server) for k, s in specs.items()}
+        cpus = {m: args.llm_shard_cpus if server and uses_llm(m, cfg) else 1 for m in {j[1] for j in todo}}
+        pending = {task.options(num_cpus=cpus[m]).remote(specs[key], m, a, b, r): (key, m, a, b)
+                   for key, m, a, b, r in todo}
         with tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc="shards", unit="shard") as bar:
             while pending:
                 done, _ = ray.wait(list(pending), num_returns=1)
@@ -253,7 +305,8 @@ def main(argv=None) -> None:
             "rounds": {k: specs[k].config["dialog"]["rounds"] for k in specs}, "weights": args.weights,
             "iat_weights": iat.get("iat"), "argv": sys.argv[1:] if argv is None else list(argv)}
     if llm:
-        meta.update(llm=llm, llm_model=llm_label(cfg.dialog.llm), llm_engine=cfg.dialog.llm_engine)
+        meta.update(llm=llm, llm_model=llm_label(cfg.dialog.llm), llm_engine=cfg.dialog.llm_engine,
+                    llm_dtype=cfg.dialog.llm_dtype, llm_serving=args.llm_serving)
     plug = [("object-level + IAT", "static", "ideal"), ("pooled", "static (pooled)", "ideal (pooled)"),
             ("bag-of-labels", "bag-of-labels", "ideal (bag-of-labels)")]
     shown = [m for m in shown if m not in ablations]

@@ -23,9 +23,10 @@ def _llm_client(cfg: DialogConfig, role: str):
     if not spec:
         raise ValueError(f"the llm {role} needs a model: dialog.llm (or dialog.{role}_llm) is a named model "
                          "(smollm2), an OpenAI-compatible base URL or a local model directory")
-    key = (resolve_llm(spec), cfg.llm_model, resolve_engine(cfg.llm_engine), cfg.llm_dtype)
+    key = (resolve_llm(spec), cfg.llm_model, resolve_engine(cfg.llm_engine), cfg.llm_dtype, cfg.llm_timeout)
     if key not in _CLIENTS:
-        _CLIENTS[key] = make_chat_client(key[0], model=cfg.llm_model, engine=key[2], dtype=cfg.llm_dtype)
+        remote = {"timeout": cfg.llm_timeout} if key[0].startswith(("http://", "https://")) else {}
+        _CLIENTS[key] = make_chat_client(key[0], model=cfg.llm_model, engine=key[2], dtype=cfg.llm_dtype, **remote)
     client = _CLIENTS[key]
     return client.limited(REPLY_TOKENS[role]) if hasattr(client, "limited") else client
 

@@ -64,10 +64,11 @@ def check_constraints(conversations: list, constraints: Optional[list]) -> list[
 
 class OpenAIChatClient:
     """POSTs each conversation to `{base_url}/chat/completions` (base_url like "http://host:8000/v1").
-    `max_tokens` covers the longest reply a role asks for (the summariser's reconstruction, ~80 words)."""
+    `max_tokens` covers the longest reply a role asks for (the summariser's reconstruction, ~80 words); `workers`
+    conversations of a call are in flight at once (a vLLM server batches them)."""
 
     def __init__(self, base_url: str, model: str, api_key: Optional[str] = None, timeout: float = 30.0,
-                 max_tokens: int = 128, temperature: float = 0.0, workers: int = 8):
+                 max_tokens: int = 128, temperature: float = 0.0, workers: int = 32):
         self.url = base_url.rstrip("/") + "/chat/completions"
         self.model, self.api_key, self.timeout = model, api_key, timeout
         self.max_tokens, self.temperature, self.workers = max_tokens, temperature, workers

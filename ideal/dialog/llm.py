@@ -159,6 +159,16 @@ def parse_summary(text, max_words: int = 80) -> Optional[str]:
     return _prose(text, None, max_words, min_words=3)
 
 
+def parse_sentences(text, max_words: int = 80) -> Optional[str]:
+    """A constrained reconstruction (one sentence per object): its sentences that read as language, the others
+    (a small model looping: "white, white, white") dropped, capped at `max_words` words; None when none is left."""
+    if not isinstance(text, str):
+        return None
+    done, _ = _sentences(" ".join(_clean_lines(text)))
+    kept = [x for x in done if _is_language(x)]
+    return parse_summary(" ".join(kept), max_words) if kept else None
+
+
 _NOT_OBJECTS = {"is", "are", "here", "there", "object", "objects", "mentioned", "sentence", "sentences", "keyword",
                 "keywords", "list", "none"}
 
@@ -225,6 +235,20 @@ def repeated_dialogs(states: list[DialogState]) -> int:
 _WORD = "[a-z'-]+"
 _STARTS = ("What", "Where", "Which", "How", "Is", "Are", "Does", "Do", "Can", "Could")
 _OPEN = ("Is there anything", "Are there any other objects", "Are there other objects", "What else")
+# The words a question may use besides the objects it may name: asking, pointing, placing and describing, no
+# object class. A question is these and its objects only, so it cannot name an object it may not.
+QUESTION_WORDS = tuple(sorted(set("""
+what where which how is are was were does do did can could would there any anything else other others another
+it its they them their this that these those the a an some and or of on in at to by with without near next
+beside behind under underneath below above over between against across from away around inside outside onto
+into front side sides left right corner middle center centre top bottom end part closest farthest nearest close
+far colour colours color colors material materials made size shape shapes kind type big small large tall short
+long wide high low round square rectangular look looks like located placed place put stand stands standing sit
+sits sitting hang hangs hanging lie lies lying many much more most one two three four several also same
+different not no have has you your see notice remember mentioned described describe about room rooms wall walls
+floor ceiling white black brown grey gray red blue green yellow orange pink purple beige dark light wooden wood
+metal glass plastic fabric leather stone
+""".split())))
 
 
 def _alt(options) -> str:
@@ -239,23 +263,27 @@ def _forms(labels) -> list[str]:
     return [f for lab in labels for f in (lab, plural(lab))]
 
 
-def _words_before(n: int) -> str:
-    return f"(?:{_WORD},? ){{0,{n}}}"
-
-
 def _words_after(n: int) -> str:
     return f"(?:,? {_WORD}){{0,{n}}}"
 
 
-def question_constraint(objects: list[str], open_question: bool = False, max_words: int = 12) -> Constraint:
-    """A question that names one of `objects` (singular or plural) in the model's own words: a question word,
-    up to `max_words` words, the object, up to `max_words` words, '?'. With `open_question`, also "Is there anything
-    ...?" / "What else ...?"; with no objects, only that."""
+def question_constraint(objects: list[str], open_question: bool = False, also: tuple[str, ...] = (),
+                        vocabulary: tuple[str, ...] = (), max_words: int = 12, not_starting: str = "") -> Constraint:
+    """A question in the model's words that names one of `objects` (singular or plural) and no other object:
+    a question word, then up to `max_words` words on each side of the object, each a `QUESTION_WORDS` word that is
+    no class of `vocabulary`, one of `objects` or one of `also` (objects it may name besides), then '?'. With
+    `open_question`, also "Is there anything ...?" / "What else ...?" in those words; with no objects, only that.
+    `not_starting`: a first word the question may not have (so it cannot be a question asked before)."""
+    names = set(_forms(objects)) | set(_forms(also))
+    words = _alt(set(QUESTION_WORDS) - set(_forms(vocabulary)) | names)
+    free = f"(?:,? {words}){{0,{max_words}}}"
+    starts = [w for w in _STARTS if w != not_starting] or list(_STARTS)
+    opens = [o for o in _OPEN if o.split()[0] != not_starting] or list(_OPEN)
     alts = []
     if objects:
-        alts.append(f"{_alt(_STARTS)} {_words_before(max_words)}{_alt(_forms(objects))}{_words_after(max_words)}\\?")
+        alts.append(f"{_alt(starts)}{free} {_alt(_forms(objects))}{free}\\?")
     if open_question or not objects:
-        alts.append(f"{_alt(_OPEN)}{_words_after(max_words)}\\?")
+        alts.append(f"{_alt(opens)}{free}\\?")
     return {"regex": "|".join(f"(?:{a})" for a in alts)}
 
 
@@ -269,9 +297,10 @@ def answer_constraint(memory: list[str], max_words: int = 30) -> Constraint:
 
 
 def objects_constraint(vocabulary: list[str], max_objects: int = 5) -> Constraint:
-    """CoT step 1: a JSON list of 1 to `max_objects` labels of the gallery's vocabulary."""
-    return {"json": {"type": "array", "items": {"type": "string", "enum": sorted(set(vocabulary))},
-                     "minItems": 1, "maxItems": max_objects}}
+    """CoT step 1: a JSON list of 1 to `max_objects` labels of the gallery's vocabulary, written compactly
+    (`["sofa", "lamp"]`: a regex rather than a JSON schema, which would let a small model pad with whitespace)."""
+    item = '"' + _alt(vocabulary) + '"'
+    return {"regex": f"\\[{item}(?:, {item}){{0,{max_objects - 1}}}\\]"}
 
 
 def _sentence(obj: Optional[str] = None, max_words: int = 12) -> str:
@@ -280,7 +309,7 @@ def _sentence(obj: Optional[str] = None, max_words: int = 12) -> str:
     return f"[A-Z][a-z'-]*{_words_after(max_words)} {_alt(_forms([obj]))}{_words_after(max_words)}\\."
 
 
-def reconstruction_constraint(objects: list[str], max_words: int = 12) -> Constraint:
+def reconstruction_constraint(objects: list[str], max_words: int = 8) -> Constraint:
     """CoT step 2: one sentence per listed object, in the list's order, each naming its object."""
     return {"regex": " ".join(_sentence(o, max_words) for o in objects)}
 
@@ -444,7 +473,8 @@ class LLMQuestioner:
     (`question_constraint`): a Q1 names an object the dialog has named; a Q2 a class of the candidates the dialog
     has not named, or is the open "Is there anything ...?"; the other words are the model's. A Q1 that names any
     other class of the gallery is not used. A question the dialog already asked (normalised) is asked for again
-    once, with that question listed as asked; a second repeat falls back. `stats` adds `repeats` (questions the
+    once, with that question listed as asked (and, structured, beginning with another question word, so it cannot
+    come back); a second repeat falls back. `stats` adds `repeats` (questions the
     model asked again) and `retries` (conversations sent again) to calls / parsed / fallbacks."""
 
     name = "llm"
@@ -479,21 +509,28 @@ class LLMQuestioner:
             self._classes[scene_id] = out
         return self._classes[scene_id]
 
-    def constraint(self, state: DialogState, kind: str, candidates: list[Candidate]) -> tuple[Constraint, set]:
-        """(the reply's constraint, the classes the question may name; empty: any)."""
+    def constraint(self, state: DialogState, kind: str, candidates: list[Candidate], not_starting: str = ""
+                   ) -> tuple[Constraint, set]:
+        """(the reply's constraint, the classes the question may name): a Q1 names what the dialog named; a Q2
+        a class of the candidates the dialog has not named (or asks the open question), and may name what the
+        dialog named besides."""
         named = self.named(state)
+        vocab = tuple(self.knowledge.labels)
         if kind == Q1:
-            return question_constraint(named), set(named)
+            return question_constraint(named, vocabulary=vocab, not_starting=not_starting), set(named)
         shown = {lab for c in candidates[:self.top_k] for lab in self.classes(c.scene_id)}
-        return question_constraint(sorted(shown - set(named)), open_question=True), set()
+        new = sorted(shown - set(named))
+        return (question_constraint(new, open_question=True, also=tuple(named), vocabulary=vocab,
+                                    not_starting=not_starting), set(new) | set(named))
 
     def _conversation(self, state, kind, cands, avoid=()) -> list[Message]:
         conv = question_messages(state, kind, cands, self.top_k, self.max_words, self.candidate_words, avoid)
         start = self.starts.get(kind)
         return conv + ([{"role": "assistant", "content": start}] if start else [])
 
-    def _valid(self, text: Optional[str], allowed: set) -> Optional[str]:
-        if text is None or not allowed:
+    def _valid(self, text: Optional[str], allowed: Optional[set]) -> Optional[str]:
+        """`text` when it names no gallery class outside `allowed` (None: any), else None."""
+        if text is None or allowed is None:
             return text
         return text if set(labels_in(text, self.knowledge.labels)) <= allowed else None
 
@@ -504,7 +541,7 @@ class LLMQuestioner:
         parse = lambda r: parse_question(r, self.max_words)  # noqa: E731
         convs = [self._conversation(st, kind, c) for st, kind, c in zip(states, kinds, candidates)]
         cons: list = [None] * len(states)
-        allowed: list = [set()] * len(states)
+        allowed: list = [None] * len(states)
         if self.structured:
             pairs = [self.constraint(st, kind, c) for st, kind, c in zip(states, kinds, candidates)]
             cons, allowed = [c for c, _ in pairs], [a for _, a in pairs]
@@ -515,9 +552,12 @@ class LLMQuestioner:
         if again:
             self.stats["repeats"] += len(again)
             self.stats["retries"] += len(again)
+            # asked again with the question listed as asked, and (structured) beginning with another word
             retry = _ask_model("questioner", self.client,
                                [self._conversation(states[i], kinds[i], candidates[i], (texts[i],)) for i in again],
-                               parse, self.stats, [cons[i] for i in again] if self.structured else None)
+                               parse, self.stats,
+                               [self.constraint(states[i], kinds[i], candidates[i], texts[i].split()[0])[0]
+                                for i in again] if self.structured else None)
             for i, t in zip(again, retry):
                 t = self._valid(t, allowed[i])
                 texts[i] = None if t is None or repeats_question(states[i].turns, t) else t
@@ -584,7 +624,8 @@ class LLMSummariser:
             idx = [i for i, o in enumerate(objects) if o is not None]
             second = _ask_model("summariser", self.client,
                                 [reconstruction_messages(first[i], objects[i], self.max_words, per_object=st_)
-                                 for i in idx], summary, self.stats,
+                                 for i in idx],
+                                (lambda r: parse_sentences(r, self.max_words)) if st_ else summary, self.stats,
                                 [reconstruction_constraint(objects[i]) for i in idx] if st_ else None)
             out = [None] * len(states)
             for i, s in zip(idx, second):
@@ -596,6 +637,6 @@ class LLMSummariser:
 __all__ = ["ChatClient", "LLMAnswerWriter", "LLMQuestioner", "LLMSummariser", "LocalChatClient", "OpenAIChatClient",
            "QUESTION_TYPES", "answer_constraint", "answer_messages", "description_constraint", "extraction_messages",
            "make_chat_client", "normalise_question", "objects_constraint", "one_step_messages", "parse_answer",
-           "parse_object_list", "parse_objects", "parse_question", "parse_summary", "question_constraint",
+           "parse_object_list", "parse_objects", "parse_question", "parse_sentences", "parse_summary", "question_constraint",
            "question_messages", "reconstruction_constraint", "reconstruction_messages", "repeated_dialogs",
            "repeats_question"]

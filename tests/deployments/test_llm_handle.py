@@ -39,6 +39,7 @@ class ChatCompletionRequest(BaseModel):  # the fields of vLLM's model we set; un
     stream: Optional[bool] = False
     continue_final_message: bool = False
     add_generation_prompt: bool = True
+    structured_outputs: Optional[dict] = None
 
 
 class ChatMessage(BaseModel):
@@ -204,6 +205,17 @@ def test_requests_have_the_openai_chat_schema_and_replies_come_back_in_order(fak
                                                           "max_tokens": 48, "temperature": 0.2, "stream": False}
 
 
+def test_a_constraint_becomes_the_request_s_structured_outputs(fake_serve_llm):
+    handle = FakeHandle(FakeLLMServer())
+    client = HandleChatClient(handle, model="qwen2.5-7b-instruct")
+    client.complete([conversation("abc"), conversation("de")], [{"choice": ["Yes.", "No."]}, None])
+    (_, (constrained,)), (_, (free,)) = handle.calls
+    assert constrained.structured_outputs == {"choice": ["Yes.", "No."]} and free.structured_outputs is None
+    assert "structured_outputs" not in free.model_dump(exclude_unset=True)
+    with pytest.raises(ValueError, match="constraint 0"):
+        client.complete([conversation("abc")], [{"grammar": "x"}])
+
+
 def test_a_begun_reply_is_continued_by_the_server(fake_serve_llm):
     # the questioner begins the assistant turn for a small model; vLLM must continue it, not open a new turn
     handle = FakeHandle(FakeLLMServer())
@@ -254,7 +266,7 @@ def test_an_error_response_raises_and_the_questioner_falls_back(fake_serve_llm):
     questioner = LLMQuestioner(client, fallback=Grounded(), starts={})
     state, cands = DialogState("the brown chair"), [Candidate("s0", 1.0, ("A kitchen with a brown chair.",))]
     assert questioner.ask([state], [Q1], [cands]) == [Question("Is there a window?", Q1)]
-    assert questioner.stats == {"calls": 1, "parsed": 0, "fallbacks": 1}
+    assert questioner.stats == {"calls": 1, "parsed": 0, "fallbacks": 1, "repeats": 0, "retries": 0}
 
 
 def test_the_questioner_asks_through_the_handle(fake_serve_llm):
@@ -266,7 +278,7 @@ def test_the_questioner_asks_through_the_handle(fake_serve_llm):
     sent = handle.calls[0][1][0].messages
     assert sent == question_messages(state, Q1, cands, top_k=2)
     assert question.text == f"Is the chair {len(sent[-1]['content'])} cm tall?"
-    assert questioner.stats == {"calls": 1, "parsed": 1, "fallbacks": 0}
+    assert questioner.stats == {"calls": 1, "parsed": 1, "fallbacks": 0, "repeats": 0, "retries": 0}
 
 
 OBJECTS = ("chair", "table", "lamp")
@@ -316,7 +328,8 @@ def test_every_llm_role_runs_on_the_handle_client(fake_serve_llm):
         == [f"The {o} is brown." for o in OBJECTS]
     summariser = LLMSummariser(client, fallback=NoFallback(), cot=True)
     assert summariser.summarise(states) == [f"There is a brown {o} near the wall." for o in OBJECTS]
-    assert [questioner.stats, writer.stats] == [{"calls": 3, "parsed": 3, "fallbacks": 0}] * 2
+    assert questioner.stats == {"calls": 3, "parsed": 3, "fallbacks": 0, "repeats": 0, "retries": 0}
+    assert writer.stats == {"calls": 3, "parsed": 3, "fallbacks": 0}
     assert summariser.stats == {"calls": 6, "parsed": 3, "fallbacks": 0}
     assert len(handle.calls) == 3 + 3 + 6  # one chat request per conversation
 
@@ -375,7 +388,11 @@ def test_a_named_model_or_directory_is_an_llm_config_for_vllm_on_cpu(tmp_path, m
     assert cfg["model_loading_config"] == {"model_id": tmp_path.name, "model_source": str(tmp_path)}
     assert cfg["placement_group_config"] == {"bundles": [{"CPU": 1}]}
     assert cfg["deployment_config"]["ray_actor_options"] == {"num_cpus": 0}  # 2 CPUs run the app and the engine
-    assert cfg["runtime_env"]["env_vars"]["OMP_NUM_THREADS"] == "1"
+    assert cfg["runtime_env"]["env_vars"]["OMP_NUM_THREADS"] == "1" and cfg["engine_kwargs"]["dtype"] == "float32"
+    fast = llm.cpu_llm_config(str(tmp_path), dtype="bfloat16", threads=2)
+    assert fast["engine_kwargs"]["dtype"] == "bfloat16" and fast["runtime_env"]["env_vars"]["OMP_NUM_THREADS"] == "2"
+    with pytest.raises(ValueError, match="llm dtype"):
+        llm.cpu_llm_config(str(tmp_path), dtype="float16")
     assert llm_model_id(str(tmp_path)) == tmp_path.name
     from ideal.dialog import models
 

@@ -49,8 +49,10 @@ def check_two_round_dialog(cfg, bench_root, text_encoder, n_dialogs: int = 2) ->
         assert len(set(asked)) == len(asked), asked
         assert st.summary
     if cfg.llm_structured:
-        for c, reply in zip(rec["summariser"].constraints, rec["summariser"].replies):
-            if "json" in c:  # step 1: the objects, from the gallery's classes
+        summ = rec["summariser"]
+        for conv, c, reply in zip(summ.conversations, summ.constraints, summ.replies):
+            assert re.fullmatch(c["regex"], reply), reply
+            if len(conv) == 2:  # step 1: a JSON list of objects, from the gallery's classes
                 assert set(json.loads(reply)) <= set(vocab), reply
         memory_words = {w for m in ds.memories.values() for s in m.fine for w in re.findall(r"[a-z'-]+", s.lower())}
         for c, reply in zip(rec["answerer"].constraints, rec["answerer"].replies):

@@ -9,7 +9,7 @@ import pytest
 from ideal.dialog.chat import check_constraints, choice_regex
 from ideal.dialog.knowledge import SceneKnowledge
 from ideal.dialog.llm import (LLMAnswerWriter, LLMQuestioner, LLMSummariser, answer_constraint, description_constraint,
-                              normalise_question, objects_constraint, parse_object_list, question_constraint,
+                              normalise_question, objects_constraint, parse_object_list, parse_sentences, question_constraint,
                               reconstruction_constraint, repeated_dialogs)
 from ideal.dialog.types import DONT_KNOW, Q1, Q2, DialogState, Question, Turn
 
@@ -32,15 +32,19 @@ def full(constraint, text) -> bool:
 
 # ----------------------------------------------------------------------------------------------- constraints
 
-def test_the_question_constraint_names_one_of_its_objects_in_free_words():
-    c = question_constraint(["chair", "coffee table"])
+def test_the_question_constraint_names_one_of_its_objects_and_no_other():
+    c = question_constraint(["chair", "coffee table"], vocabulary=tuple(VOCAB))
     assert full(c, "What colour is the chair?") and full(c, "Where are the coffee tables, and what is on them?")
+    assert full(c, "What colour are the chair and the coffee table?")
     assert not full(c, "What colour is the bed?")  # no listed object
+    assert not full(c, "What colour is the chair next to the lamp?")  # another object in the free words
+    assert not full(c, "What colour is the chair next to the piano?")  # not a question word either
     assert not full(c, "What colour is the chair? And the lamp?")  # one question, ending at its '?'
     assert not full(c, "the chair?")  # begins with a question word
     assert not full(c, "Is there anything else?")  # the open question only when asked for
-    opened = question_constraint(["lamp"], open_question=True)
+    opened = question_constraint(["lamp"], open_question=True, also=("bed",))
     assert full(opened, "Is there anything else in the room?") and full(opened, "Is there a lamp near the bed?")
+    assert not full(opened, "Is there a bed?")  # `also` may be named beside a listed object, not instead
     assert full(question_constraint([]), "What else is in the room?")  # nothing to name: the open question
 
 
@@ -54,7 +58,9 @@ def test_the_answer_constraint_is_the_memory_s_words_or_i_do_not_know():
 
 def test_reconstruction_constraints_list_gallery_classes_then_one_sentence_per_object():
     c = objects_constraint(VOCAB, max_objects=3)
-    assert c["json"]["items"]["enum"] == VOCAB and c["json"]["maxItems"] == 3
+    assert full(c, '["sofa", "coffee table"]') and json.loads('["sofa", "coffee table"]')  # a JSON list
+    assert not full(c, '["piano"]') and not full(c, '[]') and not full(c, '["bed", "bed", "bed", "bed"]')
+    assert not full(c, '[ "sofa" ]')  # written compactly: no room for padding
     assert parse_object_list('["sofa", "piano", "sofa", "bed"]', VOCAB) == ["sofa", "bed"]  # known, deduplicated
     assert parse_object_list('["piano"]', VOCAB) is None and parse_object_list('["sofa"', VOCAB) is None
     assert parse_object_list('{"sofa": 1}', VOCAB) is None
@@ -63,6 +69,9 @@ def test_reconstruction_constraints_list_gallery_classes_then_one_sentence_per_o
     assert not full(r, "The coffee table is in front. A blue sofa stands near it.")  # the list's order
     assert not full(r, "A blue sofa stands near the window.")  # every object has its sentence
     assert full(description_constraint(), "A room with a sofa. The sofa is blue.")
+    assert parse_sentences("A blue sofa is here. The lamp is white, white, white, white, white.") == \
+        "A blue sofa is here."  # a looping sentence is dropped, the rest kept
+    assert parse_sentences("White white white white white.") is None and parse_sentences(None) is None
 
 
 def test_constraints_are_checked_and_choices_escaped():
@@ -92,7 +101,8 @@ def test_a_structured_questioner_constrains_each_question_to_its_dialog():
     (c1, c2), = client.constraints
     assert full(c1, "Where is the fridge?") and full(c1, "What colour is the chair?")
     assert not full(c1, "What colour is the sofa?")  # Q1: only what the dialog named (chair, fridge)
-    assert full(c2, "Is there a lamp?") and full(c2, "Is there a window by the door?")  # Q2: the candidates' classes
+    assert not full(c1, "What colour is the chair by the sofa?")
+    assert full(c2, "Is there a lamp?") and full(c2, "Is there a window by the sofa?")  # Q2: the candidates' classes
     assert not full(c2, "Is there a coffee table?") and not full(c2, "Is there a fridge?")  # named / not shown
     assert full(c2, "Is there anything else?")
     assert all(conv[-1]["role"] == "user" for conv in client.conversations)  # the reply is not begun
@@ -127,7 +137,8 @@ def test_a_repeated_question_is_asked_for_again_once_then_falls_back():
     retry = client.batches[1]
     assert len(retry) == 2 and "do not ask again: What colour is the chair?" in last_user(retry[0])
     assert "do not ask again: What colour is the CHAIR?" in last_user(retry[1])  # the question as it came back
-    assert client.constraints[1] == [client.constraints[0][0], client.constraints[0][1]]  # the same constraints
+    for c in client.constraints[1]:  # the same dialog's constraint, but another first word than the repeat's
+        assert not full(c, "What colour is the chair?") and full(c, "Where is the chair?")
     assert q.stats == {"calls": 4, "parsed": 1, "fallbacks": 1, "repeats": 2, "retries": 2}
     assert normalise_question("What colour is the CHAIR") == normalise_question("what colour is the chair?")
 

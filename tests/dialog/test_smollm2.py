@@ -55,3 +55,32 @@ def test_a_two_round_dialog_with_smollm2_roles(smollm2_dir, bench_root, text_enc
     a question, the answers come from the target's memory, and the ranking is over the whole gallery."""
     check_two_round_dialog(DialogConfig(questioner="llm", answerer="llm", summariser="llm", llm="smollm2",
                                         llm_engine="transformers", memory="fine"), bench_root, text_encoder)
+
+
+CONSTRAINED = [
+    ([{"role": "user", "content": "Is the sofa blue? Answer yes or no."}], {"choice": ["Yes.", "No."]}),
+    ([{"role": "user", "content": "Name two objects in a bedroom as a JSON list."}],
+     {"json": {"type": "array", "items": {"type": "string", "enum": ["bed", "lamp", "wardrobe"]},
+               "minItems": 1, "maxItems": 3}}),
+    ([{"role": "user", "content": "Ask me about the chair."}],
+     {"regex": "(?:What|Where|Is) (?:[a-z']+ ){0,8}chair(?: [a-z']+){0,8}\\?"}),
+    ([{"role": "user", "content": "Say something."}], None),
+]
+
+
+def check_constrained_replies(client) -> None:
+    """Each constrained reply is in its choices / valid under its schema / a full match of its regex; a free
+    conversation in the same call is left free."""
+    replies = client.limited(48).complete([c for c, _ in CONSTRAINED], [k for _, k in CONSTRAINED])
+    assert replies[0] in ("Yes.", "No.")
+    items = json.loads(replies[1])
+    assert 1 <= len(items) <= 3 and set(items) <= {"bed", "lamp", "wardrobe"}
+    assert re.fullmatch(CONSTRAINED[2][1]["regex"], replies[2]), replies[2]
+    assert isinstance(replies[3], str) and replies[3]
+
+
+def test_constrained_replies_on_transformers_hold_their_constraint(smollm2_dir):
+    """xgrammar's logits processor on transformers' generate, SmolLM2's real tokenizer."""
+    from ideal.dialog.chat import LocalChatClient
+
+    check_constrained_replies(LocalChatClient(smollm2_dir, batch_size=2))

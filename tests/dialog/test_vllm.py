@@ -60,6 +60,13 @@ def test_a_prompt_longer_than_the_context_loses_its_beginning(client):
     assert isinstance(reply, str)
 
 
+def test_constrained_replies_on_vllm_hold_their_constraint(client):
+    """StructuredOutputsParams per request on vLLM's CPU engine (xgrammar)."""
+    from .test_smollm2 import check_constrained_replies
+
+    check_constrained_replies(client)
+
+
 def test_a_two_round_dialog_with_smollm2_on_vllm(client, bench_root, text_encoder):
     """Questioner, simulated user and CoT reconstruction all on SmolLM2 through vLLM: every round asks a question,
     the answers come from the target's memory, and the ranking is over the whole gallery."""
