@@ -36,9 +36,9 @@ class _Timed:
     def __init__(self, client, role: str, log: list):
         self.client, self.role, self.log = client, role, log
 
-    def complete(self, conversations):
+    def complete(self, conversations, constraints=None):
         t = time.perf_counter()
-        replies = self.client.complete(conversations)
+        replies = self.client.complete(conversations, constraints)
         self.log.append({"role": self.role, "seconds": time.perf_counter() - t, "replies": list(replies)})
         return replies
 

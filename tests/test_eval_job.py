@@ -319,3 +319,45 @@ def test_the_shard_fingerprint_ignores_training_knobs():
     key = lambda *sets: EvalSpec(gallery="G", config=load_config(None, list(sets)).to_dict()).key()  # noqa: E731
     assert key("iat.epochs=9", "train.max_failures=5", "iat.roles=llm") == key()
     assert key("dialog.alpha=0.9") != key() and key("index.candidates=7") != key()
+
+
+def test_where_the_llm_is_served_is_not_part_of_the_evaluation():
+    """A shared engine's URL changes from run to run: shards made with it and with per-task engines resume each
+    other; the context a worker caches is still per server."""
+    from ideal.dialog_eval import EvalSpec
+
+    cfg = load_config(None, ["dialog.llm=smollm2"]).to_dict()
+    spec = EvalSpec(gallery="G", config=cfg)
+    served = EvalSpec(gallery="G", config=cfg, llm_server={"url": "http://127.0.0.1:9/v1", "model": "m"})
+    assert served.key() == spec.key()
+    assert EvalSpec(gallery="G", config=load_config(None, ["dialog.llm_structured=false"]).to_dict()).key() \
+        != EvalSpec(gallery="G", config=load_config(None, []).to_dict()).key()
+
+
+def test_only_methods_with_llm_roles_get_the_shared_engine():
+    job = load_job()
+    cfg = load_config(None, ["dialog.llm=smollm2"])
+    assert [m for m in ("static", "ideal", "ideal-llm", "bag-of-labels", "w/o CoT") if job.uses_llm(m, cfg)] \
+        == ["ideal-llm"]
+    args, _ = job.parse(["--set", "dialog.llm=smollm2", "--llm-serving", "per-task"])
+    assert job.shared_llm(args, cfg, ["ideal-llm"]) is None  # each task its own engine
+    args, _ = job.parse(["--set", "dialog.llm=smollm2"])
+    assert args.llm_serving == "shared" and job.shared_llm(args, cfg, ["static", "ideal"]) is None  # no llm shard
+    with pytest.raises(SystemExit):
+        job.parse(["--llm-shard-cpus", "0"])
+
+
+@pytest.mark.skipif(importlib.util.find_spec("vllm") is None, reason="vLLM is not installed (pip install -e '.[llm]')")
+def test_llm_dialogs_through_the_shared_engine(bench, tmp_path):
+    """`--set dialog.llm=smollm2` on vLLM: the job serves the model once (ray.serve.llm) and the shards' roles
+    call it; results.json names the serving, the questions are the model's own and no dialog repeats one."""
+    out = tmp_path / "shared"
+    proc = run("--scannet-dir", str(bench / "scans"), "--scanrefer", str(bench / "ScanRefer_filtered_val.json"),
+               "--set", "dialog.llm=smollm2", "--methods", "ideal-llm", "--limit", "4", "--rounds", "1",
+               "--shard-size", "2", "--memory", "fine", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "for every shard" in proc.stdout
+    res = json.loads((out / "results.json").read_text())
+    assert res["llm_serving"] == "shared" and res["llm_model"] == "SmolLM2-135M-Instruct"
+    q = res["llm"][FINE]["ideal-llm"]["questioner"]
+    assert q["dialogs"] == 4 and q["repeated_dialogs"] == 0 and q["parsed"] >= 1

@@ -286,5 +286,6 @@ def make_chat_client(spec: str, model: str = "default", engine: str = "auto", dt
                      f"(e.g. http://localhost:8000/v1) nor an existing local model directory")
 
 
-__all__ = ["CONSTRAINT_KINDS", "DTYPES", "ENGINES", "ChatClient", "Constraint", "check_constraints", "choice_regex", "LocalChatClient", "Message", "OpenAIChatClient", "check_dtype",
-           "make_chat_client", "resolve_engine"]
+__all__ = ["CONSTRAINT_KINDS", "DTYPES", "ENGINES", "ChatClient", "Constraint", "LocalChatClient", "Message",
+           "OpenAIChatClient", "check_constraints", "check_dtype", "choice_regex", "make_chat_client",
+           "resolve_engine"]

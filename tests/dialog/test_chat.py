@@ -201,7 +201,8 @@ def test_openai_server_error_falls_back_for_the_batch(api):
     fb = RecordingQuestioner()
     questioner = LLMQuestioner(client, fb, starts={})
     assert [q.text for q in questioner.ask(states(2), [Q1, Q2], [cands(*ALL)] * 2)] == [FALLBACK_Q] * 2
-    assert fb.seen == [("d0", Q1), ("d1", Q2)] and questioner.stats == {"calls": 2, "parsed": 0, "fallbacks": 2, "repeats": 0, "retries": 0}
+    assert fb.seen == [("d0", Q1), ("d1", Q2)] and questioner.stats == {"calls": 2, "parsed": 0, "fallbacks": 2,
+                                                                        "repeats": 0, "retries": 0}
 
 
 def test_openai_malformed_or_unreachable_raise_runtime_error(api):

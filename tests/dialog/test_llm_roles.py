@@ -187,7 +187,8 @@ def test_llm_backends_from_config_in_the_dialog_loop(tiny_lm, text_encoder):
     for r in range(3):
         states = run_round(states, gallery, q, user, cfg, s, ask=r < 2)
     assert all(len(st.turns) == 2 for st in states)
-    assert q.stats == {"calls": 4, "parsed": 0, "fallbacks": 4, "repeats": 0, "retries": 0}  # every junk question replaced by a grounded one
+    assert q.stats == {"calls": 4, "parsed": 0, "fallbacks": 4,
+                       "repeats": 0, "retries": 0}  # every junk question replaced by a grounded one
     assert user.writer.stats["calls"] == 4 and s.stats["fallbacks"] == 4 and s.stats["parsed"] == 0
     assert all(t.aspect and t.kind in (Q1, Q2) for st in states for t in st.turns)  # grounded, of the routed type
     assert all(st.summary for st in states)  # the grounded CoT reconstruction
