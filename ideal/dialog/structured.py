@@ -15,9 +15,9 @@ from ..scenes.words import plural
 from .chat import Constraint
 from .types import DONT_KNOW
 
-# What the constrained replies are made of. A word is lowercase letters (and ' -); the first word of a question or
-# sentence is capitalised. Bounded repetitions keep every reply finite (and the grammars small).
-_WORD = "[a-z'-]+"
+# What the constrained replies are made of. A word is up to 16 lowercase letters (or two such joined by a hyphen);
+# the first word of a question or sentence is capitalised. Bounded repetitions keep every reply finite (and the grammars small).
+_WORD = "[a-z']{1,16}(?:-[a-z']{1,16})?"  # a word, or two joined by a hyphen ("high-end")
 _STARTS = ("What", "Where", "Which", "How", "Is", "Are", "Does", "Do", "Can", "Could")
 _OPEN = ("Is there anything", "Are there any other objects", "Are there other objects", "What else")
 # The words a question may use besides the objects it may name: asking, pointing, placing and describing, no
@@ -74,7 +74,7 @@ def question_constraint(objects: list[str], open_question: bool = False, also: t
 
 def answer_constraint(memory: list[str], max_words: int = 30) -> Constraint:
     """An answer of one sentence made of the memory's words only, or "I don't know."."""
-    words = sorted(set(re.findall(_WORD, " ".join(memory).lower())))
+    words = sorted(set(re.findall("[a-z']+(?:-[a-z']+)*", " ".join(memory).lower())))
     if not words:
         return {"choice": [DONT_KNOW]}
     first = _alt(w[:1].upper() + w[1:] for w in words)
@@ -90,8 +90,8 @@ def objects_constraint(vocabulary: list[str], max_objects: int = 5) -> Constrain
 
 def _sentence(obj: Optional[str] = None, max_words: int = 12) -> str:
     if obj is None:
-        return f"[A-Z][a-z'-]*{_words_after(max_words)}\\."
-    return f"[A-Z][a-z'-]*{_words_after(max_words)} {_alt(_forms([obj]))}{_words_after(max_words)}\\."
+        return f"[A-Z][a-z']{{0,15}}{_words_after(max_words)}\\."
+    return f"[A-Z][a-z']{{0,15}}{_words_after(max_words)} {_alt(_forms([obj]))}{_words_after(max_words)}\\."
 
 
 def reconstruction_constraint(objects: list[str], max_words: int = 8) -> Constraint:

@@ -51,9 +51,12 @@ def check_two_round_dialog(cfg, bench_root, text_encoder, n_dialogs: int = 2) ->
     if cfg.llm_structured:
         summ = rec["summariser"]
         for conv, c, reply in zip(summ.conversations, summ.constraints, summ.replies):
-            assert re.fullmatch(c["regex"], reply), reply
             if len(conv) == 2:  # step 1: a JSON list of objects, from the gallery's classes
-                assert set(json.loads(reply)) <= set(vocab), reply
+                assert re.fullmatch(c["regex"], reply) and set(json.loads(reply)) <= set(vocab), reply
+            else:  # step 2: each sentence names its object, in the list's order (the last may be cut by the cap)
+                objects = conv[2]["content"].split(", ")
+                for obj, sentence in zip(objects, re.findall(r"[^.]+\.", reply)):
+                    assert obj in sentence.lower(), (objects, reply)
         memory_words = {w for m in ds.memories.values() for s in m.fine for w in re.findall(r"[a-z'-]+", s.lower())}
         for c, reply in zip(rec["answerer"].constraints, rec["answerer"].replies):
             assert "regex" in c and re.fullmatch(c["regex"], reply), reply
