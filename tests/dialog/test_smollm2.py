@@ -63,7 +63,7 @@ CONSTRAINED = [
      {"json": {"type": "array", "items": {"type": "string", "enum": ["bed", "lamp", "wardrobe"]},
                "minItems": 1, "maxItems": 3}}),
     ([{"role": "user", "content": "Ask me about the chair."}],
-     {"regex": "(?:What|Where|Is) (?:[a-z']+ ){0,8}chair(?: [a-z']+){0,8}\\?"}),
+     {"regex": "(?:What|Where|Is) (?:[a-z']{1,12} ){0,8}chair(?: [a-z']{1,12}){0,8}\\?"}),  # bounded: ends
     ([{"role": "user", "content": "Say something."}], None),
 ]
 
