@@ -12,7 +12,7 @@ compares the roles on that chat model with the grounded ones: static, ideal and 
     python jobs/eval.py --memory coarse --queries nr3d --out results/nr3d_coarse
     python jobs/eval.py --ablations --out results/ablations
     python jobs/eval.py --set dialog.llm=smollm2 --limit 200 --out results/smollm2   # SmolLM2 roles vs grounded
-    python jobs/eval.py --set dialog.llm=smollm2 --llm-serving per-task --limit 200 --out results/smollm2_tasks
+    python jobs/eval.py --set dialog.llm=smollm2 --llm-serving shared --limit 200 --out results/smollm2_shared
     python jobs/eval.py --split dev --out results/dev          # the dev split, where defaults are chosen
     python jobs/eval.py --gallery G --out results/scanrefer    # an encoded gallery (jobs/encode_scenes.py --out G)
     python jobs/eval.py --gallery G --scanrefer ScanRefer_filtered_val.json --out results/scanrefer   # other queries
@@ -30,10 +30,11 @@ and median rank; paired bootstrap intervals of every comparison the tables draw)
 with the paper's numbers, the rank metrics, the paired differences), OUT/recall_vs_round.png,
 OUT/transcripts.parquet and OUT/stats.json.
 
-A local model (`--set dialog.llm=smollm2` or a model directory, on vLLM) is served once for the whole job by
-default (`--llm-serving shared`): a `ray.serve.llm` OpenAI app on the cluster that every shard's roles call, so
-the engine batches the conversations of all shards in flight together (the LLM shards then take
-`--llm-shard-cpus` each, so several run at once). `--llm-serving per-task` gives each Ray task its own engine.
+A local model (`--set dialog.llm=smollm2` or a model directory) runs in each Ray task that needs it
+(`--llm-serving per-task`, the default). With `--llm-serving shared` (vLLM) it is served once for the whole job
+instead: a `ray.serve.llm` OpenAI app on the cluster that every shard's roles call, so the engine batches the
+conversations of all shards in flight together (the LLM shards then take `--llm-shard-cpus` each, so several run
+at once); on the 2-core machine it was slower than per-task engines (docs/llm.md).
 """
 from __future__ import annotations
 
@@ -101,7 +102,7 @@ def parse(argv):
     ap.add_argument("--config", help="YAML config (data.*, dialog.* ...)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
     ap.add_argument("--shard-size", type=int, default=100, help="dialogs per Ray task")
-    ap.add_argument("--llm-serving", choices=["shared", "per-task"], default="shared",
+    ap.add_argument("--llm-serving", choices=["shared", "per-task"], default="per-task",
                     help="a local dialog.llm on vLLM: one engine served for the job (shared) or one per Ray task")
     ap.add_argument("--llm-shard-cpus", type=float, default=0.25,
                     help="CPUs a shard with llm roles reserves when the engine is shared (it mostly waits for it)")

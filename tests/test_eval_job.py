@@ -339,10 +339,10 @@ def test_only_methods_with_llm_roles_get_the_shared_engine():
     cfg = load_config(None, ["dialog.llm=smollm2"])
     assert [m for m in ("static", "ideal", "ideal-llm", "bag-of-labels", "w/o CoT") if job.uses_llm(m, cfg)] \
         == ["ideal-llm"]
-    args, _ = job.parse(["--set", "dialog.llm=smollm2", "--llm-serving", "per-task"])
-    assert job.shared_llm(args, cfg, ["ideal-llm"]) is None  # each task its own engine
     args, _ = job.parse(["--set", "dialog.llm=smollm2"])
-    assert args.llm_serving == "shared" and job.shared_llm(args, cfg, ["static", "ideal"]) is None  # no llm shard
+    assert args.llm_serving == "per-task" and job.shared_llm(args, cfg, ["ideal-llm"]) is None  # each task its own
+    args, _ = job.parse(["--set", "dialog.llm=smollm2", "--llm-serving", "shared"])
+    assert job.shared_llm(args, cfg, ["static", "ideal"]) is None  # no llm shard: nothing to serve
     with pytest.raises(SystemExit):
         job.parse(["--llm-shard-cpus", "0"])
 
@@ -353,7 +353,8 @@ def test_llm_dialogs_through_the_shared_engine(bench, tmp_path):
     call it; results.json names the serving, the questions are the model's own and no dialog repeats one."""
     out = tmp_path / "shared"
     proc = run("--scannet-dir", str(bench / "scans"), "--scanrefer", str(bench / "ScanRefer_filtered_val.json"),
-               "--set", "dialog.llm=smollm2", "--methods", "ideal-llm", "--limit", "4", "--rounds", "1",
+               "--set", "dialog.llm=smollm2", "--llm-serving", "shared", "--methods", "ideal-llm", "--limit", "4",
+               "--rounds", "1",
                "--shard-size", "2", "--memory", "fine", "--out", str(out))
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "for every shard" in proc.stdout
