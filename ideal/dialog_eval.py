@@ -227,7 +227,7 @@ def run_shard(spec: EvalSpec, method: str, start_at: int, stop_at: int, rounds: 
     if writers:  # this shard's share of each llm role's counts (the roles live on across shards)
         out["llm"] = {k: {n: w.stats[n] - before[k].get(n, 0) for n in w.stats} for k, w in writers.items()}
         if "questioner" in out["llm"]:
-            from .dialog.llm import repeated_dialogs
+            from .dialog.replies import repeated_dialogs
 
             out["llm"]["questioner"].update(dialogs=len(states), repeated_dialogs=repeated_dialogs(states))
     return out

@@ -7,7 +7,7 @@ import numpy as np
 from ideal import build
 from ideal.dialog.aspects import labels_in
 from ideal.dialog.knowledge import labels_of
-from ideal.dialog.llm import normalise_question
+from ideal.dialog.replies import normalise_question
 from ideal.dialog.round import run_round, start
 from ideal.dialog.types import DONT_KNOW, Q1
 from ideal.retrieval.gallery import Gallery
@@ -66,3 +66,26 @@ def check_two_round_dialog(cfg, bench_root, text_encoder, n_dialogs: int = 2) ->
     assert q["calls"] == 2 * n + q["retries"] and q["parsed"] + q["fallbacks"] == 2 * n and a["calls"] == 2 * n
     assert q["parsed"] >= 1  # the model itself wrote questions, not only the fallback
     assert s["calls"] >= 3 * n  # the two-step reconstruction: an object list, then the description
+
+
+CONSTRAINED = [
+    ([{"role": "user", "content": "Is the sofa blue? Answer yes or no."}], {"choice": ["Yes.", "No."]}),
+    ([{"role": "user", "content": "Name two objects in a bedroom as a JSON list."}],
+     {"json": {"type": "array", "items": {"type": "string", "enum": ["bed", "lamp", "wardrobe"]},
+               "minItems": 1, "maxItems": 3}}),
+    ([{"role": "user", "content": "Ask me about the chair."}],
+     {"regex": "(?:What|Where|Is) (?:[a-z']{1,12} ){0,8}chair(?: [a-z']{1,12}){0,8}\\?"}),  # bounded: ends
+    ([{"role": "user", "content": "Say something."}], None),
+]
+
+
+def check_constrained_replies(client) -> None:
+    """Each constrained reply is in its choices / valid under its schema / a full match of its regex; a free
+    conversation in the same call is left free."""
+    replies = client.limited(48).complete([c for c, _ in CONSTRAINED], [k for _, k in CONSTRAINED])
+    assert replies[0] in ("Yes.", "No.")
+    items = json.loads(replies[1])
+    assert 1 <= len(items) <= 3 and set(items) <= {"bed", "lamp", "wardrobe"}
+    assert re.fullmatch(CONSTRAINED[2][1]["regex"], replies[2]), replies[2]
+    assert isinstance(replies[3], str) and replies[3]
+

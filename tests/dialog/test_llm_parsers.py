@@ -2,7 +2,7 @@
 list), and the junk each refuses so that its role falls back."""
 import pytest
 
-from ideal.dialog.llm import parse_answer, parse_objects, parse_question, parse_summary
+from ideal.dialog.replies import parse_answer, parse_objects, parse_question, parse_summary
 from ideal.dialog.types import DONT_KNOW
 
 NATO = ("alpha bravo charlie delta echo foxtrot golf hotel india juliett kilo lima mike november oscar papa quebec "

@@ -8,8 +8,8 @@ import pytest
 
 from ideal.dialog.chat import check_constraints, choice_regex
 from ideal.dialog.knowledge import SceneKnowledge
-from ideal.dialog.llm import (LLMAnswerWriter, LLMQuestioner, LLMSummariser, normalise_question, parse_object_list,
-                              parse_sentences, repeated_dialogs)
+from ideal.dialog.llm import LLMAnswerWriter, LLMQuestioner, LLMSummariser
+from ideal.dialog.replies import normalise_question, parse_object_list, parse_sentences, repeated_dialogs
 from ideal.dialog.structured import (answer_constraint, description_constraint, objects_constraint,
                                      question_constraint, reconstruction_constraint)
 from ideal.dialog.types import DONT_KNOW, Q1, Q2, DialogState, Question, Turn

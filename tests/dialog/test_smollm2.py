@@ -9,7 +9,7 @@ import pytest
 from ideal.config import DialogConfig
 from ideal.dialog import models
 
-from .llm_dialog import check_two_round_dialog
+from .llm_dialog import check_constrained_replies, check_two_round_dialog
 
 
 @pytest.fixture(scope="session")
@@ -55,28 +55,6 @@ def test_a_two_round_dialog_with_smollm2_roles(smollm2_dir, bench_root, text_enc
     a question, the answers come from the target's memory, and the ranking is over the whole gallery."""
     check_two_round_dialog(DialogConfig(questioner="llm", answerer="llm", summariser="llm", llm="smollm2",
                                         llm_engine="transformers", memory="fine"), bench_root, text_encoder)
-
-
-CONSTRAINED = [
-    ([{"role": "user", "content": "Is the sofa blue? Answer yes or no."}], {"choice": ["Yes.", "No."]}),
-    ([{"role": "user", "content": "Name two objects in a bedroom as a JSON list."}],
-     {"json": {"type": "array", "items": {"type": "string", "enum": ["bed", "lamp", "wardrobe"]},
-               "minItems": 1, "maxItems": 3}}),
-    ([{"role": "user", "content": "Ask me about the chair."}],
-     {"regex": "(?:What|Where|Is) (?:[a-z']{1,12} ){0,8}chair(?: [a-z']{1,12}){0,8}\\?"}),  # bounded: ends
-    ([{"role": "user", "content": "Say something."}], None),
-]
-
-
-def check_constrained_replies(client) -> None:
-    """Each constrained reply is in its choices / valid under its schema / a full match of its regex; a free
-    conversation in the same call is left free."""
-    replies = client.limited(48).complete([c for c, _ in CONSTRAINED], [k for _, k in CONSTRAINED])
-    assert replies[0] in ("Yes.", "No.")
-    items = json.loads(replies[1])
-    assert 1 <= len(items) <= 3 and set(items) <= {"bed", "lamp", "wardrobe"}
-    assert re.fullmatch(CONSTRAINED[2][1]["regex"], replies[2]), replies[2]
-    assert isinstance(replies[3], str) and replies[3]
 
 
 def test_constrained_replies_on_transformers_hold_their_constraint(smollm2_dir):

@@ -8,7 +8,7 @@ import pytest
 from ideal.config import DialogConfig
 from ideal.dialog import build as dialog_build
 
-from .llm_dialog import check_two_round_dialog
+from .llm_dialog import check_constrained_replies, check_two_round_dialog
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("vllm") is None,
                                 reason="vLLM is not installed (pip install -e '.[llm]')")
@@ -62,8 +62,6 @@ def test_a_prompt_longer_than_the_context_loses_its_beginning(client):
 
 def test_constrained_replies_on_vllm_hold_their_constraint(client):
     """StructuredOutputsParams per request on vLLM's CPU engine (xgrammar)."""
-    from .test_smollm2 import check_constrained_replies
-
     check_constrained_replies(client)
 
 
