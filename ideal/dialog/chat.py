@@ -231,9 +231,14 @@ class LocalChatClient:
 _REGEX_SPECIAL = re.compile(r"([.^$*+?{}\[\]\\|()])")
 
 
+def escape_regex(text: str) -> str:
+    """`text` as a regular expression that matches it literally (the syntax xgrammar and vLLM read)."""
+    return _REGEX_SPECIAL.sub(r"\\\1", text)
+
+
 def choice_regex(choices: list[str]) -> str:
     """A regular expression matching exactly one of `choices` (for engines without a choice constraint)."""
-    return "|".join("(?:" + _REGEX_SPECIAL.sub(r"\\\1", c) + ")" for c in choices)
+    return "|".join("(?:" + escape_regex(c) + ")" for c in choices)
 
 
 def _with(client, **changes):
@@ -287,5 +292,5 @@ def make_chat_client(spec: str, model: str = "default", engine: str = "auto", dt
 
 
 __all__ = ["CONSTRAINT_KINDS", "DTYPES", "ENGINES", "ChatClient", "Constraint", "LocalChatClient", "Message",
-           "OpenAIChatClient", "check_constraints", "check_dtype", "choice_regex", "make_chat_client",
-           "resolve_engine"]
+           "OpenAIChatClient", "check_constraints", "check_dtype", "choice_regex", "escape_regex",
+           "make_chat_client", "resolve_engine"]

@@ -12,7 +12,7 @@ import re
 from typing import Optional
 
 from ..scenes.words import plural
-from .chat import Constraint
+from .chat import Constraint, escape_regex
 from .types import DONT_KNOW
 
 # What the constrained replies are made of. A word is up to 16 lowercase letters (or two such joined by a hyphen);
@@ -37,11 +37,7 @@ metal glass plastic fabric leather stone
 
 
 def _alt(options) -> str:
-    return "(?:" + "|".join(_escape(o) for o in sorted(set(options), key=len, reverse=True)) + ")"
-
-
-def _escape(s: str) -> str:
-    return re.sub(r"([.^$*+?{}\[\]\\|()])", r"\\\1", s)
+    return "(?:" + "|".join(escape_regex(o) for o in sorted(set(options), key=len, reverse=True)) + ")"
 
 
 def _forms(labels) -> list[str]:
@@ -78,7 +74,7 @@ def answer_constraint(memory: list[str], max_words: int = 30) -> Constraint:
     if not words:
         return {"choice": [DONT_KNOW]}
     first = _alt(w[:1].upper() + w[1:] for w in words)
-    return {"regex": f"(?:{_escape(DONT_KNOW)})|(?:{first}(?:,? {_alt(words)}){{0,{max_words}}}\\.)"}
+    return {"regex": f"(?:{escape_regex(DONT_KNOW)})|(?:{first}(?:,? {_alt(words)}){{0,{max_words}}}\\.)"}
 
 
 def objects_constraint(vocabulary: list[str], max_objects: int = 5) -> Constraint:
