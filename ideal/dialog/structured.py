@@ -16,7 +16,8 @@ from .chat import Constraint, escape_regex
 from .types import DONT_KNOW
 
 # What the constrained replies are made of. A word is up to 16 lowercase letters (or two such joined by a hyphen);
-# the first word of a question or sentence is capitalised. Bounded repetitions keep every reply finite (and the grammars small).
+# the first word of a question or sentence is capitalised. Bounded repetitions keep every reply finite (and the
+# grammars small).
 _WORD = "[a-z']{1,16}(?:-[a-z']{1,16})?"  # a word, or two joined by a hyphen ("high-end")
 _STARTS = ("What", "Where", "Which", "How", "Is", "Are", "Does", "Do", "Can", "Could")
 _OPEN = ("Is there anything", "Are there any other objects", "Are there other objects", "What else")
